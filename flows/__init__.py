@@ -1,0 +1,1 @@
+"""The flow language (YAML IVR flows)."""

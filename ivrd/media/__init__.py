@@ -1,0 +1,1 @@
+"""Sans-IO media: RTP sessions and the port pool."""

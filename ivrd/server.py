@@ -1,0 +1,113 @@
+"""Process life: listeners up, READY=1, calls dispatched, and a clean stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from .call import BYE_GRACE, Call
+from .config import Config
+from .logs import event
+from .media.ports import PortPool
+from .sdnotify import notify
+from .sip.transaction import Timers
+from .sip.ua import (
+    CallConfirmed,
+    CallEnded,
+    CallLeg,
+    DtmfInfo,
+    Event,
+    IncomingCall,
+    MediaChanged,
+    MessageRejected,
+    UaSettings,
+    UserAgent,
+)
+from .transport import SipTransport
+
+log = logging.getLogger("ivrd")
+
+
+class Daemon:
+    """Owns the SIP transport, the RTP port pool and the running calls."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ports = PortPool(config.media.rtp_port_min, config.media.rtp_port_max)
+        self.calls: dict[int, Call] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self.bound_ports: list[int] = []
+        sip = config.sip
+        self.sip = SipTransport(
+            UserAgent(UaSettings(
+                user_agent=sip.user_agent, codecs=config.media.codecs, ptime=config.media.ptime,
+                max_calls=config.calls.max_concurrent, max_message_bytes=sip.max_message_bytes,
+                timers=Timers(sip.t1, sip.t2, sip.t4))),
+            self._on_events, max_connections=sip.max_tcp_connections, max_message_bytes=sip.max_message_bytes,
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        for listen in self.config.sip.listen:
+            self.bound_ports.append(await self.sip.listen(listen.transport, listen.address, listen.port))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: event(log, "reload.not_supported", logging.WARNING))
+        notify("READY=1")
+        event(log, "ready", listeners=len(self.bound_ports))
+
+    async def serve(self) -> None:
+        await self.start()
+        await self._stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        notify("STOPPING=1")
+        event(log, "stopping", calls=len(self.calls))
+        calls = list(self.calls.values())
+        if calls:
+            await asyncio.wait([asyncio.ensure_future(call.hangup()) for call in calls], timeout=BYE_GRACE)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        self.sip.close()
+        event(log, "stopped")
+
+    def _on_events(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, IncomingCall):
+                self._start_call(ev.leg)
+            elif isinstance(ev, CallEnded):
+                call = self.calls.get(id(ev.leg))
+                if call is not None:
+                    call.on_ended(ev.reason)
+            elif isinstance(ev, CallConfirmed):
+                event(log, "call.confirmed", call_id=ev.leg.call_id)
+            elif isinstance(ev, DtmfInfo):
+                event(log, "call.dtmf", call_id=ev.leg.call_id, digit=ev.digit, source="info",
+                      duration_ms=ev.duration_ms)  # fmt: skip
+            elif isinstance(ev, MediaChanged):
+                event(log, "call.media", call_id=ev.leg.call_id, direction=ev.audio.direction,
+                      remote=f"{ev.audio.remote_address}:{ev.audio.remote_port}", codec=ev.audio.codec)  # fmt: skip
+            elif isinstance(ev, MessageRejected):
+                event(log, "sip.rejected", logging.INFO if ev.status else logging.WARNING, status=ev.status,
+                      reason=ev.reason, remote=f"{ev.flow.remote[0]}:{ev.flow.remote[1]}",
+                      transport=ev.flow.transport)  # fmt: skip
+
+    def _start_call(self, leg: CallLeg) -> None:
+        call = Call(leg, self)
+        self.calls[id(leg)] = call
+        event(log, "call.incoming", call_id=leg.call_id, caller=leg.caller, callee=leg.callee,
+              transport=leg.flow.transport, codec=leg.audio.codec if leg.audio else None)  # fmt: skip
+        task = asyncio.get_running_loop().create_task(call.run())
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._call_done(t, leg))
+
+    def _call_done(self, task: asyncio.Task[None], leg: CallLeg) -> None:
+        self._tasks.discard(task)
+        self.calls.pop(id(leg), None)
+        if not task.cancelled() and task.exception() is not None:
+            event(log, "call.error", logging.ERROR, call_id=leg.call_id, error=repr(task.exception()))

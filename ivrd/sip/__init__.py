@@ -1,0 +1,1 @@
+"""Sans-IO SIP: messages, transactions, dialogs, SDP and the user-agent core."""

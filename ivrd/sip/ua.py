@@ -1,0 +1,705 @@
+"""The user-agent core, sans-IO: bytes and ``now`` in; datagrams to send, call events and one deadline out.
+
+It validates requests and answers what it can itself (OPTIONS, errors, CANCEL, BYE, INFO,
+re-INVITE), runs the transactions and dialogs, and reports call events to the application,
+which answers through :meth:`UserAgent.ring`, :meth:`UserAgent.answer`, :meth:`UserAgent.reject`
+and :meth:`UserAgent.hangup`. The driver calls :meth:`UserAgent.receive` and
+:meth:`UserAgent.on_timer`, then drains :meth:`UserAgent.take_sends` and
+:meth:`UserAgent.take_events`, and re-arms one timer at :meth:`UserAgent.next_deadline`.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .build import make_response
+from .dialog import AnswerRetransmitter, Dialog, DialogId, dialog_id_of_request
+from .errors import ParseError, SdpError
+from .message import Headers, Message, Request, Response, has_control_chars, parse_message
+from .sdp import AudioSession, SessionDescription, accept_answer, answer_offer, make_offer, parse_sdp
+from .transaction import (
+    ClientNonInviteTransaction,
+    Deliver,
+    Output,
+    ServerInviteTransaction,
+    ServerKey,
+    ServerNonInviteTransaction,
+    ServerTransaction,
+    TimedOut,
+    Timers,
+    Transaction,
+    Transmit,
+    client_key,
+    server_key,
+)
+from .uri import bare_host, format_host, split_outside_quotes
+
+ALLOWED = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO")
+# Methods of other SIP extensions: known, so 405 (with Allow) rather than 501.
+KNOWN_UNSUPPORTED = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "UPDATE", "PRACK", "PUBLISH"})
+SUPPORTED_SCHEMES = frozenset({"sip", "sips", "tel"})
+DTMF_TYPES = ("application/dtmf-relay", "application/dtmf")
+_DTMF_SIGNALS = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """Where a message came from: transport, our local address, the peer's, and the TCP connection."""
+
+    transport: str  # "udp" or "tcp"
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    connection: int | None = None
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport != "udp"
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``data`` to ``host``:``port``; on a stream flow whose connection is open, over that connection."""
+
+    data: bytes
+    host: str
+    port: int
+    flow: Flow
+
+
+class LegState(enum.Enum):
+    INCOMING = "incoming"  # INVITE received, no final response yet
+    ANSWERED = "answered"  # 2xx sent, waiting for the ACK
+    CONFIRMED = "confirmed"
+    ENDING = "ending"  # our BYE is out
+    ENDED = "ended"
+
+
+@dataclass(slots=True, eq=False)
+class CallLeg:
+    """One incoming call's signalling state."""
+
+    invite: Request
+    flow: Flow
+    transaction: ServerInviteTransaction
+    local_tag: str
+    offer: SessionDescription | None
+    audio: AudioSession | None  # what offer/answer agreed (a preview until answered)
+    state: LegState = LegState.INCOMING
+    dialog: Dialog | None = None
+    local_sdp: SessionDescription | None = None
+    awaiting_answer: SessionDescription | None = None  # our offer in a 2xx, answered in the ACK
+    retransmitter: AnswerRetransmitter | None = None
+    hangup_after_ack: bool = False
+    sdp_version: int = 0
+    end_reason: str = "hangup"  # reported when our BYE completes
+    answer_route: tuple[str, int, Flow] | None = None  # where a 2xx being retransmitted goes
+
+    @property
+    def call_id(self) -> str:
+        return self.invite.call_id
+
+    @property
+    def caller(self) -> str:
+        return str(self.invite.from_.uri)
+
+    @property
+    def callee(self) -> str:
+        return self.invite.uri
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCall:
+    leg: CallLeg
+
+
+@dataclass(frozen=True, slots=True)
+class CallConfirmed:
+    leg: CallLeg
+
+
+@dataclass(frozen=True, slots=True)
+class MediaChanged:
+    """A re-INVITE changed the media (hold, resume, new address)."""
+
+    leg: CallLeg
+    audio: AudioSession
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfInfo:
+    leg: CallLeg
+    digit: str
+    duration_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    leg: CallLeg
+    reason: str  # "bye", "cancel", "hangup", "rejected", "ack-timeout", "bye-timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRejected:
+    """A message that could not be processed; for logs and counters."""
+
+    flow: Flow
+    status: int | None  # the status answered, or None when dropped
+    reason: str
+
+
+Event = IncomingCall | CallConfirmed | MediaChanged | DtmfInfo | CallEnded | MessageRejected
+
+
+@dataclass(frozen=True, slots=True)
+class UaSettings:
+    user_agent: str = "ivrd"
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    ptime: int = 20
+    max_calls: int = 1000
+    max_message_bytes: int = 65535
+    timers: Timers = field(default_factory=Timers)
+
+
+@dataclass(slots=True)
+class _BranchRequest:
+    transaction: ClientNonInviteTransaction
+    leg: CallLeg
+    flow: Flow
+    host: str
+    port: int
+
+
+def _new_token() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(slots=True)
+class _Timed:
+    """A heap entry: the deadline it was pushed with is compared on pop to skip stale entries."""
+
+    deadline: float
+    seq: int
+    target: Transaction | CallLeg = field(compare=False)
+
+    def __lt__(self, other: _Timed) -> bool:
+        return (self.deadline, self.seq) < (other.deadline, other.seq)
+
+
+class UserAgent:
+    """See the module docstring."""
+
+    def __init__(self, settings: UaSettings = UaSettings(), *, new_token: Callable[[], str] = _new_token) -> None:
+        self.settings = settings
+        self._token = new_token
+        self._server: dict[ServerKey, ServerTransaction] = {}
+        self._client: dict[tuple[str, str], _BranchRequest] = {}
+        self._legs: dict[DialogId, CallLeg] = {}
+        self._heap: list[_Timed] = []
+        self._pushed: dict[int, float] = {}
+        self._seq = itertools.count()
+        self._sends: list[Send] = []
+        self._events: list[Event] = []
+        self._routes: dict[int, tuple[str, int, Flow]] = {}  # server transaction -> where its responses go
+        self._incoming: dict[int, CallLeg] = {}  # INVITE server transaction -> its call
+        self.active_calls = 0
+
+    # ---- driver interface -------------------------------------------------------------------------
+
+    def take_sends(self) -> list[Send]:
+        sends, self._sends = self._sends, []
+        return sends
+
+    def take_events(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def next_deadline(self) -> float | None:
+        while self._heap:
+            top = self._heap[0]
+            if self._pushed.get(id(top.target)) == top.deadline:
+                return top.deadline
+            heapq.heappop(self._heap)
+        return None
+
+    def on_timer(self, now: float) -> None:
+        while self._heap and self._heap[0].deadline <= now:
+            entry = heapq.heappop(self._heap)
+            target = entry.target
+            if self._pushed.get(id(target)) != entry.deadline:
+                continue
+            del self._pushed[id(target)]
+            if isinstance(target, CallLeg):
+                self._leg_timer(target, now)
+            else:
+                self._transaction_timer(target, now)
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+        """Process one datagram (or one framed stream message) from ``flow``."""
+        try:
+            message = parse_message(data, stream=flow.reliable, max_bytes=self.settings.max_message_bytes)
+            message.validate()
+        except ParseError as exc:
+            self._reject_unparsable(data, flow, exc)
+            return
+        if isinstance(message, Response):
+            self._receive_response(message, now)
+            return
+        self._stamp_via(message, flow)
+        try:
+            self._receive_request(message, flow, now)
+        except ParseError as exc:  # a header only some methods look at (Contact, Require, a body)
+            self._respond_stateless(message, flow, exc.status, exc.reason)
+
+    # ---- application interface --------------------------------------------------------------------
+
+    def ring(self, leg: CallLeg, now: float) -> None:
+        """Send 180 Ringing (with our To tag: an early dialog)."""
+        if leg.state is LegState.INCOMING:
+            self._send_on(leg.transaction, make_response(leg.invite, 180, to_tag=leg.local_tag), leg.flow, now)
+
+    def answer(self, leg: CallLeg, *, media_address: str, media_port: int, now: float) -> None:
+        """Send 200 OK with our SDP (an answer to the INVITE's offer, or our offer when it had none)."""
+        if leg.state is not LegState.INCOMING:
+            return
+        sdp = self._local_sdp(leg, leg.offer, media_address, media_port)
+        leg.dialog = Dialog.as_uas(leg.invite, leg.local_tag)
+        self._legs[leg.dialog.id] = leg
+        leg.state = LegState.ANSWERED
+        self._send_2xx(leg, leg.transaction, leg.invite, sdp, now)
+
+    def reject(self, leg: CallLeg, status: int, now: float, *, reason: str = "rejected") -> None:
+        """Answer a call that was not answered yet with a final failure response."""
+        if leg.state is not LegState.INCOMING:
+            return
+        self._send_on(leg.transaction, make_response(leg.invite, status, to_tag=leg.local_tag), leg.flow, now)
+        self._end(leg, reason)
+
+    def hangup(self, leg: CallLeg, now: float) -> None:
+        """End the call from our side: BYE when answered (after the ACK, §15), 480 before."""
+        if leg.state is LegState.INCOMING:
+            self.reject(leg, 480, now, reason="hangup")
+        elif leg.state is LegState.ANSWERED:
+            leg.hangup_after_ack = True
+        elif leg.state is LegState.CONFIRMED:
+            self._send_bye(leg, now)
+
+    # ---- requests ---------------------------------------------------------------------------------
+
+    def _receive_request(self, request: Request, flow: Flow, now: float) -> None:
+        method = request.method
+        if method == "ACK":
+            self._receive_ack(request, now)
+            return
+        existing = self._server.get(server_key(request))
+        if existing is not None:
+            self._run(existing, existing.on_request(request, now), flow, now)
+            return
+        if method == "CANCEL":
+            self._receive_cancel(request, flow, now)
+            return
+        status, reason, extra = self._check_request(request)
+        if status:
+            self._respond(request, flow, status, now, reason=reason, extra=extra)
+            return
+        if request.to.tag is not None:
+            self._receive_in_dialog(request, flow, now)
+        elif method == "INVITE":
+            self._receive_invite(request, flow, now)
+        elif method == "OPTIONS":
+            self._respond(request, flow, 200, now, extra=self._capabilities())
+        else:
+            self._respond(request, flow, 481, now)
+
+    def _check_request(self, request: Request) -> tuple[int, str | None, tuple[tuple[str, str], ...]]:
+        """RFC 3261 §8.2 inspections, in order; status 0 when the request may proceed."""
+        method = request.method
+        if method not in ALLOWED:
+            if method in KNOWN_UNSUPPORTED:
+                return 405, None, (("allow", ", ".join(ALLOWED)),)
+            return 501, None, (("allow", ", ".join(ALLOWED)),)
+        if request.max_forwards == 0:
+            return 483, None, ()
+        if request.request_uri.scheme not in SUPPORTED_SCHEMES:
+            return 416, None, ()
+        required = [tag for tag in request.headers.values("require") if tag]
+        if required:
+            return 420, None, (("unsupported", ", ".join(required)),)
+        if request.body:
+            ctype = request.content_type
+            accepted = DTMF_TYPES if method == "INFO" else ("application/sdp",)
+            if ctype not in accepted:
+                return 415, None, (("accept", ", ".join(accepted)),)
+        if method == "INVITE" and "accept" in request.headers:
+            accept = [v.split(";", 1)[0].strip().lower() for v in request.headers.values("accept")]
+            if not {"application/sdp", "application/*", "*/*"} & set(accept) and any(accept):
+                return 406, None, (("accept", "application/sdp"),)
+        return 0, None, ()
+
+    def _receive_invite(self, request: Request, flow: Flow, now: float) -> None:
+        if self.active_calls >= self.settings.max_calls:
+            self._respond(request, flow, 503, now, reason="Too Many Calls", extra=(("retry-after", "5"),))
+            return
+        offer = parse_sdp(request.body) if request.body else None
+        audio = None
+        if offer is not None:
+            try:
+                _, audio = answer_offer(offer, codecs=self.settings.codecs, address="0.0.0.0", port=9,
+                                        session_id=0, version=0)  # fmt: skip
+            except SdpError as exc:
+                self._respond(request, flow, exc.status, now, reason=exc.reason)
+                return
+        tx = ServerInviteTransaction(request, reliable=flow.reliable, timers=self.settings.timers)
+        self._server[server_key(request)] = tx
+        leg = CallLeg(request, flow, tx, self._token(), offer, audio)
+        self._incoming[id(tx)] = leg
+        self._send_on(tx, make_response(request, 100), flow, now)
+        self.active_calls += 1
+        self._events.append(IncomingCall(leg))
+
+    def _receive_cancel(self, request: Request, flow: Flow, now: float) -> None:
+        invite_tx = self._server.get(server_key(request, "INVITE"))
+        if not isinstance(invite_tx, ServerInviteTransaction):
+            self._respond(request, flow, 481, now)
+            return
+        self._respond(request, flow, 200, now)
+        leg = self._leg_of(invite_tx)
+        if leg is not None and leg.state is LegState.INCOMING:
+            self._send_on(invite_tx, make_response(leg.invite, 487, to_tag=leg.local_tag), leg.flow, now)
+            self._end(leg, "cancel")
+
+    def _leg_of(self, tx: ServerInviteTransaction) -> CallLeg | None:
+        return self._incoming.get(id(tx))
+
+    def _receive_ack(self, request: Request, now: float) -> None:
+        tx = self._server.get(server_key(request))
+        if isinstance(tx, ServerInviteTransaction) and tx.last_response is not None \
+                and tx.last_response.status >= 300:  # fmt: skip
+            self._run(tx, tx.on_request(request, now), None, now)
+            return
+        leg = self._legs.get(dialog_id_of_request(request))
+        if leg is None or leg.retransmitter is None:
+            return  # a stray or retransmitted ACK: nothing to answer (§17.2.3)
+        leg.retransmitter = None
+        self._untrack(leg)
+        if leg.awaiting_answer is not None:
+            offer, leg.awaiting_answer = leg.awaiting_answer, None
+            try:
+                leg.audio = accept_answer(offer, parse_sdp(request.body))
+            except SdpError as exc:
+                self._events.append(MessageRejected(leg.flow, None, f"bad answer in ACK: {exc.reason}"))
+                self._send_bye(leg, now)
+                return
+            if leg.state is LegState.CONFIRMED:
+                self._events.append(MediaChanged(leg, leg.audio))
+        if leg.state is LegState.ANSWERED:
+            leg.state = LegState.CONFIRMED
+            self._events.append(CallConfirmed(leg))
+            if leg.hangup_after_ack:
+                self._send_bye(leg, now)
+
+    def _receive_in_dialog(self, request: Request, flow: Flow, now: float) -> None:
+        leg = self._legs.get(dialog_id_of_request(request))
+        if leg is None or leg.dialog is None or leg.state is LegState.ENDED:
+            self._respond(request, flow, 481, now)
+            return
+        if not leg.dialog.accept_remote_cseq(request):
+            self._respond(request, flow, 500, now, reason="CSeq Out Of Order")
+            return
+        method = request.method
+        if method == "BYE":
+            self._respond(request, flow, 200, now)
+            if leg.state is not LegState.ENDING:
+                self._end(leg, "bye")
+        elif method == "INFO":
+            self._receive_info(leg, request, flow, now)
+        elif method == "OPTIONS":
+            self._respond(request, flow, 200, now, extra=self._capabilities())
+        elif method == "INVITE":
+            self._receive_reinvite(leg, request, flow, now)
+
+    def _receive_info(self, leg: CallLeg, request: Request, flow: Flow, now: float) -> None:
+        digit, duration = _parse_dtmf(request)
+        self._respond(request, flow, 200, now)
+        if digit is not None:
+            self._events.append(DtmfInfo(leg, digit, duration))
+
+    def _receive_reinvite(self, leg: CallLeg, request: Request, flow: Flow, now: float) -> None:
+        if leg.retransmitter is not None or leg.state is not LegState.CONFIRMED:
+            self._respond(request, flow, 500, now, extra=(("retry-after", "1"),))  # §14.2
+            return
+        assert leg.dialog is not None and leg.local_sdp is not None
+        offer = parse_sdp(request.body) if request.body else None
+        media = leg.local_sdp.media[0]
+        try:
+            sdp = self._local_sdp(leg, offer, leg.local_sdp.origin[3], media.port)
+        except SdpError as exc:
+            self._respond(request, flow, exc.status, now, reason=exc.reason)
+            return
+        leg.dialog.target_refresh(request)
+        tx = ServerInviteTransaction(request, reliable=flow.reliable, timers=self.settings.timers)
+        self._server[server_key(request)] = tx
+        self._send_2xx(leg, tx, request, sdp, now)
+        if offer is not None and leg.audio is not None:
+            self._events.append(MediaChanged(leg, leg.audio))
+
+    def _local_sdp(self, leg: CallLeg, offer: SessionDescription | None, address: str, port: int) -> SessionDescription:
+        """Our SDP for a 2xx: the answer to ``offer``, or an offer when the INVITE carried none."""
+        leg.sdp_version += 1
+        session_id = leg.local_sdp.origin[1] if leg.local_sdp else int.from_bytes(secrets.token_bytes(4), "big")
+        if offer is None:
+            sdp = make_offer(codecs=self.settings.codecs, address=address, port=port, session_id=session_id,
+                             version=leg.sdp_version, ptime=self.settings.ptime)  # fmt: skip
+            leg.awaiting_answer = sdp
+        else:
+            sdp, leg.audio = answer_offer(offer, codecs=self.settings.codecs, address=address, port=port,
+                                          session_id=session_id, version=leg.sdp_version,
+                                          ptime=self.settings.ptime)  # fmt: skip
+        leg.local_sdp = sdp
+        return sdp
+
+    def _send_2xx(self, leg: CallLeg, tx: ServerInviteTransaction, request: Request,
+                  sdp: SessionDescription, now: float) -> None:  # fmt: skip
+        extra = (("contact", self._contact(leg.flow)), ("content-type", "application/sdp"), *self._capabilities())
+        response = make_response(request, 200, to_tag=leg.local_tag, extra=extra, body=sdp.to_bytes())
+        self._send_on(tx, response, leg.flow, now)
+        leg.answer_route = self._routes[id(tx)]
+        leg.retransmitter = AnswerRetransmitter(response, now, reliable=leg.flow.reliable, timers=self.settings.timers)
+        self._track(leg)
+
+    # ---- our requests (BYE) -------------------------------------------------------------------------
+
+    def _send_bye(self, leg: CallLeg, now: float) -> None:
+        assert leg.dialog is not None
+        leg.state = LegState.ENDING
+        hop = leg.dialog.next_hop()
+        transport = hop.transport if hop.params.get("transport") else leg.flow.transport
+        flow = leg.flow if transport == leg.flow.transport else Flow(transport, leg.flow.local, leg.flow.remote)
+        branch = "z9hG4bK" + self._token()
+        via = f"SIP/2.0/{flow.transport.upper()} {self._sent_by(flow)};branch={branch};rport"
+        bye = leg.dialog.new_request("BYE", via, extra=(("user-agent", self.settings.user_agent),))
+        tx = ClientNonInviteTransaction(bye, reliable=flow.reliable, timers=self.settings.timers)
+        host = hop.params.get("maddr") or bare_host(hop.host)
+        port = hop.port or 5060
+        self._client[(branch, "BYE")] = _BranchRequest(tx, leg, flow, host, port)
+        self._run(tx, tx.start(now), flow, now, host=host, port=port)
+
+    def _receive_response(self, response: Response, now: float) -> None:
+        entry = self._client.get(client_key(response))
+        if entry is None:
+            return  # no transaction of ours: a stray or a late retransmission (§18.1.2)
+        self._run(entry.transaction, entry.transaction.on_response(response, now), entry.flow, now,
+                  host=entry.host, port=entry.port)  # fmt: skip
+
+    def _client_output(self, entry: _BranchRequest, output: Output) -> None:
+        if isinstance(output, Deliver) and output.response.status >= 200:
+            self._end(entry.leg, entry.leg.end_reason)
+        elif isinstance(output, TimedOut):
+            self._end(entry.leg, "bye-timeout")
+
+    # ---- timers ---------------------------------------------------------------------------------
+
+    def _track(self, target: Transaction | CallLeg) -> None:
+        deadline = target.deadline if isinstance(target, Transaction) else (
+            target.retransmitter.deadline if target.retransmitter else None)  # fmt: skip
+        if deadline is None:
+            self._pushed.pop(id(target), None)
+            return
+        if self._pushed.get(id(target)) != deadline:
+            self._pushed[id(target)] = deadline
+            heapq.heappush(self._heap, _Timed(deadline, next(self._seq), target))
+
+    def _untrack(self, target: Transaction | CallLeg) -> None:
+        self._pushed.pop(id(target), None)
+
+    def _transaction_timer(self, tx: Transaction, now: float) -> None:
+        entry = self._client.get(client_key(tx.request)) if isinstance(tx, ClientNonInviteTransaction) else None
+        if entry is not None:
+            self._run(tx, tx.on_timer(now), entry.flow, now, host=entry.host, port=entry.port)
+        else:
+            self._run(tx, tx.on_timer(now), None, now)
+
+    def _leg_timer(self, leg: CallLeg, now: float) -> None:
+        if leg.retransmitter is None:
+            return
+        action = leg.retransmitter.on_timer(now)
+        if action == "retransmit" and leg.answer_route is not None:
+            self._sends.append(Send(leg.retransmitter.response.to_bytes(), *leg.answer_route))
+            self._track(leg)
+        elif action == "give_up":
+            leg.retransmitter = None
+            if leg.state is LegState.ANSWERED:  # §13.3.1.4: no ACK, so end the dialog with a BYE
+                leg.end_reason = "ack-timeout"
+                self._send_bye(leg, now)
+        else:
+            self._track(leg)
+
+    # ---- plumbing -------------------------------------------------------------------------------
+
+    def _run(self, tx: Transaction, outputs: list[Output], flow: Flow | None, now: float, *,
+             host: str | None = None, port: int | None = None) -> None:  # fmt: skip
+        """Carry out a transaction's outputs, then track its deadline or forget it when it has ended."""
+        entry = self._client.get(client_key(tx.request)) if isinstance(tx, ClientNonInviteTransaction) else None
+        for output in outputs:
+            if isinstance(output, Transmit):
+                message = output.message
+                if isinstance(message, Response):
+                    route = self._routes.get(id(tx))
+                    if route is not None:
+                        self._sends.append(Send(message.to_bytes(), *route))
+                elif flow is not None and host is not None and port is not None:
+                    self._sends.append(Send(message.to_bytes(), host, port, flow))
+            elif entry is not None:
+                self._client_output(entry, output)
+            elif isinstance(output, TimedOut) and isinstance(tx, ServerInviteTransaction):
+                leg = self._leg_of(tx)
+                if leg is not None:
+                    self._end(leg, "ack-timeout")
+        if tx.terminated:
+            self._untrack(tx)
+            if entry is not None:
+                del self._client[client_key(tx.request)]
+            else:
+                self._server.pop(server_key(tx.request), None)
+                self._routes.pop(id(tx), None)
+                self._incoming.pop(id(tx), None)
+        else:
+            self._track(tx)
+
+    def _send_on(self, tx: ServerTransaction, response: Response, flow: Flow, now: float) -> None:
+        if id(tx) not in self._routes:
+            self._routes[id(tx)] = self._response_route(tx.request, flow)
+        self._run(tx, tx.send_response(response, now), flow, now)
+
+    def _respond(self, request: Request, flow: Flow, status: int, now: float, *, reason: str | None = None,
+                 extra: tuple[tuple[str, str], ...] = ()) -> None:  # fmt: skip
+        """Answer a request through a new server transaction (which absorbs its retransmissions)."""
+        tx: ServerTransaction
+        if request.method == "INVITE":
+            tx = ServerInviteTransaction(request, reliable=flow.reliable, timers=self.settings.timers)
+        else:
+            tx = ServerNonInviteTransaction(request, reliable=flow.reliable, timers=self.settings.timers)
+        self._server[server_key(request)] = tx
+        to_tag = self._token() if status > 100 else None
+        self._send_on(tx, make_response(request, status, reason, to_tag=to_tag, extra=extra), flow, now)
+        if status >= 300:
+            self._events.append(MessageRejected(flow, status, reason or request.method))
+
+    def _respond_stateless(self, request: Request, flow: Flow, status: int, reason: str) -> None:
+        response = make_response(request, status, reason, to_tag=self._token())
+        self._sends.append(Send(response.to_bytes(), *self._response_route(request, flow)))
+        self._events.append(MessageRejected(flow, status, reason))
+
+    def _reject_unparsable(self, data: bytes, flow: Flow, exc: ParseError) -> None:
+        """Answer a broken request with its status when enough of it can be read to route a response."""
+        headers = _salvage_headers(data)
+        if headers is None:
+            self._events.append(MessageRejected(flow, None, exc.reason))
+            return
+        request = Request("INVALID", "sip:invalid", headers)
+        try:
+            Message.validate(request)  # the headers a response echoes must be sound themselves
+            self._stamp_via(request, flow)
+        except ParseError:
+            self._events.append(MessageRejected(flow, None, exc.reason))
+            return
+        self._respond_stateless(request, flow, exc.status, exc.reason)
+
+    def _stamp_via(self, request: Request, flow: Flow) -> None:
+        """Add received= and fill rport= in the top Via (RFC 3261 §18.2.1, RFC 3581 §4)."""
+        via = request.top_via
+        params = dict(via.params)
+        source_host, source_port = flow.remote
+        if bare_host(via.host) != source_host or "rport" in params:
+            params["received"] = format_host(source_host) if ":" in source_host and via.host.startswith("[") \
+                else source_host  # fmt: skip
+        if "rport" in params:
+            params["rport"] = str(source_port)
+        if params == via.params:
+            return
+        stamped = type(via)(via.transport, via.host, via.port, params)
+        first_line = request.headers.get("via") or ""
+        values = split_outside_quotes(first_line, ",")
+        values[0] = str(stamped)
+        request.headers.set_first("via", ",".join(values))
+        request._cache.pop("via", None)
+
+    def _response_route(self, request: Request, flow: Flow) -> tuple[str, int, Flow]:
+        """Where responses to ``request`` go: back over its connection, or per its (stamped) top Via
+        (RFC 3261 §18.2.2, RFC 3581)."""
+        if flow.reliable and flow.connection is not None:
+            return flow.remote[0], flow.remote[1], flow
+        via = request.top_via
+        host = via.params.get("maddr") or via.params.get("received") or via.host
+        rport = via.params.get("rport")
+        return bare_host(host), int(rport) if rport else (via.port or 5060), flow
+
+    def _end(self, leg: CallLeg, reason: str) -> None:
+        if leg.state is LegState.ENDED:
+            return
+        leg.state = LegState.ENDED
+        leg.retransmitter = None
+        self._untrack(leg)
+        if leg.dialog is not None:
+            self._legs.pop(leg.dialog.id, None)
+        self.active_calls -= 1
+        self._events.append(CallEnded(leg, reason))
+
+    def _sent_by(self, flow: Flow) -> str:
+        host, port = flow.local
+        return f"{format_host(host)}:{port}"
+
+    def _contact(self, flow: Flow) -> str:
+        transport = ";transport=tcp" if flow.transport == "tcp" else ""
+        return f"<sip:ivrd@{self._sent_by(flow)}{transport}>"
+
+    def _capabilities(self) -> tuple[tuple[str, str], ...]:
+        return (("allow", ", ".join(ALLOWED)), ("accept", "application/sdp, " + ", ".join(DTMF_TYPES)),
+                ("server", self.settings.user_agent))  # fmt: skip
+
+
+def _parse_dtmf(request: Request) -> tuple[str | None, int | None]:
+    """The digit (and duration in ms) of an INFO body in application/dtmf-relay or application/dtmf."""
+    text = request.body.decode("utf-8", "replace").strip()
+    if not text:
+        return None, None
+    if request.content_type == "application/dtmf":
+        signal, duration = text, None
+    else:
+        fields: dict[str, str] = {}
+        for line in text.splitlines():
+            name, _, value = line.partition("=")
+            fields[name.strip().lower()] = value.strip()
+        signal = fields.get("signal", "")
+        duration_text = fields.get("duration", "")
+        duration = int(duration_text) if duration_text.isdigit() and len(duration_text) < 7 else None
+    signal = _DTMF_SIGNALS.get(signal, signal).upper()
+    if len(signal) != 1 or signal not in "0123456789*#ABCD":
+        raise ParseError(f"bad DTMF signal {signal[:10]!r}")
+    return signal, duration
+
+
+def _salvage_headers(data: bytes) -> Headers | None:
+    """The Via, From, To, Call-ID and CSeq lines of an unparsable request, read leniently; None for a
+    response or when they are not all there (then no response can be built)."""
+    text = data[:8192].decode("utf-8", "replace")
+    lines = text.replace("\r\n", "\n").split("\n")
+    if not lines or lines[0].startswith("SIP/") or " " not in lines[0]:
+        return None
+    wanted = {"via": "via", "v": "via", "from": "from", "f": "from", "to": "to", "t": "to",
+              "call-id": "call-id", "i": "call-id", "cseq": "cseq"}  # fmt: skip
+    headers = Headers()
+    found: set[str] = set()
+    for line in lines[1:]:
+        if not line:
+            break
+        name, colon, value = line.partition(":")
+        key = wanted.get(name.strip().lower())
+        if colon and key and (key == "via" or key not in found) and not has_control_chars(value):
+            headers.add(key, value.strip())
+            found.add(key)
+    return headers if found == {"via", "from", "to", "call-id", "cseq"} else None

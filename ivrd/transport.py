@@ -1,0 +1,256 @@
+"""Thin asyncio UDP and TCP listeners that feed bytes and ``loop.time()`` into the SIP core.
+
+Everything protocol-related lives in :class:`ivrd.sip.ua.UserAgent`; this module receives,
+feeds, sends what the core asks for, and re-arms one timer at the core's next deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable, Coroutine
+from itertools import count
+from typing import cast
+
+from .logs import event
+from .sip.errors import ParseError
+from .sip.message import StreamFramer
+from .sip.ua import Event, Flow, Send, UserAgent
+
+log = logging.getLogger("ivrd.sip")
+_WILDCARDS = ("0.0.0.0", "::")
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+class SipTransport:
+    """Owns the sockets of every listener and TCP connection, and drives one :class:`UserAgent`."""
+
+    def __init__(self, ua: UserAgent, on_events: Callable[[list[Event]], None], *, max_connections: int = 1024,
+                 max_message_bytes: int = 65535) -> None:  # fmt: skip
+        self.ua = ua
+        self.loop = asyncio.get_running_loop()
+        self._on_events = on_events
+        self._max_connections = max_connections
+        self._max_message_bytes = max_message_bytes
+        self._udp: dict[tuple[int, int], tuple[asyncio.DatagramTransport, str]] = {}
+        self._servers: list[asyncio.Server] = []
+        self._connections: dict[int, _TcpConnection] = {}
+        self._ids = count(1)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._local_ip: dict[str, str] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+
+    # ---- listeners --------------------------------------------------------------------------------
+
+    async def listen(self, transport: str, address: str, port: int) -> int:
+        """Start a listener; returns the bound port (useful with port 0)."""
+        family = _family(address)
+        sock = socket.socket(family, socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            sock.close()
+            raise
+        bound = int(sock.getsockname()[1])
+        if transport == "udp":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            udp, _ = await self.loop.create_datagram_endpoint(lambda: _UdpListener(self, address, bound), sock=sock)
+            self._udp[(family, bound)] = (udp, address)
+        else:
+            server = await self.loop.create_server(lambda: _TcpConnection(self), sock=sock, backlog=512)
+            self._servers.append(server)
+        event(log, "sip.listening", transport=transport, address=address, port=bound)
+        return bound
+
+    def close(self) -> None:
+        for udp, _ in self._udp.values():
+            udp.close()
+        for server in self._servers:
+            server.close()
+        for conn in list(self._connections.values()):
+            conn.close()
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in self._pending:
+            task.cancel()
+
+    # ---- the core's loop --------------------------------------------------------------------------
+
+    def feed(self, data: bytes, flow: Flow) -> None:
+        try:
+            self.ua.receive(data, flow, self.loop.time())
+        except Exception:  # a bug must cost one message, never the daemon
+            log.exception("sip.internal_error", extra={"fields": {"remote": f"{flow.remote[0]}:{flow.remote[1]}"}})
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what the core queued, hand its events to the application, and re-arm the timer."""
+        while True:
+            sends = self.ua.take_sends()
+            events = self.ua.take_events()
+            if not sends and not events:
+                break
+            for send in sends:
+                self._send(send)
+            if events:
+                self._on_events(events)
+        deadline = self.ua.next_deadline()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self.loop.call_at(deadline, self._fire) if deadline is not None else None
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        try:
+            self.ua.on_timer(self.loop.time())
+        except Exception:
+            log.exception("sip.internal_error")
+        self.flush()
+
+    # ---- sending ----------------------------------------------------------------------------------
+
+    def _send(self, send: Send) -> None:
+        flow = send.flow
+        if flow.reliable:
+            conn = self._connections.get(flow.connection or 0)
+            if conn is not None and conn.remote == (send.host, send.port):
+                conn.write(send.data)
+            else:
+                self._spawn(self._connect_and_send(send))
+        elif _is_ip(send.host):
+            self._sendto(send.data, send.host, send.port, flow)
+        else:
+            self._spawn(self._resolve_and_send(send))
+
+    def _sendto(self, data: bytes, host: str, port: int, flow: Flow) -> None:
+        entry = self._udp.get((_family(host), flow.local[1])) or next(
+            (e for (fam, _), e in self._udp.items() if fam == _family(host)), None)  # fmt: skip
+        if entry is None:
+            event(log, "sip.no_route", logging.WARNING, destination=f"{host}:{port}")
+            return
+        entry[0].sendto(data, (host, port))
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = self.loop.create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _resolve_and_send(self, send: Send) -> None:
+        try:
+            infos = await self.loop.getaddrinfo(send.host, send.port, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            event(log, "sip.unresolvable", logging.WARNING, host=send.host, error=exc)
+            return
+        self._sendto(send.data, str(infos[0][4][0]), send.port, send.flow)
+
+    async def _connect_and_send(self, send: Send) -> None:
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(lambda: _TcpConnection(self), send.host, send.port), timeout=5)
+        except (OSError, TimeoutError) as exc:
+            event(log, "sip.connect_failed", logging.WARNING, destination=f"{send.host}:{send.port}", error=exc)
+            return
+        conn.write(send.data)
+
+    # ---- addresses --------------------------------------------------------------------------------
+
+    def local_address(self, bound: str, remote_ip: str) -> str:
+        """The address a wildcard listener is reached at from ``remote_ip`` (the route's source address)."""
+        if bound not in _WILDCARDS:
+            return bound
+        cached = self._local_ip.get(remote_ip)
+        if cached is None:
+            with socket.socket(_family(remote_ip), socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.connect((remote_ip, 9))  # no packet is sent: this only asks the routing table
+                    cached = str(probe.getsockname()[0])
+                except OSError:
+                    cached = "127.0.0.1" if _family(remote_ip) == socket.AF_INET else "::1"
+            if len(self._local_ip) > 4096:
+                self._local_ip.clear()
+            self._local_ip[remote_ip] = cached
+        return cached
+
+
+class _UdpListener(asyncio.DatagramProtocol):
+    def __init__(self, owner: SipTransport, address: str, port: int) -> None:
+        self._owner = owner
+        self._address = address
+        self._port = port
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        host, port = addr[0], addr[1]
+        local = (self._owner.local_address(self._address, host), self._port)
+        self._owner.feed(data, Flow("udp", local, (host, port)))
+
+    def error_received(self, exc: Exception) -> None:
+        event(log, "sip.udp_error", logging.DEBUG, error=exc)  # ICMP unreachable from a peer that left
+
+
+class _TcpConnection(asyncio.Protocol):
+    def __init__(self, owner: SipTransport) -> None:
+        self._owner = owner
+        self._framer = StreamFramer(owner._max_message_bytes)
+        self._transport: asyncio.Transport | None = None
+        self.id = next(owner._ids)
+        self.remote: tuple[str, int] = ("", 0)
+        self._flow: Flow | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._transport = transport
+        if len(self._owner._connections) >= self._owner._max_connections:
+            event(log, "sip.tcp_refused", logging.WARNING, reason="too many connections")
+            transport.close()
+            return
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self.remote = (str(peer[0]), int(peer[1]))
+        self._flow = Flow("tcp", (str(sock[0]), int(sock[1])), self.remote, self.id)
+        self._owner._connections[self.id] = self
+
+    def data_received(self, data: bytes) -> None:
+        if self._flow is None:
+            return
+        try:
+            messages = self._framer.feed(data)
+        except ParseError as exc:
+            event(log, "sip.tcp_framing_error", logging.WARNING, remote=f"{self.remote[0]}:{self.remote[1]}",
+                  reason=exc.reason)  # fmt: skip
+            self.close()
+            return
+        for message in messages:
+            self._owner.feed(message, self._flow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._connections.pop(self.id, None)
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()

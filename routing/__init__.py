@@ -1,0 +1,1 @@
+"""Skill-based routing of callers to agents."""

@@ -1,0 +1,91 @@
+"""A headless baresip softphone driven over its ctrl_tcp interface (JSON in netstrings)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.integration.daemon import free_port
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "shared" / "peers" / "baresip"
+
+
+class Baresip:
+    """baresip with the shared headless config, on free SIP and control ports."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="baresip-"))
+        self.sip_port, self.ctrl_port = free_port(), free_port()
+        config = (CONFIG_DIR / "config").read_text()
+        config = config.replace("127.0.0.1:5062", f"127.0.0.1:{self.sip_port}")
+        config = config.replace("127.0.0.1:4444", f"127.0.0.1:{self.ctrl_port}")
+        (self.dir / "config").write_text(config)
+        shutil.copy(CONFIG_DIR / "accounts", self.dir / "accounts")
+        self.log = (self.dir / "baresip.log").open("wb")
+        self.proc = subprocess.Popen(["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.sock = self._connect()
+        self._buffer = b""
+        self._token = 0
+
+    def _connect(self, timeout: float = 15.0) -> socket.socket:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=timeout)
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise AssertionError(f"baresip control port never opened: {self.output()}") from None
+                time.sleep(0.05)  # the port opens once baresip has read its config; nothing to await before
+
+    def command(self, name: str, params: str = "") -> None:
+        self._token += 1
+        body = json.dumps({"command": name, "params": params, "token": str(self._token)}).encode()
+        self.sock.sendall(str(len(body)).encode() + b":" + body + b",")
+
+    def wait_event(self, wanted: str, timeout: float = 20.0) -> dict:
+        """Read events until one of type ``wanted`` arrives; the events seen are kept in ``seen``."""
+        deadline = time.monotonic() + timeout
+        self.seen: list[str] = getattr(self, "seen", [])
+        while True:
+            while b":" in self._buffer:
+                length, _, rest = self._buffer.partition(b":")
+                size = int(length)
+                if len(rest) < size + 1:
+                    break
+                message, self._buffer = json.loads(rest[:size]), rest[size + 1 :]
+                if message.get("event"):
+                    self.seen.append(message.get("type", ""))
+                    if message.get("type") == wanted:
+                        return message
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {wanted} from baresip; events {self.seen}; {self.output()}")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise AssertionError(f"baresip closed its control socket; {self.output()}")
+            self._buffer += chunk
+
+    def output(self) -> str:
+        self.log.flush()
+        return (self.dir / "baresip.log").read_text(errors="replace")[-2000:]
+
+    def close(self) -> None:
+        self.sock.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

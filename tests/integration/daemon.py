@@ -1,0 +1,106 @@
+"""Start the real daemon for a test and stop it cleanly, waiting on its sd_notify READY=1."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+READY_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 and ::1."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            try:
+                for family, kind, host in ((socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1"),
+                                           (socket.AF_INET6, socket.SOCK_DGRAM, "::1")):
+                    with socket.socket(family, kind) as probe:
+                        probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+
+
+@dataclass
+class RunningDaemon:
+    proc: subprocess.Popen[bytes]
+    port: int
+    workdir: Path
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"daemon did not stop within {timeout}s:\n{self.log[-3000:]}") from None
+
+
+def start_daemon(extra_yaml: str = "", *, sip_section: str = "") -> RunningDaemon:
+    workdir = Path(tempfile.mkdtemp(prefix="ivrd-"))
+    port = free_port()
+    rtp = random.randrange(20000, 60000, 1000)
+    config = workdir / "ivrd.yaml"
+    config.write_text(
+        "sip:\n"
+        "  listen:\n"
+        f"    - {{transport: udp, address: 127.0.0.1, port: {port}}}\n"
+        f"    - {{transport: tcp, address: 127.0.0.1, port: {port}}}\n"
+        f"    - {{transport: udp, address: '::1', port: {port}}}\n"
+        f"{sip_section}"
+        f"media:\n  rtp_port_min: {rtp}\n  rtp_port_max: {rtp + 998}\n"
+        f"{extra_yaml}"
+    )
+    notify_path = workdir / "notify"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    notify.settimeout(READY_TIMEOUT)
+    log_path = workdir / "daemon.log"
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify_path)}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ivrd.cli", "run", "-c", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    try:
+        while True:
+            message = notify.recv(4096)
+            if b"READY=1" in message.split(b"\n"):
+                break
+    except TimeoutError:
+        proc.kill()
+        raise AssertionError(f"daemon not ready in {READY_TIMEOUT}s:\n{log_path.read_text()}") from None
+    finally:
+        notify.close()
+    return RunningDaemon(proc, port, workdir, log_path)
+
+
+@contextlib.contextmanager
+def daemon_running(extra_yaml: str = "", *, sip_section: str = ""):
+    """A daemon for the block; on leaving, SIGTERM must end it with exit code 0."""
+    daemon = start_daemon(extra_yaml, sip_section=sip_section)
+    try:
+        yield daemon
+    finally:
+        code = daemon.stop()
+        log = daemon.log
+        shutil.rmtree(daemon.workdir, ignore_errors=True)
+    assert code == 0, f"daemon exited with {code}:\n{log[-3000:]}"
+    assert "level=error" not in log, log[-3000:]

@@ -1,0 +1,296 @@
+"""The user-agent core on a fake clock: call flows, dialogs, every status code it answers."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from ivrd.sip.message import Response, parse_message
+from ivrd.sip.ua import (
+    CallConfirmed,
+    CallEnded,
+    DtmfInfo,
+    Flow,
+    IncomingCall,
+    LegState,
+    MediaChanged,
+    UaSettings,
+    UserAgent,
+)
+from tests.sip.helpers import OFFER, request
+
+FLOW = Flow("udp", ("10.0.0.1", 5060), ("10.0.0.2", 5062))
+
+
+class Harness:
+    def __init__(self, **settings):
+        counter = itertools.count(1)
+        self.ua = UserAgent(UaSettings(**settings), new_token=lambda: f"tok{next(counter)}")
+        self.now = 0.0
+
+    def feed(self, message, flow=FLOW):
+        data = message if isinstance(message, bytes) else message.to_bytes()
+        self.ua.receive(data, flow, self.now)
+        return self.drain()
+
+    def drain(self):
+        sends = self.ua.take_sends()
+        return [(parse_message(s.data), s.host, s.port) for s in sends], self.ua.take_events()
+
+    def advance(self, until):
+        """Run the fake clock to ``until``, deadline by deadline; return every send on the way."""
+        sent = []
+        while (deadline := self.ua.next_deadline()) is not None and deadline <= until:
+            self.now = deadline
+            self.ua.on_timer(self.now)
+            sends, _ = self.drain()
+            sent.extend((self.now, m) for m, _, _ in sends)
+        self.now = until
+        return sent
+
+    def call(self, **kw):
+        sends, events = self.feed(request(body=OFFER, **kw))
+        assert [m.status for m, _, _ in sends] == [100]
+        (incoming,) = events
+        assert isinstance(incoming, IncomingCall)
+        return incoming.leg
+
+    def answered(self):
+        leg = self.call()
+        self.ua.ring(leg, self.now)
+        self.ua.answer(leg, media_address="10.0.0.1", media_port=20000, now=self.now)
+        sends, _ = self.drain()
+        ok = sends[-1][0]
+        return leg, ok
+
+
+def statuses(sends):
+    return [m.status for m, _, _ in sends if isinstance(m, Response)]
+
+
+def test_invite_ring_answer_ack_bye():
+    h = Harness()
+    leg = h.call()
+    assert leg.audio.codec == "PCMA"
+    h.ua.ring(leg, 0.0)
+    h.ua.answer(leg, media_address="10.0.0.1", media_port=20000, now=0.0)
+    sends, _ = h.drain()
+    assert statuses(sends) == [180, 200]
+    ok, host, port = sends[1]
+    assert (host, port) == ("10.0.0.2", 5062)
+    assert ok.to.tag == "tok1" and sends[0][0].to.tag == "tok1"
+    assert ok.contacts[0].uri.host == "10.0.0.1"
+    assert b"m=audio 20000 RTP/AVP 8 101" in ok.body
+    _, events = h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK"))
+    assert [type(e) for e in events] == [CallConfirmed]
+    sends, events = h.feed(request("BYE", branch="z9hG4bKbye", to_tag="tok1", cseq=2))
+    assert statuses(sends) == [200]
+    assert [(type(e), e.reason) for e in events] == [(CallEnded, "bye")]
+    assert h.ua.active_calls == 0
+
+
+def test_2xx_is_retransmitted_until_ack():
+    h = Harness()
+    h.answered()
+    sent = h.advance(3.0)
+    assert [t for t, m in sent if m.status == 200] == [0.5, 1.5]
+    h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK"))
+    assert not [m for _, m in h.advance(40.0) if getattr(m, "status", None) == 200]
+
+
+def test_no_ack_ends_the_call_with_bye():
+    h = Harness()
+    leg, _ = h.answered()
+    sent = h.advance(32.0)
+    assert [t for t, m in sent if getattr(m, "status", 0) == 200] == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5,
+                                                                       23.5, 27.5, 31.5]
+    byes = [m for _, m in sent if getattr(m, "method", "") == "BYE"]
+    assert len(byes) == 1 and byes[0].to.tag == "ft" and byes[0].from_.tag == "tok1"
+    _sends, events = h.feed(parse_message(Response(200, "OK", byes[0].headers.copy()).to_bytes()))
+    assert [(type(e), e.reason) for e in events] == [(CallEnded, "ack-timeout")]
+    assert leg.state is LegState.ENDED
+
+
+def test_hangup_sends_bye_to_contact_and_retransmits():
+    h = Harness()
+    leg, _ = h.answered()
+    h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK"))
+    h.ua.hangup(leg, h.now)
+    sends, _ = h.drain()
+    (bye, host, port), = sends
+    assert (bye.method, bye.uri, host, port) == ("BYE", "sip:caller@10.0.0.2:5062", "10.0.0.2", 5062)
+    assert bye.cseq.number == 2
+    sent = h.advance(40)
+    assert [t for t, m in sent if getattr(m, "method", "") == "BYE"] == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5,
+                                                                          23.5, 27.5, 31.5]
+    assert leg.state is LegState.ENDED
+
+
+def test_hangup_before_ack_waits_for_the_ack():
+    h = Harness()
+    leg, _ = h.answered()
+    h.ua.hangup(leg, h.now)
+    sends, _ = h.drain()
+    assert sends == []
+    sends, _ = h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK"))
+    assert [m.method for m, _, _ in sends] == ["BYE"]
+
+
+def test_cancel_before_answer():
+    h = Harness()
+    leg = h.call()
+    sends, events = h.feed(request("CANCEL"))
+    assert statuses(sends) == [200, 487]
+    assert [(type(e), e.reason) for e in events] == [(CallEnded, "cancel")]
+    sends, _ = h.feed(request("ACK", to_tag="tok1", cseq_method="ACK"))  # ACK for the 487, same branch
+    assert sends == []
+    assert leg.transaction.state.value == "confirmed"
+    sends, _ = h.feed(request("CANCEL", branch="z9hG4bKnone"))
+    assert statuses(sends) == [481]
+
+
+def test_invite_retransmission_is_absorbed():
+    h = Harness()
+    h.call()
+    sends, events = h.feed(request(body=OFFER))
+    assert statuses(sends) == [100] and events == []
+
+
+def test_reinvite_hold_and_resume_and_glare_guard():
+    h = Harness()
+    _leg, _ = h.answered()
+    h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK"))
+    sends, events = h.feed(request(branch="z9hG4bKre1", to_tag="tok1", cseq=2, body=OFFER + "a=sendonly\r\n"))
+    ok = sends[-1][0]
+    assert ok.status == 200 and b"a=recvonly" in ok.body and b"o=ivrd" in ok.body
+    assert b" 2 IN IP4" in ok.body  # version bumped
+    assert [type(e) for e in events] == [MediaChanged] and events[0].audio.on_hold
+    sends, _ = h.feed(request(branch="z9hG4bKre2", to_tag="tok1", cseq=3, body=OFFER))
+    assert statuses(sends) == [500]  # the previous 2xx is not ACKed yet (§14.2)
+    h.feed(request("ACK", branch="z9hG4bKack2", to_tag="tok1", cseq=2, cseq_method="ACK"))
+    sends, events = h.feed(request(branch="z9hG4bKre3", to_tag="tok1", cseq=4, body=OFFER))
+    assert b"a=sendrecv" in sends[-1][0].body and not events[0].audio.on_hold
+
+
+def test_offerless_invite_gets_an_offer_and_the_ack_answers():
+    h = Harness()
+    _, events = h.feed(request())
+    leg = events[0].leg
+    h.ua.answer(leg, media_address="10.0.0.1", media_port=20000, now=0.0)
+    sends, _ = h.drain()
+    assert b"m=audio 20000 RTP/AVP 0 8 101" in sends[-1][0].body
+    answer = OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 0 101")
+    _, events = h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK", body=answer))
+    assert [type(e) for e in events] == [CallConfirmed]
+    assert leg.audio.codec == "PCMU" and leg.audio.remote_port == 4000
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "signal"),
+    [("Signal=5\r\nDuration=160\r\n", "application/dtmf-relay", ("5", 160)),
+     ("Signal=11\r\nDuration=100\r\n", "application/dtmf-relay", ("#", 100)),
+     ("*", "application/dtmf", ("*", None))],
+)
+def test_info_dtmf(body, ctype, signal):
+    h = Harness()
+    h.answered()
+    h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK"))
+    sends, events = h.feed(request("INFO", branch="z9hG4bKi", to_tag="tok1", cseq=2, body=body, content_type=ctype))
+    assert statuses(sends) == [200]
+    assert isinstance(events[0], DtmfInfo) and (events[0].digit, events[0].duration_ms) == signal
+
+
+def test_in_dialog_cseq_must_grow():
+    h = Harness()
+    h.answered()
+    sends, _ = h.feed(request("INFO", branch="z9hG4bKi", to_tag="tok1", cseq=1, body="5",
+                              content_type="application/dtmf"))
+    assert statuses(sends) == [500]
+
+
+@pytest.mark.parametrize(
+    ("req", "status", "header"),
+    [
+        (request("FOO"), 501, "allow"),
+        (request("REGISTER"), 405, "allow"),
+        (request("OPTIONS", extra="Max-Forwards: 0\r\n".replace("Max", "X-Max")), 200, "accept"),
+        (request("OPTIONS", uri="im:alice@example.com"), 416, None),
+        (request("OPTIONS", extra="Require: 100rel, foo\r\n"), 420, "unsupported"),
+        (request(body="<xml/>", content_type="application/xml"), 415, "accept"),
+        (request(body=OFFER, extra="Accept: text/plain\r\n"), 406, None),
+        (request(body=OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 18")), 488, None),
+        (request(body="v=0\r\nbroken\r\n"), 400, None),
+        (request("BYE", to_tag="nope"), 481, None),
+        (request("INVITE", body=OFFER, extra="Contact: <sip:a@b>, \"broken\r\n"), 400, None),
+    ],
+)
+def test_requests_answered_with_the_right_status(req, status, header):
+    h = Harness()
+    sends, _ = h.feed(req)
+    assert statuses(sends)[-1] == status
+    if header:
+        assert sends[-1][0].headers.get(header)
+
+
+def test_max_forwards_zero_is_483():
+    h = Harness()
+    data = request("OPTIONS").to_bytes().replace(b"Max-Forwards: 70", b"Max-Forwards: 0")
+    sends, _ = h.feed(data)
+    assert statuses(sends) == [483]
+
+
+def test_call_limit_answers_503_with_retry_after():
+    h = Harness(max_calls=1)
+    h.call()
+    sends, _ = h.feed(request(branch="z9hG4bK2", call_id="c2", body=OFFER))
+    assert statuses(sends) == [503] and sends[0][0].headers.get("retry-after") == "5"
+
+
+def test_unparsable_request_gets_400_to_its_source_when_via_is_readable():
+    h = Harness()
+    data = request("OPTIONS").to_bytes().replace(b"OPTIONS sip:", b"OPTIONS  sip:")
+    sends, _ = h.feed(data)
+    assert statuses(sends) == [400]
+    assert sends[0][0].headers.get("call-id") == "c1"
+    assert h.feed(b"\x00\x01garbage")[0] == []
+
+
+def test_responses_follow_rport_and_received():
+    h = Harness()
+    nat = Flow("udp", ("10.0.0.1", 5060), ("203.0.113.9", 40000))
+    data = request("OPTIONS").to_bytes().replace(b"branch=z9hG4bK1", b"branch=z9hG4bK1;rport")
+    sends, _ = h.feed(data, nat)
+    response, host, port = sends[0]
+    assert (host, port) == ("203.0.113.9", 40000)
+    assert response.top_via.params["received"] == "203.0.113.9"
+    assert response.top_via.params["rport"] == "40000"
+    sends, _ = h.feed(request("OPTIONS", branch="z9hG4bK2"), nat)  # no rport: received + Via port
+    assert sends[0][1:] == ("203.0.113.9", 5062)
+
+
+def test_tcp_responses_go_back_over_the_connection():
+    h = Harness()
+    tcp = Flow("tcp", ("10.0.0.1", 5060), ("10.0.0.2", 41000), connection=7)
+    sends, _ = h.feed(request("OPTIONS"), tcp)
+    assert sends[0][1:] == ("10.0.0.2", 41000)
+
+
+def test_rfc2543_invite_without_contact_is_reached_at_its_from_uri():
+    h = Harness()
+    data = request(body=OFFER).to_bytes().replace(b"Contact: <sip:caller@10.0.0.2:5062>\r\n", b"")
+    _, events = h.feed(data)
+    leg = events[0].leg
+    h.ua.answer(leg, media_address="10.0.0.1", media_port=20000, now=0.0)
+    assert leg.dialog.remote_target.host == "10.0.0.2" and leg.dialog.remote_target.port is None
+
+
+def test_reinvite_2xx_is_retransmitted_after_the_first_transaction_ended():
+    h = Harness()
+    h.answered()
+    h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK"))
+    h.advance(40.0)  # the INVITE server transaction is long gone (Timer L)
+    h.feed(request(branch="z9hG4bKre1", to_tag="tok1", cseq=2, body=OFFER))
+    start = h.now
+    sent = h.advance(start + 2.0)
+    assert [round(t - start, 3) for t, m in sent if getattr(m, "status", 0) == 200] == [0.5, 1.5]

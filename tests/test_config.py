@@ -1,0 +1,67 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ivrd.config import Config, ConfigError, Listen, load_config
+
+ETC = Path(__file__).resolve().parents[1] / "etc" / "ivrd.yaml"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "ivrd.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_example_config_loads_and_documents_every_key():
+    config = load_config(ETC)
+    assert Listen("udp", "0.0.0.0", 5080) in config.sip.listen
+    text = ETC.read_text()
+    for section in ("sip", "media", "calls", "log"):
+        for key in getattr(Config(), section).__dataclass_fields__:
+            assert f"{key}:" in text, f"etc/ivrd.yaml does not show {section}.{key}"
+
+
+def test_empty_file_is_the_embedded_defaults(tmp_path):
+    assert load_config(write(tmp_path, "")) == Config()
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path):
+    path = write(tmp_path, "sip:\n  listen:\n    - {transport: sctp}\n  answer_after: yes\n  bogus: 1\n"
+                           "media:\n  codecs: [G729]\n  codecs: [PCMU]\n  rtp_port_min: 0755\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    found = {(p.line, p.message.split(":")[0]) for p in info.value.problems}
+    assert found == {(3, "sip.listen[0].transport"), (4, "sip.answer_after"), (5, "sip.bogus"),
+                     (7, "media.codecs[0]"), (8, "duplicate key 'codecs' (first at line 7)"),
+                     (9, "media.rtp_port_min")}
+    assert all(str(p).startswith(f"{path}:") for p in info.value.problems)
+
+
+def test_cross_field_checks_name_the_section(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "media:\n  rtp_port_min: 30000\n  rtp_port_max: 20000\n"))
+    (problem,) = info.value.problems
+    assert problem.line == 2 and "rtp_port_min, rtp_port_max" in problem.message
+
+
+def test_alias_bombs_are_refused(tmp_path):
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 7):  # each level refers ten times to the one below: 10**7 nodes once expanded
+        below = "*" + ("b" * (i - 1) if i > 1 else "a")
+        lines.append(f"{'b' * i}: &{'b' * i} [{', '.join([below] * 10)}]")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "\n".join(lines) + "\n"))
+    assert "more than" in str(info.value)
+
+
+def test_cli_refuses_a_bad_config_with_exit_2_and_no_traceback(tmp_path):
+    path = write(tmp_path, "sip:\n  listen: 5060\n")
+    for args in (["check-config", str(path)], ["run", "-c", str(path)]):
+        proc = subprocess.run([sys.executable, "-m", "ivrd.cli", *args], capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == f"{path}:2:11: sip.listen: expected a list of a mapping"
+        assert "Traceback" not in proc.stderr
