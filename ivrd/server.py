@@ -19,6 +19,7 @@ from .sip.ua import (
     DtmfInfo,
     Event,
     IncomingCall,
+    LegState,
     MediaChanged,
     MessageRejected,
     UaSettings,
@@ -111,3 +112,6 @@ class Daemon:
         self.calls.pop(id(leg), None)
         if not task.cancelled() and task.exception() is not None:
             event(log, "call.error", logging.ERROR, call_id=leg.call_id, error=repr(task.exception()))
+        if leg.state is not LegState.ENDED:  # a call that died of a bug must not leave its caller hanging
+            self.sip.ua.hangup(leg, asyncio.get_running_loop().time())
+            self.sip.flush()

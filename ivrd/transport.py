@@ -134,8 +134,10 @@ class SipTransport:
     def _send(self, send: Send) -> None:
         flow = send.flow
         if flow.reliable:
+            # Responses, and requests within a dialog, go over the connection the peer opened while it
+            # is open (a phone behind NAT cannot be reached by a new one); else a new connection.
             conn = self._connections.get(flow.connection or 0)
-            if conn is not None and conn.remote == (send.host, send.port):
+            if conn is not None:
                 conn.write(send.data)
             else:
                 self._spawn(self._connect_and_send(send))

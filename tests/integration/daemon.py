@@ -18,14 +18,15 @@ READY_TIMEOUT = 30.0
 
 
 def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 and ::1."""
+    """A port free for UDP and TCP on both 127.0.0.1 and ::1."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", 0))
             port = tcp.getsockname()[1]
             try:
                 for family, kind, host in ((socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1"),
-                                           (socket.AF_INET6, socket.SOCK_DGRAM, "::1")):
+                                           (socket.AF_INET6, socket.SOCK_DGRAM, "::1"),
+                                           (socket.AF_INET6, socket.SOCK_STREAM, "::1")):
                     with socket.socket(family, kind) as probe:
                         probe.bind((host, port))
             except OSError:
@@ -66,6 +67,7 @@ def start_daemon(extra_yaml: str = "", *, sip_section: str = "") -> RunningDaemo
         f"    - {{transport: udp, address: 127.0.0.1, port: {port}}}\n"
         f"    - {{transport: tcp, address: 127.0.0.1, port: {port}}}\n"
         f"    - {{transport: udp, address: '::1', port: {port}}}\n"
+        f"    - {{transport: tcp, address: '::1', port: {port}}}\n"
         f"{sip_section}"
         f"media:\n  rtp_port_min: {rtp}\n  rtp_port_max: {rtp + 998}\n"
         f"{extra_yaml}"

@@ -40,9 +40,10 @@ def test_uac_pcap_plays_audio_into_the_call(tmp_path, transport):
     assert_all_ok(result, 1)
 
 
-def test_uac_over_ipv6(tmp_path):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_uac_over_ipv6(tmp_path, transport):
     with daemon_running() as daemon:
-        result = caller(daemon, tmp_path, "udp", "-sn", "uac", "-m", "5", "-d", "100", host="::1")
+        result = caller(daemon, tmp_path, transport, "-sn", "uac", "-m", "5", "-d", "100", host="::1")
     assert_all_ok(result, 5)
 
 

@@ -1,0 +1,43 @@
+"""The daemon in-process: what happens when a call's own code fails."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from ivrd.call import Call
+from ivrd.config import Config, Listen, SipConfig
+from ivrd.server import Daemon
+from ivrd.sip.message import Response, parse_message
+from tests.integration.daemon import free_port
+from tests.sip.helpers import OFFER, request
+
+
+def test_a_call_that_fails_is_rejected_not_left_ringing(monkeypatch):
+    async def broken(self: Call) -> None:
+        raise RuntimeError("bug in a flow")
+
+    monkeypatch.setattr(Call, "run", broken)
+    port = free_port()
+
+    async def scenario() -> list[int]:
+        daemon = Daemon(Config(sip=SipConfig(listen=(Listen("udp", "127.0.0.1", port),))))
+        await daemon.start()
+        loop = asyncio.get_running_loop()
+        caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        caller.bind(("127.0.0.1", 0))
+        caller.setblocking(False)
+        here = f"127.0.0.1:{caller.getsockname()[1]}".encode()
+        invite = request(body=OFFER).to_bytes().replace(b"10.0.0.2:5062", here)
+        await loop.sock_sendto(caller, invite, ("127.0.0.1", port))
+        statuses: list[int] = []
+        while not statuses or statuses[-1] < 200:
+            data = await asyncio.wait_for(loop.sock_recv(caller, 65535), 10)
+            message = parse_message(data)
+            assert isinstance(message, Response)
+            statuses.append(message.status)
+        caller.close()
+        await daemon.shutdown()
+        return statuses
+
+    assert asyncio.run(scenario()) == [100, 480]
