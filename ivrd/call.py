@@ -1,4 +1,4 @@
-"""One call, one task: ring, answer with a media port, then wait for the end (BYE, CANCEL, time limit)."""
+"""One call, one task: ring, answer with a media session, then wait for the end (BYE, CANCEL, time limit)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 import socket
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from .logs import event
+from .media.dtmf import Digit, DigitStream
+from .media.session import MediaSession
+from .sip.sdp import AudioSession
 from .sip.ua import CallLeg, LegState
 
 if TYPE_CHECKING:
@@ -19,20 +22,6 @@ log = logging.getLogger("ivrd.call")
 BYE_GRACE = 40.0
 
 
-class _RtpCounter(asyncio.DatagramProtocol):
-    """Holds the call's RTP port open and counts what arrives on it."""
-
-    def __init__(self) -> None:
-        self.packets = 0
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is not a subclass
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        self.packets += 1
-
-
 class Call:
     """The life of one incoming call, driven by :meth:`run` in its own task."""
 
@@ -41,12 +30,37 @@ class Call:
         self.daemon = daemon
         self.ended = asyncio.Event()
         self.end_reason = ""
+        self.digits = DigitStream()
+        self.media: MediaSession | None = None
+        self._sock: socket.socket | None = None
         self._port: int | None = None
-        self._rtp: _RtpCounter | None = None
+
+    # ---- events from the SIP core and the media session ---------------------------------------------
 
     def on_ended(self, reason: str) -> None:
         self.end_reason = reason
         self.ended.set()
+
+    def on_confirmed(self) -> None:
+        if self.media is None and self.leg.audio is not None and self._sock is not None:
+            self._start_media(self.leg.audio)  # an offerless INVITE: the ACK carried the answer
+
+    def on_media_changed(self, audio: AudioSession) -> None:
+        if self.media is not None:
+            self.media.update(audio)
+
+    def on_digit_start(self, digit: str) -> None:
+        if self.media is not None and self.media.player.stop() is not None:  # barge-in
+            event(log, "call.barge_in", call_id=self.leg.call_id, digit=digit)
+
+    def on_digit(self, digit: Digit) -> None:
+        if digit.source != "rfc4733":
+            self.on_digit_start(digit.digit)
+        if self.digits.add(digit):
+            event(log, "call.dtmf", call_id=self.leg.call_id, digit=digit.digit, source=digit.source,
+                  duration_ms=digit.duration_ms)  # fmt: skip
+
+    # ---- the call's life --------------------------------------------------------------------------
 
     async def _wait_end(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -66,9 +80,7 @@ class Call:
             if self.ended.is_set():
                 return
             address = config.media.address or leg.flow.local[0]
-            port = await self._open_media(address)
-            if self.ended.is_set():
-                return
+            port = self._bind_media(address)
             if port is None:
                 event(log, "call.no_media_port", logging.WARNING, call_id=leg.call_id)
                 sip.ua.reject(leg, 503, loop.time(), reason="no-media-port")
@@ -76,6 +88,8 @@ class Call:
                 return
             sip.ua.answer(leg, media_address=address, media_port=port, now=loop.time())
             sip.flush()
+            if leg.audio is not None and leg.awaiting_answer is None:
+                self._start_media(leg.audio)
             if not await self._wait_end(config.calls.max_duration):
                 event(log, "call.max_duration", call_id=leg.call_id, seconds=config.calls.max_duration)
                 await self.hangup()
@@ -85,9 +99,10 @@ class Call:
                 sip.flush()
             raise
         finally:
+            summary = self.media.summary() if self.media else {}
             self._close_media()
             event(log, "call.end", call_id=leg.call_id, reason=self.end_reason or leg.state.value,
-                  rtp_packets_in=self._rtp.packets if self._rtp else 0)  # fmt: skip
+                  digits=self.digits.text, **summary)  # fmt: skip
 
     async def hangup(self) -> None:
         """End the call from our side and wait (bounded) for the BYE to complete."""
@@ -95,31 +110,51 @@ class Call:
         self.daemon.sip.flush()
         await self._wait_end(BYE_GRACE)
 
-    async def _open_media(self, address: str) -> int | None:
+    # ---- media ------------------------------------------------------------------------------------
+
+    def _bind_media(self, address: str) -> int | None:
         """Take a port from the pool and bind it (skipping ports something else holds)."""
         pool = self.daemon.ports
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        bind_to = "::" if family == socket.AF_INET6 else "0.0.0.0"
         for _ in range(16):
             port = pool.acquire()
             if port is None:
                 return None
-            # A socket bound here, not local_addr=: that would resolve the address in a thread per call.
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                sock.bind((bind_to, port))
+                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
             except OSError:
                 sock.close()
                 pool.release(port)
                 continue
-            _, protocol = await asyncio.get_running_loop().create_datagram_endpoint(_RtpCounter, sock=sock)
-            self._port, self._rtp = port, protocol
+            sock.setblocking(False)
+            self._sock, self._port = sock, port
             return port
         return None
 
+    def _start_media(self, audio: AudioSession) -> None:
+        assert self._sock is not None
+        media = MediaSession(audio, self.daemon.media_settings, on_digit=self.on_digit,
+                             on_digit_start=self.on_digit_start)  # fmt: skip
+        self.media = media
+        sock, self._sock = self._sock, None
+        task = asyncio.get_running_loop().create_task(media.open(sock))
+        task.add_done_callback(lambda _: self._media_opened(media))
+
+    def _media_opened(self, media: MediaSession) -> None:
+        if self.media is not media or self.ended.is_set():
+            media.close()
+            return
+        if self.daemon.answer_prompt is not None:
+            media.player.play(self.daemon.answer_prompt)
+        media.start()
+
     def _close_media(self) -> None:
-        if self._rtp is not None and self._rtp.transport is not None:
-            self._rtp.transport.close()
+        if self.media is not None:
+            self.media.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
         if self._port is not None:
             self.daemon.ports.release(self._port)
             self._port = None

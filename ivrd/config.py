@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from .media.player import PromptError, load_wav
 from .yaml_loader import ConfigError, Problem, compose_file, scalar, where
 
 
@@ -63,13 +64,18 @@ class MediaConfig:
     rtp_port_min: int = 10000
     rtp_port_max: int = 20000
     codecs: tuple[Literal["PCMU", "PCMA"], ...] = ("PCMU", "PCMA")
-    ptime: Literal[10, 20, 30, 40] = 20
+    latch: Literal["first", "sdp"] = "first"
+    idle: Literal["silence", "nothing"] = "silence"
+    jitter_min_ms: int = 20
+    jitter_max_ms: int = 200
 
     def check(self) -> str | None:
         if not 1024 <= self.rtp_port_min < self.rtp_port_max <= 65535:
             return "rtp_port_min, rtp_port_max: expected 1024 <= min < max <= 65535"
         if not self.codecs:
             return "codecs: expected at least one of PCMU, PCMA"
+        if not 20 <= self.jitter_min_ms <= self.jitter_max_ms <= 1000:
+            return "jitter_min_ms, jitter_max_ms: expected 20 <= min <= max <= 1000"
         return _check_ip(self.address, "address") if self.address is not None else None
 
 
@@ -77,6 +83,7 @@ class MediaConfig:
 class CallsConfig:
     max_concurrent: int = 1000
     max_duration: float = 3600.0
+    answer_prompt: str | None = None
 
     def check(self) -> str | None:
         if self.max_concurrent < 1:
@@ -115,7 +122,30 @@ def load_config(path: Path) -> Config:
     if problems:
         raise ConfigError(problems)
     assert isinstance(config, Config)
+    prompt = config.calls.answer_prompt
+    if prompt is not None:
+        resolved = path.parent / prompt
+        try:
+            load_wav(resolved)
+        except PromptError as exc:
+            value = _find(node, "calls", "answer_prompt") if node is not None else None
+            problem = f"calls.answer_prompt: {exc}"
+            located = where(value, str(path), problem) if value else Problem(str(path), 1, 1, problem)
+            raise ConfigError([located]) from None
+        config = dataclasses.replace(config, calls=dataclasses.replace(config.calls, answer_prompt=str(resolved)))
     return config
+
+
+def _find(node: yaml.Node, *keys: str) -> yaml.Node | None:
+    """The value node at ``keys`` in a tree of mappings."""
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        found = [value for k, value in node.value if isinstance(k, yaml.ScalarNode) and k.value == key]
+        if not found:
+            return None
+        node = found[0]
+    return node
 
 
 def _describe(tp: Any) -> str:

@@ -36,7 +36,7 @@ def setup(level: str) -> None:
     root.setLevel(level.upper())
 
 
-def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:
+def event(logger: logging.Logger, name: str, level: int = logging.INFO, /, **fields: Any) -> None:
     """Log event ``name`` with ``fields`` (None values are left out)."""
     if logger.isEnabledFor(level):
         logger.log(level, name, extra={"fields": fields})

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 from .call import BYE_GRACE, Call
 from .config import Config
 from .logs import event
+from .media.dtmf import Digit
+from .media.player import Prompt, load_wav
 from .media.ports import PortPool
+from .media.session import MediaSettings
 from .sdnotify import notify
 from .sip.transaction import Timers
 from .sip.ua import (
@@ -40,19 +44,26 @@ class Daemon:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self.bound_ports: list[int] = []
+        self.answer_prompt: Prompt | None = None
+        media = config.media
+        self.media_settings = MediaSettings(
+            latch=media.latch, idle_silence=media.idle == "silence",
+            jitter_min_frames=media.jitter_min_ms // 20, jitter_max_frames=media.jitter_max_ms // 20)  # fmt: skip
         sip = config.sip
         self.sip = SipTransport(
             UserAgent(UaSettings(
-                user_agent=sip.user_agent, codecs=config.media.codecs, ptime=config.media.ptime,
+                user_agent=sip.user_agent, codecs=config.media.codecs,
                 max_calls=config.calls.max_concurrent, max_message_bytes=sip.max_message_bytes,
                 timers=Timers(sip.t1, sip.t2, sip.t4))),
             self._on_events, max_connections=sip.max_tcp_connections, max_message_bytes=sip.max_message_bytes,
         )  # fmt: skip
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.config.calls.answer_prompt is not None:
+            self.answer_prompt = await loop.run_in_executor(None, load_wav, Path(self.config.calls.answer_prompt))
         for listen in self.config.sip.listen:
             self.bound_ports.append(await self.sip.listen(listen.transport, listen.address, listen.port))
-        loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: event(log, "reload.not_supported", logging.WARNING))
@@ -81,22 +92,28 @@ class Daemon:
         for ev in events:
             if isinstance(ev, IncomingCall):
                 self._start_call(ev.leg)
-            elif isinstance(ev, CallEnded):
-                call = self.calls.get(id(ev.leg))
-                if call is not None:
-                    call.on_ended(ev.reason)
-            elif isinstance(ev, CallConfirmed):
-                event(log, "call.confirmed", call_id=ev.leg.call_id)
-            elif isinstance(ev, DtmfInfo):
-                event(log, "call.dtmf", call_id=ev.leg.call_id, digit=ev.digit, source="info",
-                      duration_ms=ev.duration_ms)  # fmt: skip
-            elif isinstance(ev, MediaChanged):
-                event(log, "call.media", call_id=ev.leg.call_id, direction=ev.audio.direction,
-                      remote=f"{ev.audio.remote_address}:{ev.audio.remote_port}", codec=ev.audio.codec)  # fmt: skip
             elif isinstance(ev, MessageRejected):
                 event(log, "sip.rejected", logging.INFO if ev.status else logging.WARNING, status=ev.status,
                       reason=ev.reason, remote=f"{ev.flow.remote[0]}:{ev.flow.remote[1]}",
                       transport=ev.flow.transport)  # fmt: skip
+            else:
+                call = self.calls.get(id(ev.leg))
+                if call is not None:
+                    self._to_call(call, ev)
+
+    def _to_call(self, call: Call, ev: CallEnded | CallConfirmed | DtmfInfo | MediaChanged) -> None:
+        leg = ev.leg
+        if isinstance(ev, CallEnded):
+            call.on_ended(ev.reason)
+        elif isinstance(ev, CallConfirmed):
+            event(log, "call.confirmed", call_id=leg.call_id)
+            call.on_confirmed()
+        elif isinstance(ev, DtmfInfo):
+            call.on_digit(Digit(ev.digit, ev.duration_ms, "info", asyncio.get_running_loop().time()))
+        elif isinstance(ev, MediaChanged):
+            event(log, "call.media", call_id=leg.call_id, direction=ev.audio.direction,
+                  remote=f"{ev.audio.remote_address}:{ev.audio.remote_port}", codec=ev.audio.codec)  # fmt: skip
+            call.on_media_changed(ev.audio)
 
     def _start_call(self, leg: CallLeg) -> None:
         call = Call(leg, self)

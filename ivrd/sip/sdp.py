@@ -93,7 +93,7 @@ class AudioSession:
 
     remote_address: str
     remote_port: int
-    payload_type: int
+    payload_type: int  # ptime below is what the peer asked to receive; we send 20 ms frames
     codec: str  # PCMU or PCMA
     telephone_event: int | None
     ptime: int
@@ -260,7 +260,7 @@ def answer_offer(
             raise SdpError("audio stream has no connection address", 400)
         direction = _ANSWER_DIRECTION[_offer_direction(offer, m)]
         accepted = AudioSession(remote, m.port, pt, rtpmap.name.upper(), event_pt,
-                                m.ptime or ptime, direction, m.rtcp_mux)  # fmt: skip
+                                m.ptime or 20, direction, m.rtcp_mux)  # fmt: skip
         formats = [str(pt)] + ([str(event_pt)] if event_pt is not None else [])
         rtpmaps = {pt: RtpMap(rtpmap.name.upper(), 8000)}
         fmtps: dict[int, str] = {}
@@ -268,7 +268,7 @@ def answer_offer(
             rtpmaps[event_pt] = RtpMap("telephone-event", 8000)
             fmtps[event_pt] = "0-16"
         answer_media.append(Media("audio", port, m.proto, tuple(formats), rtpmaps, fmtps, direction,
-                                  accepted.ptime, rtcp_mux=m.rtcp_mux))  # fmt: skip
+                                  ptime, rtcp_mux=m.rtcp_mux))  # fmt: skip
     if accepted is None:
         raise SdpError("no common audio codec", 488)
     answer = SessionDescription(("ivrd", session_id, version, address), tuple(answer_media), address)

@@ -159,7 +159,6 @@ Event = IncomingCall | CallConfirmed | MediaChanged | DtmfInfo | CallEnded | Mes
 class UaSettings:
     user_agent: str = "ivrd"
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
-    ptime: int = 20
     max_calls: int = 1000
     max_message_bytes: int = 65535
     timers: Timers = field(default_factory=Timers)
@@ -453,12 +452,11 @@ class UserAgent:
         session_id = leg.local_sdp.origin[1] if leg.local_sdp else int.from_bytes(secrets.token_bytes(4), "big")
         if offer is None:
             sdp = make_offer(codecs=self.settings.codecs, address=address, port=port, session_id=session_id,
-                             version=leg.sdp_version, ptime=self.settings.ptime)  # fmt: skip
+                             version=leg.sdp_version)  # fmt: skip
             leg.awaiting_answer = sdp
         else:
             sdp, leg.audio = answer_offer(offer, codecs=self.settings.codecs, address=address, port=port,
-                                          session_id=session_id, version=leg.sdp_version,
-                                          ptime=self.settings.ptime)  # fmt: skip
+                                          session_id=session_id, version=leg.sdp_version)
         leg.local_sdp = sdp
         return sdp
 

@@ -11,8 +11,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.integration.logfmt import events
 
 READY_TIMEOUT = 30.0
 
@@ -41,9 +44,20 @@ class RunningDaemon:
     workdir: Path
     log_path: Path
 
+    final_log: str = ""  # the whole log, kept once the daemon has stopped and its folder is gone
+
     @property
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else self.final_log
+
+    def wait_for_event(self, name: str, count: int = 1, timeout: float = 20.0) -> None:
+        """Wait until the log holds ``count`` events called ``name`` (the daemon's only report of some
+        things, such as digits, until call records exist)."""
+        deadline = time.monotonic() + timeout
+        while len(events(self.log, name)) < count:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"fewer than {count} {name} events:\n{self.log[-3000:]}")
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
@@ -75,20 +89,22 @@ def start_daemon(extra_yaml: str = "", *, sip_section: str = "") -> RunningDaemo
     notify_path = workdir / "notify"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
-    notify.settimeout(READY_TIMEOUT)
+    notify.settimeout(0.2)
     log_path = workdir / "daemon.log"
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_path)}
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "ivrd.cli", "run", "-c", str(config)], stdout=log,
                                 stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    deadline = time.monotonic() + READY_TIMEOUT
     try:
         while True:
-            message = notify.recv(4096)
-            if b"READY=1" in message.split(b"\n"):
-                break
-    except TimeoutError:
-        proc.kill()
-        raise AssertionError(f"daemon not ready in {READY_TIMEOUT}s:\n{log_path.read_text()}") from None
+            try:
+                if b"READY=1" in notify.recv(4096).split(b"\n"):
+                    break
+            except TimeoutError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise AssertionError(f"daemon not ready (exit {proc.poll()}):\n{log_path.read_text()}") from None
     finally:
         notify.close()
     return RunningDaemon(proc, port, workdir, log_path)
@@ -102,7 +118,7 @@ def daemon_running(extra_yaml: str = "", *, sip_section: str = ""):
         yield daemon
     finally:
         code = daemon.stop()
-        log = daemon.log
+        log = daemon.final_log = daemon.log
         shutil.rmtree(daemon.workdir, ignore_errors=True)
     assert code == 0, f"daemon exited with {code}:\n{log[-3000:]}"
     assert "level=error" not in log, log[-3000:]

@@ -1,0 +1,115 @@
+"""Prompts and the per-call player, sans-IO.
+
+A :class:`Prompt` is decoded, resampled to 8 kHz and encoded into 20 ms G.711 frames once, when
+it is loaded; calls share it and never re-encode. The :class:`Player` hands out one frame per
+tick: the next frame of the prompt at the head of its queue, or silence (or nothing) when idle.
+The RTP timestamp advances 160 per tick whatever is sent, so it stays continuous across prompts;
+the marker bit flags the first packet of each talkspurt.
+"""
+
+from __future__ import annotations
+
+import wave
+from collections import deque
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from .g711 import SILENCE, Codec, Samples, encode
+
+RATE = 8000
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+
+
+class PromptError(Exception):
+    """A prompt file that cannot be read as audio."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    name: str
+    frames: dict[str, tuple[bytes, ...]]  # codec -> 20 ms frames
+
+    @property
+    def seconds(self) -> float:
+        return len(next(iter(self.frames.values()))) * FRAME_SAMPLES / RATE
+
+
+def prompt_from_samples(name: str, samples: Samples) -> Prompt:
+    """Frame and encode 8 kHz samples for both codecs (the last frame padded with silence)."""
+    count = -(-len(samples) // FRAME_SAMPLES)
+    padded = np.zeros(count * FRAME_SAMPLES, dtype=np.int16)
+    padded[: len(samples)] = samples
+    frames: dict[str, tuple[bytes, ...]] = {}
+    for codec in ("PCMU", "PCMA"):
+        data = encode(padded, codec)
+        frames[codec] = tuple(data[i : i + FRAME_SAMPLES] for i in range(0, len(data), FRAME_SAMPLES))
+    return Prompt(name, frames)
+
+
+def load_wav(path: Path) -> Prompt:
+    """Read a PCM WAV file (8-48 kHz, 8/16-bit, mono or stereo) into a prompt."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
+            raw = wav.readframes(wav.getnframes())
+    except (OSError, EOFError, wave.Error) as exc:
+        raise PromptError(f"{path}: not a readable PCM WAV file ({exc})") from None
+    if width == 2:
+        samples = np.frombuffer(raw, dtype="<i2").astype(np.float64)
+    elif width == 1:
+        samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128) * 256
+    else:
+        raise PromptError(f"{path}: {8 * width}-bit samples; 8 or 16-bit PCM expected")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1)
+    if not 8000 <= rate <= 48000:
+        raise PromptError(f"{path}: sample rate {rate} Hz; 8000-48000 expected")
+    if rate != RATE:
+        common = gcd(rate, RATE)
+        samples = resample_poly(samples, RATE // common, rate // common)
+    return prompt_from_samples(path.stem, np.clip(np.round(samples), -32768, 32767).astype(np.int16))
+
+
+class Player:
+    """The queue of prompts a call plays, one frame per tick."""
+
+    def __init__(self, codec: Codec, *, idle_silence: bool = True) -> None:
+        self.codec = codec
+        self.idle_silence = idle_silence
+        self._queue: deque[Prompt] = deque()
+        self._index = 0
+        self._silence = bytes([SILENCE[codec]]) * FRAME_SAMPLES
+        self._talking = False
+
+    @property
+    def playing(self) -> Prompt | None:
+        return self._queue[0] if self._queue else None
+
+    def play(self, prompt: Prompt) -> None:
+        self._queue.append(prompt)
+
+    def stop(self) -> Prompt | None:
+        """Barge-in: drop what is playing and queued; returns the prompt that was cut."""
+        cut = self.playing
+        self._queue.clear()
+        self._index = 0
+        return cut
+
+    def next_frame(self) -> tuple[bytes | None, bool]:
+        """``(payload, marker)`` for this tick; payload None means send nothing (idle, no silence)."""
+        while self._queue:
+            frames = self._queue[0].frames[self.codec]
+            if self._index < len(frames):
+                frame = frames[self._index]
+                self._index += 1
+                marker = not self._talking
+                self._talking = True
+                return frame, marker
+            self._queue.popleft()
+            self._index = 0
+        self._talking = False
+        return (self._silence if self.idle_silence else None), False

@@ -1,0 +1,173 @@
+"""RTP (RFC 3550) packets, receive statistics and source latching, sans-IO.
+
+:func:`parse_rtp` checks every length against the bytes there (CSRC list, header extension,
+padding) and raises :class:`RtpError` and nothing else.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+_HEADER = struct.Struct("!BBHII")
+RTP_CLOCK = 8000  # G.711 and telephone-event
+
+
+class RtpError(Exception):
+    """A datagram that is not a well-formed RTP packet."""
+
+
+@dataclass(frozen=True, slots=True)
+class RtpPacket:
+    payload_type: int
+    marker: bool
+    sequence: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+
+
+def is_rtcp(data: bytes) -> bool:
+    """RTCP sharing the RTP port (rtcp-mux, RFC 5761 §4): packet types 192-223 in the second byte."""
+    return len(data) >= 2 and 192 <= data[1] <= 223
+
+
+def parse_rtp(data: bytes) -> RtpPacket:
+    if len(data) < 12:
+        raise RtpError("shorter than an RTP header")
+    first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
+    if first >> 6 != 2:
+        raise RtpError("not RTP version 2")
+    offset = 12 + 4 * (first & 0x0F)
+    if first & 0x10:
+        if len(data) < offset + 4:
+            raise RtpError("header extension cut short")
+        offset += 4 + 4 * int.from_bytes(data[offset + 2 : offset + 4], "big")
+    end = len(data)
+    if first & 0x20:
+        if end <= offset:
+            raise RtpError("padding without payload")
+        end -= data[-1]
+        if data[-1] == 0 or end < offset:
+            raise RtpError("bad padding length")
+    if offset > end:
+        raise RtpError("header longer than the packet")
+    return RtpPacket(second & 0x7F, bool(second & 0x80), sequence, timestamp, ssrc, data[offset:end])
+
+
+def build_rtp(payload_type: int, marker: bool, sequence: int, timestamp: int, ssrc: int,  # noqa: PLR0917
+              payload: bytes) -> bytes:  # fmt: skip
+    return _HEADER.pack(0x80, payload_type | (0x80 if marker else 0), sequence & 0xFFFF,
+                        timestamp & 0xFFFFFFFF, ssrc) + payload  # fmt: skip
+
+
+class ReceiveStats:
+    """RFC 3550 A.1/A.3/A.8: extended sequence numbers, expected vs received, interarrival jitter.
+
+    Sequence numbers are per SSRC: when the sender's SSRC changes (a new stream, as when a call
+    is transferred upstream) counting starts over, keeping what the earlier streams expected.
+    """
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.ssrc: int | None = None
+        self.source_changes = 0
+        self._expected_before = 0
+        self._base: int | None = None
+        self._max = 0  # highest extended sequence number seen
+        self._transit: float | None = None
+        self.jitter = 0.0  # in timestamp units
+
+    def extend(self, sequence: int) -> int:
+        """The extended (wrap-free) sequence number of a 16-bit one, relative to the highest seen."""
+        if self._base is None:
+            return sequence
+        delta = (sequence - (self._max & 0xFFFF) + 0x8000) % 0x10000 - 0x8000
+        return self._max + delta
+
+    def update(self, packet: RtpPacket, arrival: float, *, timing: bool = True) -> int:
+        """Count ``packet`` (arrived at ``arrival`` seconds); returns its extended sequence number.
+
+        ``timing=False`` counts it without feeding the jitter estimate: a telephone-event keeps one
+        timestamp for the whole press, so its transit time says nothing about network jitter.
+        """
+        if packet.ssrc != self.ssrc:
+            if self.ssrc is not None:
+                self.source_changes += 1
+                self._expected_before = self.expected
+                self._base = None
+                self._transit = None
+            self.ssrc = packet.ssrc
+        ext = self.extend(packet.sequence)
+        if self._base is None:
+            self._base = self._max = ext
+        elif ext > self._max:
+            self._max = ext
+        self.received += 1
+        if not timing:
+            return ext
+        transit = arrival * RTP_CLOCK - packet.timestamp
+        if self._transit is not None:
+            self.jitter += (abs(transit - self._transit) - self.jitter) / 16
+        self._transit = transit
+        return ext
+
+    @property
+    def expected(self) -> int:
+        current = 0 if self._base is None else self._max - self._base + 1
+        return self._expected_before + current
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.expected - self.received)
+
+    @property
+    def jitter_seconds(self) -> float:
+        return self.jitter / RTP_CLOCK
+
+
+Address = tuple[str, int]
+
+
+class SourceLatch:
+    """Which source's packets a call accepts (the "RTP bleed" defence, CVE-2017-14099).
+
+    Mode ``sdp``: only the address the peer's SDP named. Mode ``first``: the first source that
+    sends ``needed`` packets in sequence (for callers behind NAT, whose packets come from another
+    address than their SDP says). Once latched, every other source is dropped and counted, until
+    :meth:`relearn` (a renegotiation) starts over.
+    """
+
+    def __init__(self, expected: Address, *, mode: str = "sdp", needed: int = 3) -> None:
+        self.mode = mode
+        self.needed = needed
+        self.expected = expected
+        self.latched: Address | None = expected if mode == "sdp" else None
+        self._candidate: Address | None = None
+        self._run = 0
+        self._last_seq = -1
+        self.foreign = 0
+
+    def accept(self, source: Address, sequence: int) -> bool:
+        if self.latched is not None:
+            if source == self.latched:
+                return True
+            self.foreign += 1
+            return False
+        if source != self._candidate or sequence != (self._last_seq + 1) & 0xFFFF:
+            self._candidate, self._run = source, 0
+        self._run += 1
+        self._last_seq = sequence
+        if self._run >= self.needed:
+            self.latched = source
+        return True
+
+    def relearn(self, expected: Address) -> None:
+        self.expected = expected
+        self.latched = expected if self.mode == "sdp" else None
+        self._candidate, self._run = None, 0
+
+    @property
+    def send_to(self) -> Address:
+        """Symmetric RTP: send where the caller's packets come from once latched, else to its SDP."""
+        return self.latched or self.expected

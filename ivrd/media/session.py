@@ -1,0 +1,168 @@
+"""One call's RTP on the event loop: a socket, one paced tick, and the receive path.
+
+Every 20 ms tick is scheduled with ``loop.call_at`` at ``start + n * 20 ms``, an absolute
+deadline, so lateness never accumulates into drift; a tick that comes more than a frame late
+skips the frames it missed (their timestamps too) rather than bursting them. Each tick sends
+one frame from the :class:`~ivrd.media.player.Player` and takes one frame out of the jitter
+buffer. Received packets are latched to one source, filtered to the negotiated payload types,
+and telephone-events become digits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from ..sip.sdp import AudioSession
+from .dtmf import Digit, DtmfError, Rfc4733Receiver
+from .g711 import Codec
+from .jitter import JitterBuffer
+from .pacer import Pacer
+from .player import FRAME_SAMPLES, Player
+from .rtp import ReceiveStats, RtpError, SourceLatch, build_rtp, is_rtcp, parse_rtp
+
+TICK = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    latch: str = "first"  # "first" or "sdp"
+    idle_silence: bool = True
+    jitter_min_frames: int = 1
+    jitter_max_frames: int = 10
+
+
+class _Socket(asyncio.DatagramProtocol):
+    def __init__(self, session: MediaSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.session.receive(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        self.session.send_errors += 1
+
+
+class MediaSession:
+    """See the module docstring. ``on_digit_start`` fires on a press's first packet (barge-in);
+    ``on_digit`` once the press is over."""
+
+    def __init__(self, audio: AudioSession, settings: MediaSettings, *, on_digit: Callable[[Digit], None],
+                 on_digit_start: Callable[[str], None]) -> None:  # fmt: skip
+        self.settings = settings
+        self.audio = audio
+        self.player = Player(cast(Codec, audio.codec), idle_silence=settings.idle_silence)
+        self.stats = ReceiveStats()
+        self.jitter = JitterBuffer(min_frames=settings.jitter_min_frames, max_frames=settings.jitter_max_frames)
+        self.latch = SourceLatch((audio.remote_address, audio.remote_port), mode=settings.latch)
+        self.events = Rfc4733Receiver()
+        self._on_digit = on_digit
+        self._on_digit_start = on_digit_start
+        self._ssrc = random.getrandbits(32)
+        self._seq = random.getrandbits(16)
+        self._timestamp = random.getrandbits(32)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._pacer: Pacer | None = None
+        self.sent = 0
+        self.skipped = 0
+        self.malformed = 0
+        self.wrong_payload = 0
+        self.send_errors = 0
+        self.frames_out = 0  # frames taken out of the jitter buffer
+
+    async def open(self, sock: socket.socket) -> None:
+        """Adopt a bound UDP socket; the session owns it from now on."""
+        self._loop = asyncio.get_running_loop()
+        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Socket(self), sock=sock)
+        self._transport = transport
+
+    def start(self) -> None:
+        """Start the paced tick (the first frame goes out now)."""
+        assert self._loop is not None
+        self._pacer = Pacer(self._loop.time(), TICK)
+        self._tick()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def update(self, audio: AudioSession) -> None:
+        """A renegotiation (re-INVITE): new remote address, codec or direction; relearn the source."""
+        self.audio = audio
+        self.player.codec = cast(Codec, audio.codec)
+        self.latch.relearn((audio.remote_address, audio.remote_port))
+
+    # ---- sending ----------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        assert self._loop is not None and self._pacer is not None
+        missed = self._pacer.tick(self._loop.time())
+        if missed:  # the loop was held up: skip the missed frames, keep the RTP clock true
+            self.skipped += missed
+            self._timestamp += missed * FRAME_SAMPLES
+        payload, marker = self.player.next_frame()
+        if payload is not None and self.audio.direction in ("sendrecv", "sendonly") and self._transport is not None:
+            packet = build_rtp(self.audio.payload_type, marker, self._seq, self._timestamp, self._ssrc, payload)
+            self._transport.sendto(packet, self.latch.send_to)
+            self._seq = (self._seq + 1) & 0xFFFF
+            self.sent += 1
+        self._timestamp += FRAME_SAMPLES
+        if self.jitter.pop() is not None:
+            self.frames_out += 1
+        self._timer = self._loop.call_at(self._pacer.deadline, self._tick)
+
+    # ---- receiving --------------------------------------------------------------------------------
+
+    def receive(self, data: bytes, source: tuple[str, int]) -> None:
+        if is_rtcp(data):
+            return
+        try:
+            packet = parse_rtp(data)
+        except RtpError:
+            self.malformed += 1
+            return
+        if not self.latch.accept(source, packet.sequence):
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        changes = self.stats.source_changes
+        if packet.payload_type == self.audio.payload_type:
+            ext = self.stats.update(packet, now)
+            if self.stats.source_changes != changes:
+                self.jitter.restart()
+            self.jitter.push(ext, packet.payload)
+            self.jitter.adapt(self.stats.jitter_seconds)
+        elif packet.payload_type == self.audio.telephone_event:
+            self.stats.update(packet, now, timing=False)
+            try:
+                started, finished = self.events.packet(packet.timestamp, packet.payload, now)
+            except DtmfError:
+                self.malformed += 1
+                return
+            if started is not None:
+                self._on_digit_start(started)
+            if finished is not None:
+                self._on_digit(finished)
+        else:
+            self.wrong_payload += 1
+
+    def summary(self) -> dict[str, object]:
+        """Figures for the call's end-of-call log line."""
+        return {
+            "rtp_sent": self.sent, "rtp_received": self.stats.received, "rtp_lost": self.stats.lost,
+            "rtp_jitter_ms": round(self.stats.jitter_seconds * 1000, 2), "rtp_foreign": self.latch.foreign,
+            "rtp_malformed": self.malformed, "rtp_wrong_payload": self.wrong_payload,
+            "jitter_late": self.jitter.stats.late, "jitter_duplicates": self.jitter.stats.duplicates,
+            "ticks_skipped": self.skipped, "frames_played_in": self.frames_out,
+        }  # fmt: skip
+

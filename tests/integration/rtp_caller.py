@@ -1,0 +1,139 @@
+"""A scripted caller in Python: SIP over UDP and an RTP socket, recording every packet it receives."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ivrd.media.rtp import build_rtp, parse_rtp
+from ivrd.sip.message import Response, parse_message
+
+
+@dataclass
+class Received:
+    arrival: float
+    sequence: int
+    timestamp: int
+    marker: bool
+    payload_type: int
+    payload: bytes
+
+
+@dataclass
+class RtpCaller:
+    daemon_port: int
+    sip: socket.socket = field(init=False)
+    rtp: socket.socket = field(init=False)
+    received: list[Received] = field(default_factory=list)
+    remote_rtp: tuple[str, int] | None = None
+    to_tag: str = ""
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def __post_init__(self) -> None:
+        self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sip.bind(("127.0.0.1", 0))
+        self.sip.settimeout(10)
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.bind(("127.0.0.1", 0))
+        self.rtp.settimeout(0.2)
+        self._reader = threading.Thread(target=self._read_rtp, daemon=True)
+        self._reader.start()
+        self.seq = 1000
+        self.ts = 50000
+        self.cseq = 1
+
+    @property
+    def sip_port(self) -> int:
+        return self.sip.getsockname()[1]
+
+    def _read_rtp(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.rtp.recv(2048)
+            except (TimeoutError, OSError):
+                continue
+            packet = parse_rtp(data)
+            with self._arrived:
+                self.received.append(Received(time.monotonic(), packet.sequence, packet.timestamp, packet.marker,
+                                              packet.payload_type, packet.payload))  # fmt: skip
+                self._arrived.notify_all()
+
+    def wait_for_packets(self, count: int, timeout: float = 20.0) -> None:
+        """Block until ``count`` RTP packets have arrived in all."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.received) >= count, timeout):
+                raise AssertionError(f"only {len(self.received)} of {count} RTP packets arrived")
+
+    def _request(self, method: str, body: str = "", content_type: str = "", branch: str = "") -> bytes:
+        to_tag = f";tag={self.to_tag}" if self.to_tag else ""
+        text = (
+            f"{method} sip:ivr@127.0.0.1:{self.daemon_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.sip_port};branch=z9hG4bK{branch or method}{self.cseq}\r\n"
+            f"From: <sip:tester@127.0.0.1>;tag=caller\r\nTo: <sip:ivr@127.0.0.1>{to_tag}\r\n"
+            f"Call-ID: rtp-caller-{self.sip_port}\r\nCSeq: {self.cseq} {method}\r\nMax-Forwards: 70\r\n"
+            f"Contact: <sip:tester@127.0.0.1:{self.sip_port}>\r\n"
+            + (f"Content-Type: {content_type}\r\n" if content_type else "")
+            + f"Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+        return text.encode()
+
+    def _final(self) -> Response:
+        while True:
+            message = parse_message(self.sip.recv(65535))
+            if isinstance(message, Response) and message.status >= 200:
+                return message
+
+    def call(self) -> Response:
+        port = self.rtp.getsockname()[1]
+        sdp = ("v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               f"m=audio {port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n")
+        self.sip.sendto(self._request("INVITE", sdp, "application/sdp"), ("127.0.0.1", self.daemon_port))
+        ok = self._final()
+        assert ok.status == 200, ok
+        self.to_tag = ok.to.tag or ""
+        media = next(line for line in ok.body.decode().splitlines() if line.startswith("m=audio"))
+        self.remote_rtp = ("127.0.0.1", int(media.split()[1]))
+        self.sip.sendto(self._request("ACK", branch="ack"), ("127.0.0.1", self.daemon_port))
+        return ok
+
+    def send_rtp(self, payload_type: int, payload: bytes, *, marker: bool = False, timestamp: int | None = None,
+                 sock: socket.socket | None = None, advance: bool = True) -> None:  # fmt: skip
+        """Send one packet of the caller's stream, or (``sock`` given) a lookalike from another socket."""
+        assert self.remote_rtp is not None
+        stamp = self.ts if timestamp is None else timestamp
+        packet = build_rtp(payload_type, marker, self.seq, stamp, 0x1234, payload)
+        (sock or self.rtp).sendto(packet, self.remote_rtp)
+        if sock is not None:
+            return
+        self.seq += 1
+        if advance:
+            self.ts += 160
+
+    def press_rfc4733(self, code: int) -> None:
+        """One press as a phone sends it: a start, an update, then the end packet three times."""
+        start = self.ts
+        for duration, end in ((160, False), (480, False), (800, True), (800, True), (800, True)):
+            flags = (0x80 if end else 0) | 10
+            self.send_rtp(101, bytes([code, flags]) + duration.to_bytes(2, "big"), marker=duration == 160,
+                          timestamp=start, advance=False)  # fmt: skip
+        self.ts += 800
+
+    def info(self, digit: str) -> int:
+        self.cseq += 1
+        body = f"Signal={digit}\r\nDuration=100\r\n"
+        self.sip.sendto(self._request("INFO", body, "application/dtmf-relay"), ("127.0.0.1", self.daemon_port))
+        return self._final().status
+
+    def bye(self) -> int:
+        self.cseq += 1
+        self.sip.sendto(self._request("BYE"), ("127.0.0.1", self.daemon_port))
+        return self._final().status
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join()
+        self.sip.close()
+        self.rtp.close()

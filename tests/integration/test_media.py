@@ -1,0 +1,92 @@
+"""Audio through the real daemon: the caller's RTP and digits in, the prompt out, paced and interruptible."""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import time
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from tests.integration.baresip import CONFIG_DIR, Baresip
+from tests.integration.daemon import daemon_running, free_port
+from tests.integration.logfmt import events
+from tests.integration.peers import require, sipp
+from tests.integration.rtp_caller import RtpCaller
+
+pytestmark = pytest.mark.peers
+PROMPT = Path(__file__).resolve().parents[2] / "etc" / "prompts" / "welcome.wav"
+WITH_PROMPT = f"calls:\n  answer_prompt: {PROMPT}\n"
+SILENCE_PCMU = b"\xff" * 160
+
+
+def test_sipp_pcap_audio_and_rfc4733_digit_reach_the_call(tmp_path):
+    require("sipp")
+    (tmp_path / "pcap").symlink_to("/usr/share/sip-tester")
+    with daemon_running() as daemon:
+        result = sipp(f"127.0.0.1:{daemon.port}", "-sn", "uac_pcap", "-i", "127.0.0.1", "-p", str(free_port()),
+                      "-mi", "127.0.0.1", "-m", "1", cwd=tmp_path)  # fmt: skip
+    assert (result.code, result.successful) == (0, 1), result.output[-2000:]
+    (end,) = events(daemon.final_log, "call.end")
+    assert end["digits"] == "1"  # dtmf_2833_1.pcap
+    assert int(end["rtp_received"]) >= 236  # g711a.pcap's 236 packets, plus the event's packets
+    assert (end["rtp_lost"], end["rtp_wrong_payload"], end["rtp_malformed"]) == ("0", "0", "0")
+
+
+def test_prompt_is_paced_and_a_key_stops_it(tmp_path):
+    with daemon_running(WITH_PROMPT) as daemon:  # media.latch defaults to "first"
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            for _ in range(10):  # the caller talks: ten 20 ms frames, enough to latch its source
+                caller.send_rtp(0, SILENCE_PCMU)
+            caller.wait_for_packets(40)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as intruder:
+                intruder.bind(("127.0.0.1", 0))
+                caller.send_rtp(0, SILENCE_PCMU, sock=intruder)  # RTP bleed attempt from another port
+            before_press = len(caller.received)
+            pressed_at = time.monotonic()
+            caller.press_rfc4733(7)
+            assert caller.info("7") == 200  # the same press again, as SIP INFO: one digit, not two
+            caller.send_rtp(0, SILENCE_PCMU)
+            caller.wait_for_packets(before_press + 40)
+            assert caller.bye() == 200
+        finally:
+            caller.close()
+    packets = caller.received
+    assert packets[0].marker and not any(p.marker for p in packets[1:])
+    assert {p.payload_type for p in packets} == {0}
+    assert all((b.sequence - a.sequence) % 65536 == 1 for a, b in pairwise(packets))
+    steps = [(b.timestamp - a.timestamp) % 2**32 for a, b in pairwise(packets)]
+    assert all(step % 160 == 0 and step > 0 for step in steps)
+    gaps = [b.arrival - a.arrival for a, b in pairwise(packets)]
+    assert 0.010 <= statistics.median(gaps) <= 0.030
+    assert any(p.payload != SILENCE_PCMU for p in packets[:before_press])  # the prompt was playing
+    after = [p for p in packets if p.arrival > pressed_at + 0.2]
+    assert after and all(p.payload == SILENCE_PCMU for p in after)  # and the key cut it off
+    (end,) = events(daemon.final_log, "call.end")
+    assert end["digits"] == "7"
+    assert end["rtp_foreign"] == "1"
+    assert (end["rtp_received"], end["rtp_lost"]) == (str(10 + 5 + 1), "0")
+    assert events(daemon.final_log, "call.barge_in")[0]["digit"] == "7"
+
+
+@pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")
+def test_baresip_digits_arrive_once_each():
+    require("baresip")
+    phone = Baresip()
+    try:
+        with daemon_running(WITH_PROMPT) as daemon:
+            phone.command("dial", f"sip:ivr@127.0.0.1:{daemon.port}")
+            phone.wait_event("CALL_ESTABLISHED")
+            phone.command("sndcode", "1234#")
+            daemon.wait_for_event("call.dtmf", count=5)
+            phone.command("hangup")
+            phone.wait_event("CALL_CLOSED")
+    finally:
+        phone.close()
+    (end,) = events(daemon.final_log, "call.end")
+    assert end["digits"] == "1234#"
+    assert [e["source"] for e in events(daemon.final_log, "call.dtmf")] == ["rfc4733"] * 5
