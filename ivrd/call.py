@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .logs import event
 from .media.dtmf import Digit, DigitStream
+from .media.recorder import Recorder, recording_path
 from .media.session import MediaSession
 from .sip.sdp import AudioSession
 from .sip.ua import CallLeg, LegState
@@ -100,9 +103,14 @@ class Call:
             raise
         finally:
             summary = self.media.summary() if self.media else {}
+            recorder = self.media.recorder if self.media else None
             self._close_media()
-            event(log, "call.end", call_id=leg.call_id, reason=self.end_reason or leg.state.value,
-                  digits=self.digits.text, **summary)  # fmt: skip
+            try:
+                if recorder is not None:
+                    await recorder.close()  # on the disk thread; the daemon waits for that thread at exit too
+            finally:
+                event(log, "call.end", call_id=leg.call_id, reason=self.end_reason or leg.state.value,
+                      digits=self.digits.text, recording=recorder.path if recorder else None, **summary)  # fmt: skip
 
     async def hangup(self) -> None:
         """End the call from our side and wait (bounded) for the BYE to complete."""
@@ -136,6 +144,10 @@ class Call:
         assert self._sock is not None
         media = MediaSession(audio, self.daemon.media_settings, on_digit=self.on_digit,
                              on_digit_start=self.on_digit_start)  # fmt: skip
+        calls = self.daemon.config.calls
+        if calls.record:
+            path = recording_path(Path(calls.recordings_dir), self.leg.call_id, time.time())
+            media.recorder = Recorder(path, self.daemon.disk)
         self.media = media
         sock, self._sock = self._sock, None
         task = asyncio.get_running_loop().create_task(media.open(sock))

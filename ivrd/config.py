@@ -65,6 +65,7 @@ class MediaConfig:
     rtp_port_max: int = 20000
     codecs: tuple[Literal["PCMU", "PCMA"], ...] = ("PCMU", "PCMA")
     latch: Literal["first", "sdp"] = "first"
+    inband_dtmf: Literal["auto", "always", "never"] = "auto"
     idle: Literal["silence", "nothing"] = "silence"
     jitter_min_ms: int = 20
     jitter_max_ms: int = 200
@@ -84,6 +85,8 @@ class CallsConfig:
     max_concurrent: int = 1000
     max_duration: float = 3600.0
     answer_prompt: str | None = None
+    record: bool = False
+    recordings_dir: str = "recordings"
 
     def check(self) -> str | None:
         if self.max_concurrent < 1:
@@ -133,7 +136,8 @@ def load_config(path: Path) -> Config:
             located = where(value, str(path), problem) if value else Problem(str(path), 1, 1, problem)
             raise ConfigError([located]) from None
         config = dataclasses.replace(config, calls=dataclasses.replace(config.calls, answer_prompt=str(resolved)))
-    return config
+    recordings = path.parent / config.calls.recordings_dir
+    return dataclasses.replace(config, calls=dataclasses.replace(config.calls, recordings_dir=str(recordings)))
 
 
 def _find(node: yaml.Node, *keys: str) -> yaml.Node | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .call import BYE_GRACE, Call
@@ -45,9 +46,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self.bound_ports: list[int] = []
         self.answer_prompt: Prompt | None = None
+        self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-disk")  # recordings, in order
         media = config.media
         self.media_settings = MediaSettings(
-            latch=media.latch, idle_silence=media.idle == "silence",
+            latch=media.latch, inband_dtmf=media.inband_dtmf, idle_silence=media.idle == "silence",
             jitter_min_frames=media.jitter_min_ms // 20, jitter_max_frames=media.jitter_max_ms // 20)  # fmt: skip
         sip = config.sip
         self.sip = SipTransport(
@@ -78,13 +80,17 @@ class Daemon:
     async def shutdown(self) -> None:
         notify("STOPPING=1")
         event(log, "stopping", calls=len(self.calls))
-        calls = list(self.calls.values())
-        if calls:
-            await asyncio.wait([asyncio.ensure_future(call.hangup()) for call in calls], timeout=BYE_GRACE)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        loop = asyncio.get_running_loop()
+        for call in list(self.calls.values()):
+            self.sip.ua.hangup(call.leg, loop.time())
+        self.sip.flush()
+        if self._tasks:  # each call ends its own way (BYE answered, recording closed), within a bound
+            _, pending = await asyncio.wait(set(self._tasks), timeout=BYE_GRACE)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        await asyncio.get_running_loop().run_in_executor(None, self.disk.shutdown, True)  # every recording closed
         self.sip.close()
         event(log, "stopped")
 

@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +25,10 @@ def test_example_config_loads_and_documents_every_key():
             assert f"{key}:" in text, f"etc/ivrd.yaml does not show {section}.{key}"
 
 
-def test_empty_file_is_the_embedded_defaults(tmp_path):
-    assert load_config(write(tmp_path, "")) == Config()
+def test_empty_file_is_the_embedded_defaults_with_paths_relative_to_it(tmp_path):
+    defaults = Config()
+    calls = dataclasses.replace(defaults.calls, recordings_dir=str(tmp_path / "recordings"))
+    assert load_config(write(tmp_path, "")) == dataclasses.replace(defaults, calls=calls)
 
 
 def test_every_problem_is_reported_with_its_line(tmp_path):

@@ -1,4 +1,4 @@
-"""DTMF, sans-IO: RFC 4733 telephone-events in, and one deduplicated digit stream per call.
+"""DTMF, sans-IO: RFC 4733 telephone-events and in-band tones in, one deduplicated digit stream per call.
 
 An RFC 4733 event is identified by its RTP timestamp: its first packet starts the digit (the
 moment to stop a prompt), its end packets (sent three times) finish it, and the digit is reported
@@ -10,6 +10,9 @@ report of the same digit from another source while the first press is still fres
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 EVENT_DIGITS = "0123456789*#ABCD"
 RTP_CLOCK = 8000
@@ -95,3 +98,82 @@ class DigitStream:
     @property
     def text(self) -> str:
         return "".join(d.digit for d in self.digits)
+
+
+ROWS = (697.0, 770.0, 852.0, 941.0)
+COLUMNS = (1209.0, 1336.0, 1477.0, 1633.0)
+KEYPAD = ("123A", "456B", "789C", "*0#D")
+
+
+class InbandDetector:
+    """Tones in the audio (ITU-T Q.24), one 20 ms block at a time.
+
+    Each block's energy at the eight DTMF frequencies (a Goertzel filter bank) must show one row
+    and one column tone that stand clear of the rest of their group, with a twist (row/column
+    level ratio) within ``-8 dB..+4 dB``, carrying most of the block's energy (speech spreads its
+    energy; a tone pair concentrates it). A digit starts after ``min_blocks`` such blocks in a row
+    and is reported when the tone stops.
+    """
+
+    def __init__(self, *, rate: int = 8000, block: int = 160, min_blocks: int = 2, min_level: float = 1.0e5) -> None:
+        n = np.arange(block)
+        freqs = np.array(ROWS + COLUMNS)
+        self._basis = np.exp(-2j * np.pi * np.outer(freqs, n) / rate)
+        self._block = block
+        self._min_blocks = min_blocks
+        self._min_energy = min_level * block  # mean square amplitude floor, about -40 dBm0
+        self._candidate: str | None = None
+        self._run = 0
+        self._active: str | None = None
+        self._started_at = 0.0
+        self._pending: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)
+
+    def _classify(self, samples: npt.NDArray[np.int16]) -> str | None:
+        x = samples.astype(np.float64)
+        total = float(np.dot(x, x))
+        if total < self._min_energy:
+            return None
+        energy = np.abs(self._basis @ x) ** 2 * (2.0 / self._block)
+        rows, cols = energy[:4], energy[4:]
+        r, c = int(np.argmax(rows)), int(np.argmax(cols))
+        row, col = float(rows[r]), float(cols[c])
+        if np.sort(rows)[-2] * 6.3 > row or np.sort(cols)[-2] * 6.3 > col:  # 8 dB above the rest of the group
+            return None
+        twist = row / col
+        if not 0.4 <= twist <= 6.3:  # column at most 4 dB above, row at most 8 dB above
+            return None
+        if row + col < 0.7 * total:
+            return None
+        return KEYPAD[r][c]
+
+    def feed(self, samples: npt.NDArray[np.int16], now: float) -> tuple[str | None, Digit | None]:
+        """``(digit that starts now, digit that ended now)`` after the audio in ``samples`` (any length;
+        it is cut into blocks, the remainder kept for the next call)."""
+        pending = np.concatenate((self._pending, samples)) if len(self._pending) else samples
+        started: str | None = None
+        finished: Digit | None = None
+        blocks = len(pending) // self._block
+        for i in range(blocks):
+            block_end = now - (blocks - 1 - i) * self._block / 8000
+            s, f = self._step(pending[i * self._block : (i + 1) * self._block], block_end)
+            started, finished = s or started, f or finished
+        self._pending = pending[blocks * self._block :]
+        return started, finished
+
+    def _step(self, samples: npt.NDArray[np.int16], now: float) -> tuple[str | None, Digit | None]:
+        found = self._classify(samples)
+        started: str | None = None
+        finished: Digit | None = None
+        if found is not None and found == self._candidate:
+            self._run += 1
+        else:
+            self._candidate, self._run = found, 1 if found else 0
+        if self._active is not None and found != self._active:
+            duration = round((now - self._started_at) * 1000)
+            finished = Digit(self._active, duration, "inband", self._started_at)
+            self._active = None
+        if self._active is None and found is not None and self._run >= self._min_blocks:
+            self._active = found
+            self._started_at = now - (self._run - 1) * self._block / 8000
+            started = found
+        return started, finished

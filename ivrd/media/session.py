@@ -4,8 +4,9 @@ Every 20 ms tick is scheduled with ``loop.call_at`` at ``start + n * 20 ms``, an
 deadline, so lateness never accumulates into drift; a tick that comes more than a frame late
 skips the frames it missed (their timestamps too) rather than bursting them. Each tick sends
 one frame from the :class:`~ivrd.media.player.Player` and takes one frame out of the jitter
-buffer. Received packets are latched to one source, filtered to the negotiated payload types,
-and telephone-events become digits.
+buffer for the consumers of the caller's audio (in-band DTMF detection, the recorder).
+Received packets are latched to one source and filtered to the negotiated payload types;
+telephone-events become digits.
 """
 
 from __future__ import annotations
@@ -17,20 +18,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+import numpy as np
+
 from ..sip.sdp import AudioSession
-from .dtmf import Digit, DtmfError, Rfc4733Receiver
-from .g711 import Codec
+from .dtmf import Digit, DtmfError, InbandDetector, Rfc4733Receiver
+from .g711 import Codec, decode
 from .jitter import JitterBuffer
 from .pacer import Pacer
 from .player import FRAME_SAMPLES, Player
+from .recorder import Recorder
 from .rtp import ReceiveStats, RtpError, SourceLatch, build_rtp, is_rtcp, parse_rtp
 
 TICK = 0.02
+ADAPT_EVERY = 25  # packets between jitter-buffer target updates (twice a second): jitter moves slowly
+SILENT_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
 
 @dataclass(frozen=True, slots=True)
 class MediaSettings:
     latch: str = "first"  # "first" or "sdp"
+    inband_dtmf: str = "auto"  # "auto" (when no telephone-event was negotiated), "always" or "never"
     idle_silence: bool = True
     jitter_min_frames: int = 1
     jitter_max_frames: int = 10
@@ -60,6 +67,9 @@ class MediaSession:
         self.jitter = JitterBuffer(min_frames=settings.jitter_min_frames, max_frames=settings.jitter_max_frames)
         self.latch = SourceLatch((audio.remote_address, audio.remote_port), mode=settings.latch)
         self.events = Rfc4733Receiver()
+        self.inband: InbandDetector | None = None
+        self.recorder: Recorder | None = None
+        self._configure_inband()
         self._on_digit = on_digit
         self._on_digit_start = on_digit_start
         self._ssrc = random.getrandbits(32)
@@ -101,6 +111,15 @@ class MediaSession:
         self.audio = audio
         self.player.codec = cast(Codec, audio.codec)
         self.latch.relearn((audio.remote_address, audio.remote_port))
+        self._configure_inband()
+
+    def _configure_inband(self) -> None:
+        mode = self.settings.inband_dtmf
+        wanted = mode == "always" or (mode == "auto" and self.audio.telephone_event is None)
+        if wanted and self.inband is None:
+            self.inband = InbandDetector()
+        elif not wanted:
+            self.inband = None
 
     # ---- sending ----------------------------------------------------------------------------------
 
@@ -117,9 +136,25 @@ class MediaSession:
             self._seq = (self._seq + 1) & 0xFFFF
             self.sent += 1
         self._timestamp += FRAME_SAMPLES
-        if self.jitter.pop() is not None:
+        frame = self.jitter.pop()
+        if frame is not None:
             self.frames_out += 1
+        if self.inband is not None or self.recorder is not None:
+            self._listen(frame)
         self._timer = self._loop.call_at(self._pacer.deadline, self._tick)
+
+    def _listen(self, frame: bytes | None) -> None:
+        """The consumers of the caller's audio, one 20 ms frame (decoded once) per tick."""
+        assert self._loop is not None
+        samples = decode(frame, self.player.codec) if frame else SILENT_FRAME  # lost or not there: silence
+        if self.recorder is not None and self.stats.received:  # real time, from the caller's first packet
+            self.recorder.add(samples)
+        if self.inband is not None and frame is not None:
+            started, finished = self.inband.feed(samples, self._loop.time())
+            if started is not None:
+                self._on_digit_start(started)
+            if finished is not None:
+                self._on_digit(finished)
 
     # ---- receiving --------------------------------------------------------------------------------
 
@@ -141,7 +176,8 @@ class MediaSession:
             if self.stats.source_changes != changes:
                 self.jitter.restart()
             self.jitter.push(ext, packet.payload)
-            self.jitter.adapt(self.stats.jitter_seconds)
+            if not ext % ADAPT_EVERY:
+                self.jitter.adapt(self.stats.jitter_seconds)
         elif packet.payload_type == self.audio.telephone_event:
             self.stats.update(packet, now, timing=False)
             try:

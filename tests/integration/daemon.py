@@ -70,10 +70,13 @@ class RunningDaemon:
             raise AssertionError(f"daemon did not stop within {timeout}s:\n{self.log[-3000:]}") from None
 
 
-def start_daemon(extra_yaml: str = "", *, sip_section: str = "") -> RunningDaemon:
+def start_daemon(
+    extra_yaml: str = "", *, sip_section: str = "", rtp_ports: tuple[int, int] | None = None
+) -> RunningDaemon:
     workdir = Path(tempfile.mkdtemp(prefix="ivrd-"))
     port = free_port()
     rtp = random.randrange(20000, 60000, 1000)
+    first, last = rtp_ports or (rtp, rtp + 998)
     config = workdir / "ivrd.yaml"
     config.write_text(
         "sip:\n"
@@ -83,7 +86,7 @@ def start_daemon(extra_yaml: str = "", *, sip_section: str = "") -> RunningDaemo
         f"    - {{transport: udp, address: '::1', port: {port}}}\n"
         f"    - {{transport: tcp, address: '::1', port: {port}}}\n"
         f"{sip_section}"
-        f"media:\n  rtp_port_min: {rtp}\n  rtp_port_max: {rtp + 998}\n"
+        f"media:\n  rtp_port_min: {first}\n  rtp_port_max: {last}\n"
         f"{extra_yaml}"
     )
     notify_path = workdir / "notify"

@@ -7,6 +7,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from ivrd.media import g711
 from ivrd.media.rtp import build_rtp, parse_rtp
 from ivrd.sip.message import Response, parse_message
 
@@ -86,10 +89,11 @@ class RtpCaller:
             if isinstance(message, Response) and message.status >= 200:
                 return message
 
-    def call(self) -> Response:
+    def call(self, *, telephone_event: bool = True) -> Response:
         port = self.rtp.getsockname()[1]
+        formats = "0 101\r\na=rtpmap:101 telephone-event/8000" if telephone_event else "0"
         sdp = ("v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-               f"m=audio {port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n")
+               f"m=audio {port} RTP/AVP {formats}\r\n")
         self.sip.sendto(self._request("INVITE", sdp, "application/sdp"), ("127.0.0.1", self.daemon_port))
         ok = self._final()
         assert ok.status == 200, ok
@@ -111,6 +115,15 @@ class RtpCaller:
         self.seq += 1
         if advance:
             self.ts += 160
+
+    def stream(self, samples: np.ndarray) -> None:
+        """Send ``samples`` as μ-law 20 ms frames in real time, as a phone's microphone would."""
+        start = time.monotonic()
+        for n, i in enumerate(range(0, len(samples) - 159, 160)):
+            delay = start + n * 0.02 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # pacing a real-time source, not waiting for the daemon
+            self.send_rtp(0, g711.encode(samples[i : i + 160], "PCMU"))
 
     def press_rfc4733(self, code: int) -> None:
         """One press as a phone sends it: a start, an update, then the end packet three times."""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ivrd.media import g711
+from tests.audio import read_wav, speech, with_tones
 from tests.integration.baresip import CONFIG_DIR, Baresip
 from tests.integration.daemon import daemon_running, free_port
 from tests.integration.logfmt import events
@@ -90,3 +92,43 @@ def test_baresip_digits_arrive_once_each():
     (end,) = events(daemon.final_log, "call.end")
     assert end["digits"] == "1234#"
     assert [e["source"] for e in events(daemon.final_log, "call.dtmf")] == ["rfc4733"] * 5
+
+
+def test_inband_tones_under_speech_become_digits(tmp_path):
+    require("espeak-ng", "sox")
+    audio = with_tones(speech("Hello, I would like to check my balance, my account number is", tmp_path),
+                       "4071#", tmp_path)  # fmt: skip
+    with daemon_running() as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call(telephone_event=False)  # no RFC 4733: the daemon must listen to the audio
+            caller.stream(audio)
+            daemon.wait_for_event("call.dtmf", count=5)
+            assert caller.bye() == 200
+        finally:
+            caller.close()
+    (end,) = events(daemon.final_log, "call.end")
+    assert end["digits"] == "4071#"
+    assert {e["source"] for e in events(daemon.final_log, "call.dtmf")} == {"inband"}
+
+
+def test_the_callers_audio_is_recorded_frame_for_frame(tmp_path):
+    require("espeak-ng", "sox")
+    audio = speech("Please record this message after the tone", tmp_path)
+    with daemon_running(f"calls:\n  record: true\n  recordings_dir: {tmp_path / 'rec'}\n") as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            caller.stream(audio)
+            assert caller.bye() == 200
+        finally:
+            caller.close()
+    (end,) = events(daemon.final_log, "call.end")
+    (path,) = (tmp_path / "rec").iterdir()
+    assert end["recording"] == str(path)
+    sent = [g711.encode(audio[i : i + 160], "PCMU") for i in range(0, len(audio) - 159, 160)]
+    recorded = read_wav(path)
+    frames = {recorded[i : i + 160].tobytes() for i in range(0, len(recorded) - 159, 160)}
+    spoken = [g711.decode(f, "PCMU").tobytes() for f in sent if f != SILENCE_PCMU]
+    assert all(frame in frames for frame in spoken)  # every frame the caller spoke, sample for sample
+    assert len(recorded) >= len(sent) * 160

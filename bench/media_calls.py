@@ -1,0 +1,228 @@
+"""Concurrent calls with audio both ways: the daemon's CPU and how punctually its RTP arrives.
+
+For each N, a load generator (a separate process on the other core) sets up N calls over SIP,
+sends each a 20 ms G.711 frame every 20 ms, and records every RTP packet the daemon sends
+(a prompt, then silence). Lateness is measured at the receiver: for each call, a packet's
+``arrival - timestamp / 8000``, less the smallest such value of that call, so a perfectly paced
+stream scores 0 whatever the path's fixed delay. Prints, per N: daemon CPU %, lateness
+p50/p99/max in ms, packets lost (sequence gaps), and the generator's own CPU % (when it nears
+100 the figures are the generator's, not the daemon's). Loopback only, bounded in time::
+
+    .venv/bin/python bench/media_calls.py [--calls 50,100,200,400] [--seconds 6] [--inband]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ivrd.media.rtp import build_rtp, parse_rtp
+from ivrd.sip.message import Response, parse_message
+from tests.integration.daemon import start_daemon
+
+PROMPT = Path(__file__).resolve().parents[1] / "etc" / "prompts" / "welcome.wav"
+SO_TIMESTAMP, SO_TIMESTAMPNS = 29, 35  # Linux socket options (the socket module does not name them)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- the load generator (runs in its own process) -------------------------------------------------
+
+
+class Receiver:
+    """Reads every call's RTP from one socket in a thread, with the kernel's arrival timestamps
+    (SO_TIMESTAMPNS), so the generator's own scheduling does not show up as lateness; keeps, per
+    SSRC, arrival offsets and sequence numbers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)  # no drops of our own making
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.settimeout(0.2)
+        self.offsets: dict[int, list[float]] = {}
+        self.sequences: dict[int, list[int]] = {}
+        self._first_ts: dict[int, int] = {}
+        self.recording = False
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running:
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(2048, socket.CMSG_SPACE(16))
+            except TimeoutError:
+                continue
+            if not self.recording:
+                continue
+            arrival = _kernel_time(ancillary)
+            packet = parse_rtp(data)
+            first = self._first_ts.setdefault(packet.ssrc, packet.timestamp)
+            elapsed = ((packet.timestamp - first) % 2**32) / 8000  # the RTP clock since this stream began
+            self.offsets.setdefault(packet.ssrc, []).append(arrival - elapsed)
+            self.sequences.setdefault(packet.ssrc, []).append(packet.sequence)
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+def _kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """The arrival time the kernel stamped on a datagram (SO_TIMESTAMPNS, or SO_TIMESTAMP in microseconds)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind in (SO_TIMESTAMPNS, SO_TIMESTAMP):
+            whole, part = struct.unpack("qq", data[:16])
+            return whole + part / (1e9 if kind == SO_TIMESTAMPNS else 1e6)
+    raise RuntimeError("no kernel timestamp on a received datagram")
+
+
+class SipClient(asyncio.DatagramProtocol):
+    """Hands each final response to whoever waits for its Call-ID."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, asyncio.Future[Response]] = {}
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        message = parse_message(data)
+        if isinstance(message, Response) and message.status >= 200:
+            future = self.waiting.pop(message.call_id, None)
+            if future is not None and not future.done():
+                future.set_result(message)
+
+
+async def generate(daemon_port: int, calls: int, seconds: float, inband: bool) -> dict[str, float]:
+    loop = asyncio.get_running_loop()
+    receiver = Receiver()
+    rtp_port = receiver.sock.getsockname()[1]
+    rtp = receiver.sock  # one socket both ways, as a phone does: the daemon latches onto where audio comes from
+    sip, client = await loop.create_datagram_endpoint(SipClient, local_addr=("127.0.0.1", 0))
+    sip_port = sip.get_extra_info("sockname")[1]
+    daemon = ("127.0.0.1", daemon_port)
+    targets: list[tuple[str, int]] = []
+    dialogs: list[tuple[str, str]] = []
+    sdp = (f"v=0\r\no=g 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+           f"m=audio {rtp_port} RTP/AVP 0" + ("\r\n" if inband else " 101\r\na=rtpmap:101 telephone-event/8000\r\n"))
+
+    def request(method: str, i: int, cseq: int, to_tag: str = "", body: str = "") -> bytes:
+        tag = f";tag={to_tag}" if to_tag else ""
+        ctype = "Content-Type: application/sdp\r\n" if body else ""
+        return (f"{method} sip:ivr@127.0.0.1:{daemon_port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{sip_port};branch=z9hG4bK{method}{i}x{cseq}\r\n"
+                f"From: <sip:gen@127.0.0.1>;tag=g{i}\r\nTo: <sip:ivr@127.0.0.1>{tag}\r\nCall-ID: bench-{i}\r\n"
+                f"CSeq: {cseq} {method}\r\nContact: <sip:gen@127.0.0.1:{sip_port}>\r\nMax-Forwards: 70\r\n"
+                f"{ctype}Content-Length: {len(body)}\r\n\r\n{body}").encode()  # fmt: skip
+
+    async def exchange(data: bytes, call_id: str) -> Response:
+        future = client.waiting[call_id] = loop.create_future()
+        sip.sendto(data, daemon)
+        return await asyncio.wait_for(future, 10)
+
+    for i in range(calls):  # set the calls up one after another (the bench is about media, not setup rate)
+        ok = await exchange(request("INVITE", i, 1, body=sdp), f"bench-{i}")
+        assert ok.status == 200, ok
+        media_port = int(next(x for x in ok.body.decode().splitlines() if x.startswith("m=audio")).split()[1])
+        targets.append(("127.0.0.1", media_port))
+        dialogs.append((f"bench-{i}", ok.to.tag or ""))
+        sip.sendto(request("ACK", i, 1, ok.to.tag or ""), daemon)
+
+    payload = b"\xff" * 160
+    start = loop.time()
+    stop_at = start + 2.0 + seconds
+    tick = 0
+
+    def send_all() -> None:
+        nonlocal tick
+        for i, target in enumerate(targets):
+            rtp.sendto(build_rtp(0, False, tick & 0xFFFF, tick * 160, i + 1, payload), target)
+        tick += 1
+        if loop.time() < stop_at:
+            loop.call_at(start + tick * 0.02, send_all)
+
+    send_all()
+    await asyncio.sleep(2.0)  # warm-up: every call's prompt has started and the latches are set
+    receiver.recording = True
+    print("recording", flush=True)
+    cpu_before, wall_before = time.process_time(), time.monotonic()
+    await asyncio.sleep(seconds)
+    receiver.recording = False
+    generator_cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before) * 100
+    for i, (call_id, to_tag) in enumerate(dialogs):
+        await exchange(request("BYE", i, 2, to_tag), call_id)
+    receiver.close()
+    sip.close()
+
+    lateness = np.concatenate([np.asarray(v) - min(v) for v in receiver.offsets.values()]) * 1000
+    lost = sum(max(0, (s[-1] - s[0]) % 65536 + 1 - len(s)) for s in receiver.sequences.values())
+    return {"streams": len(receiver.offsets), "packets": int(lateness.size), "lost": int(lost),
+            "gen_cpu": generator_cpu,
+            "p50": float(np.percentile(lateness, 50)), "p99": float(np.percentile(lateness, 99)),
+            "max": float(lateness.max())}  # fmt: skip
+
+
+# ---- the driver -----------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", default="50,100,200,300,400,600")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--inband", action="store_true",
+                        help="offer no telephone-event, so the daemon listens for DTMF tones in every call's audio")
+    parser.add_argument("--generator", nargs=2, type=int, metavar=("PORT", "CALLS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generator:
+        result = uvloop.run(generate(args.generator[0], args.generator[1], args.seconds, args.inband))
+        print(json.dumps(result))
+        return 0
+    two_cores = (os.cpu_count() or 1) >= 2
+    print(f"{'calls':>6} {'daemon cpu %':>12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'packets':>8} {'lost':>6} "
+          f"{'generator cpu %':>15}")  # fmt: skip
+    for calls in [int(n) for n in args.calls.split(",")]:
+        config = f"calls:\n  answer_prompt: {PROMPT}\n  max_concurrent: 100000\nlog:\n  level: warning\n"
+        daemon = start_daemon(config, rtp_ports=(20000, 20000 + 4 * calls + 100))
+        try:
+            if two_cores:
+                os.sched_setaffinity(daemon.proc.pid, {0})
+            pin = ["taskset", "-c", "1"] if two_cores and shutil.which("taskset") else []
+            command = [*pin, sys.executable, __file__, "--seconds", str(args.seconds), "--generator",
+                       str(daemon.port), str(calls), *(["--inband"] if args.inband else [])]  # fmt: skip
+            generator = subprocess.Popen(command, stdout=subprocess.PIPE)
+            assert generator.stdout is not None
+            if generator.stdout.readline().strip() != b"recording":  # the generator's window opens
+                raise SystemExit(f"the generator failed at {calls} calls")
+            before, t0 = cpu_seconds(daemon.proc.pid), time.monotonic()
+            time.sleep(args.seconds * 0.9)  # a measuring window inside the generator's
+            cpu = (cpu_seconds(daemon.proc.pid) - before) / (time.monotonic() - t0) * 100
+            out, _ = generator.communicate(timeout=120)
+            r = json.loads(out)
+            print(f"{calls:>6} {cpu:>12.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['max']:>8.2f} {r['packets']:>8} "
+                  f"{r['lost']:>6} {r['gen_cpu']:>15.1f}", flush=True)  # fmt: skip
+        finally:
+            daemon.stop()
+            shutil.rmtree(daemon.workdir, ignore_errors=True)
+    return 0
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

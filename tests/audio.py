@@ -1,0 +1,49 @@
+"""Caller audio for tests, made with the real tools: espeak-ng speech and sox-synthesized DTMF."""
+
+from __future__ import annotations
+
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from ivrd.media.dtmf import COLUMNS, KEYPAD, ROWS
+
+
+def read_wav(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").copy()
+
+
+def speech(text: str, folder: Path, voice: str = "en-us") -> np.ndarray:
+    """``text`` spoken by espeak-ng, as 8 kHz 16-bit mono samples."""
+    raw, out = folder / f"speech-{voice}.wav", folder / f"speech-{voice}-8k.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True, capture_output=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True, capture_output=True)
+    return read_wav(out)
+
+
+def sox_tone(digit: str, seconds: float, folder: Path, gain_db: float = -6.0) -> np.ndarray:
+    """The DTMF pair of ``digit`` synthesized by sox."""
+    r = next(i for i, row in enumerate(KEYPAD) if digit in row)
+    low, high = ROWS[r], COLUMNS[KEYPAD[r].index(digit)]
+    out = folder / f"tone-{ord(digit)}.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-b", "16", "-c", "1", str(out), "synth", str(seconds),
+                    "sine", str(low), "sine", str(high), "channels", "1", "gain", str(gain_db)],
+                   check=True, capture_output=True)  # fmt: skip
+    return read_wav(out)
+
+
+def with_tones(base: np.ndarray, digits: str, folder: Path, *, every: float = 0.8, start: float = 0.5) -> np.ndarray:
+    """``base`` with the tones of ``digits`` mixed in (120 ms each, ``every`` seconds apart)."""
+    out = base.astype(np.int32)
+    needed = int((start + every * len(digits) + 0.5) * 8000)
+    if len(out) < needed:
+        out = np.concatenate([out, np.zeros(needed - len(out), dtype=np.int32)])
+    for i, digit in enumerate(digits):
+        tone = sox_tone(digit, 0.12, folder)
+        at = int((start + i * every) * 8000)
+        out[at : at + len(tone)] += tone
+    return np.clip(out, -32768, 32767).astype(np.int16)
