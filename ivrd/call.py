@@ -36,6 +36,7 @@ class Call:
         self.digits = DigitStream()
         self.media: MediaSession | None = None
         self._sock: socket.socket | None = None
+        self._rtcp_sock: socket.socket | None = None
         self._port: int | None = None
 
     # ---- events from the SIP core and the media session ---------------------------------------------
@@ -121,22 +122,26 @@ class Call:
     # ---- media ------------------------------------------------------------------------------------
 
     def _bind_media(self, address: str) -> int | None:
-        """Take a port from the pool and bind it (skipping ports something else holds)."""
+        """Take a port pair from the pool (RTP even, RTCP the odd one above) and bind both, skipping
+        pairs something else holds."""
         pool = self.daemon.ports
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
         for _ in range(16):
             port = pool.acquire()
             if port is None:
                 return None
-            sock = socket.socket(family, socket.SOCK_DGRAM)
+            pair = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(2)]
             try:
-                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+                for offset, sock in enumerate(pair):
+                    sock.bind((wildcard, port + offset))
+                    sock.setblocking(False)
             except OSError:
-                sock.close()
+                for sock in pair:
+                    sock.close()
                 pool.release(port)
                 continue
-            sock.setblocking(False)
-            self._sock, self._port = sock, port
+            (self._sock, self._rtcp_sock), self._port = pair, port
             return port
         return None
 
@@ -150,7 +155,11 @@ class Call:
             media.recorder = Recorder(path, self.daemon.disk)
         self.media = media
         sock, self._sock = self._sock, None
-        task = asyncio.get_running_loop().create_task(media.open(sock))
+        rtcp_sock, self._rtcp_sock = self._rtcp_sock, None
+        if audio.rtcp_mux and rtcp_sock is not None:  # RTCP comes on the RTP port: the odd one is not needed
+            rtcp_sock.close()
+            rtcp_sock = None
+        task = asyncio.get_running_loop().create_task(media.open(sock, rtcp_sock))
         task.add_done_callback(lambda _: self._media_opened(media))
 
     def _media_opened(self, media: MediaSession) -> None:
@@ -164,9 +173,10 @@ class Call:
     def _close_media(self) -> None:
         if self.media is not None:
             self.media.close()
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        for sock in (self._sock, self._rtcp_sock):
+            if sock is not None:
+                sock.close()
+        self._sock = self._rtcp_sock = None
         if self._port is not None:
             self.daemon.ports.release(self._port)
             self._port = None

@@ -73,6 +73,8 @@ class ReceiveStats:
         self.ssrc: int | None = None
         self.source_changes = 0
         self._expected_before = 0
+        self._received_stream = 0  # packets of the current SSRC
+        self._prior = (0, 0)  # (expected, received) of the current SSRC at the last report
         self._base: int | None = None
         self._max = 0  # highest extended sequence number seen
         self._transit: float | None = None
@@ -97,6 +99,8 @@ class ReceiveStats:
                 self._expected_before = self.expected
                 self._base = None
                 self._transit = None
+                self._received_stream = 0
+                self._prior = (0, 0)
             self.ssrc = packet.ssrc
         ext = self.extend(packet.sequence)
         if self._base is None:
@@ -104,6 +108,7 @@ class ReceiveStats:
         elif ext > self._max:
             self._max = ext
         self.received += 1
+        self._received_stream += 1
         if not timing:
             return ext
         transit = arrival * RTP_CLOCK - packet.timestamp
@@ -120,6 +125,16 @@ class ReceiveStats:
     @property
     def lost(self) -> int:
         return max(0, self.expected - self.received)
+
+    def report(self) -> tuple[int, int, int, int]:
+        """For an RTCP report block on the current SSRC (RFC 3550 A.3): fraction lost since the last
+        report (of 256), cumulative lost, extended highest sequence number, jitter. Starts a new interval."""
+        expected = 0 if self._base is None else self._max - self._base + 1
+        expected_interval = expected - self._prior[0]
+        lost_interval = expected_interval - (self._received_stream - self._prior[1])
+        fraction = (lost_interval << 8) // expected_interval if expected_interval > 0 and lost_interval > 0 else 0
+        self._prior = (expected, self._received_stream)
+        return min(fraction, 255), expected - self._received_stream, self._max, int(self.jitter)
 
     @property
     def jitter_seconds(self) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -27,9 +28,12 @@ from .jitter import JitterBuffer
 from .pacer import Pacer
 from .player import FRAME_SAMPLES, Player
 from .recorder import Recorder
+from .rtcp import ReportBlock, RtcpError, SenderReport, build_report, ntp_time, parse_rtcp
 from .rtp import ReceiveStats, RtpError, SourceLatch, build_rtp, is_rtcp, parse_rtp
 
 TICK = 0.02
+REPORT_INTERVAL = 5.0  # seconds between RTCP reports, on average
+CNAME = f"ivrd@{socket.gethostname()}"
 ADAPT_EVERY = 25  # packets between jitter-buffer target updates (twice a second): jitter moves slowly
 SILENT_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
@@ -52,6 +56,14 @@ class _Socket(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         self.session.send_errors += 1
+
+
+class _RtcpSocket(asyncio.DatagramProtocol):
+    def __init__(self, session: MediaSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.session.receive_rtcp(data, (addr[0], addr[1]))
 
 
 class MediaSession:
@@ -85,26 +97,41 @@ class MediaSession:
         self.wrong_payload = 0
         self.send_errors = 0
         self.frames_out = 0  # frames taken out of the jitter buffer
+        self.octets = 0
+        self._rtcp_transport: asyncio.DatagramTransport | None = None
+        self._report_timer: asyncio.TimerHandle | None = None
+        self._last_sr: tuple[int, float] | None = None  # (middle 32 bits of its NTP time, when it came)
+        self.rtcp_in = 0
+        self.rtcp_out = 0
+        self.rtcp_malformed = 0
+        self.peer_report: ReportBlock | None = None  # what the caller last said about our stream
+        self.rtt_ms: float | None = None
 
-    async def open(self, sock: socket.socket) -> None:
-        """Adopt a bound UDP socket; the session owns it from now on."""
+    async def open(self, sock: socket.socket, rtcp_sock: socket.socket | None = None) -> None:
+        """Adopt bound UDP sockets for RTP (and RTCP, unless it shares the RTP port); the session owns them."""
         self._loop = asyncio.get_running_loop()
         transport, _ = await self._loop.create_datagram_endpoint(lambda: _Socket(self), sock=sock)
         self._transport = transport
+        if rtcp_sock is not None:
+            rtcp, _ = await self._loop.create_datagram_endpoint(lambda: _RtcpSocket(self), sock=rtcp_sock)
+            self._rtcp_transport = rtcp
 
     def start(self) -> None:
         """Start the paced tick (the first frame goes out now)."""
         assert self._loop is not None
         self._pacer = Pacer(self._loop.time(), TICK)
         self._tick()
+        self._report_timer = self._loop.call_later(REPORT_INTERVAL * random.uniform(0.5, 1.5) / 2, self._report)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        for timer in (self._timer, self._report_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._report_timer = None
+        for transport in (self._transport, self._rtcp_transport):
+            if transport is not None:
+                transport.close()
+        self._transport = self._rtcp_transport = None
 
     def update(self, audio: AudioSession) -> None:
         """A renegotiation (re-INVITE): new remote address, codec or direction; relearn the source."""
@@ -135,6 +162,7 @@ class MediaSession:
             self._transport.sendto(packet, self.latch.send_to)
             self._seq = (self._seq + 1) & 0xFFFF
             self.sent += 1
+            self.octets += len(payload)
         self._timestamp += FRAME_SAMPLES
         frame = self.jitter.pop()
         if frame is not None:
@@ -158,8 +186,63 @@ class MediaSession:
 
     # ---- receiving --------------------------------------------------------------------------------
 
+    # ---- RTCP ---------------------------------------------------------------------------------------
+
+    def _report(self) -> None:
+        """Send a compound report (SR once we have sent audio, else RR) and schedule the next one
+        (RFC 3550 §6.2: about every 5 s, randomized by ±50% so calls do not report in step)."""
+        assert self._loop is not None
+        block = None
+        if self.stats.ssrc is not None:
+            fraction, lost, highest, jitter = self.stats.report()
+            lsr, dlsr = 0, 0
+            if self._last_sr is not None:
+                lsr, dlsr = self._last_sr[0], int((self._loop.time() - self._last_sr[1]) * 65536)
+            block = ReportBlock(self.stats.ssrc, fraction, lost, highest, jitter, lsr, dlsr)
+        sender = None
+        if self.sent:
+            sender = SenderReport(self._ssrc, ntp_time(time.time()), self._timestamp, self.sent, self.octets, ())
+        data = build_report(self._ssrc, CNAME, block, sender=sender)
+        host, port = self.latch.send_to
+        if self.audio.rtcp_mux and self._transport is not None:
+            self._transport.sendto(data, (host, port))
+            self.rtcp_out += 1
+        elif self._rtcp_transport is not None:
+            self._rtcp_transport.sendto(data, (host, port + 1))
+            self.rtcp_out += 1
+        self._report_timer = self._loop.call_later(REPORT_INTERVAL * random.uniform(0.5, 1.5), self._report)
+
+    def receive_rtcp(self, data: bytes, source: tuple[str, int]) -> None:
+        """A report from the caller: keep its last SR (for our LSR/DLSR) and what it says of our stream."""
+        assert self._loop is not None
+        if source[0] != self.latch.send_to[0]:
+            self.latch.foreign += 1
+            return
+        try:
+            reports = parse_rtcp(data)
+        except RtcpError:
+            self.rtcp_malformed += 1
+            return
+        self.rtcp_in += 1
+        now = self._loop.time()
+        for report in reports:
+            if isinstance(report, SenderReport):
+                self._last_sr = ((report.ntp >> 16) & 0xFFFFFFFF, now)
+            for block in report.blocks:
+                if block.ssrc != self._ssrc:
+                    continue
+                self.peer_report = block
+                if block.lsr:  # RFC 3550 §6.4.1: round trip = arrival - LSR - DLSR, in 1/65536 s
+                    arrival = (ntp_time(time.time()) >> 16) & 0xFFFFFFFF
+                    rtt = (arrival - block.lsr - block.dlsr) & 0xFFFFFFFF
+                    self.rtt_ms = rtt / 65.536 if rtt < 2**31 else None  # "negative": a bad DLSR, not a time
+
+    # ---- RTP in -----------------------------------------------------------------------------------
+
     def receive(self, data: bytes, source: tuple[str, int]) -> None:
         if is_rtcp(data):
+            if self.audio.rtcp_mux:
+                self.receive_rtcp(data, source)
             return
         try:
             packet = parse_rtp(data)
@@ -200,5 +283,9 @@ class MediaSession:
             "rtp_malformed": self.malformed, "rtp_wrong_payload": self.wrong_payload,
             "jitter_late": self.jitter.stats.late, "jitter_duplicates": self.jitter.stats.duplicates,
             "ticks_skipped": self.skipped, "frames_played_in": self.frames_out,
+            "rtcp_in": self.rtcp_in, "rtcp_out": self.rtcp_out, "rtcp_malformed": self.rtcp_malformed,
+            "peer_lost": self.peer_report.cumulative_lost if self.peer_report else None,
+            "peer_jitter_ms": round(self.peer_report.jitter / 8, 2) if self.peer_report else None,
+            "rtt_ms": round(self.rtt_ms, 2) if self.rtt_ms is not None else None,
         }  # fmt: skip
 

@@ -22,6 +22,7 @@ class Received:
     marker: bool
     payload_type: int
     payload: bytes
+    ssrc: int
 
 
 @dataclass
@@ -39,9 +40,9 @@ class RtpCaller:
         self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sip.bind(("127.0.0.1", 0))
         self.sip.settimeout(10)
-        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.rtp.bind(("127.0.0.1", 0))
+        self.rtp, self.rtcp = _port_pair()
         self.rtp.settimeout(0.2)
+        self.rtcp.settimeout(15)
         self._reader = threading.Thread(target=self._read_rtp, daemon=True)
         self._reader.start()
         self.seq = 1000
@@ -61,7 +62,7 @@ class RtpCaller:
             packet = parse_rtp(data)
             with self._arrived:
                 self.received.append(Received(time.monotonic(), packet.sequence, packet.timestamp, packet.marker,
-                                              packet.payload_type, packet.payload))  # fmt: skip
+                                              packet.payload_type, packet.payload, packet.ssrc))  # fmt: skip
                 self._arrived.notify_all()
 
     def wait_for_packets(self, count: int, timeout: float = 20.0) -> None:
@@ -145,8 +146,36 @@ class RtpCaller:
         self.sip.sendto(self._request("BYE"), ("127.0.0.1", self.daemon_port))
         return self._final().status
 
+    def wait_rtcp(self) -> bytes:
+        """The next RTCP packet the daemon sends to our RTCP port (RTP port + 1)."""
+        return self.rtcp.recv(2048)
+
+    def send_rtcp(self, data: bytes) -> None:
+        assert self.remote_rtp is not None
+        self.rtcp.sendto(data, (self.remote_rtp[0], self.remote_rtp[1] + 1))
+
     def close(self) -> None:
         self._stop.set()
         self._reader.join()
         self.sip.close()
         self.rtp.close()
+        self.rtcp.close()
+
+
+def _port_pair() -> tuple[socket.socket, socket.socket]:
+    """Two UDP sockets on an even port and the odd one above it (RTP, RTCP)."""
+    while True:
+        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rtp.bind(("127.0.0.1", 0))
+        port = rtp.getsockname()[1]
+        if port % 2:
+            rtp.close()
+            continue
+        rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            rtcp.bind(("127.0.0.1", port + 1))
+        except OSError:
+            rtp.close()
+            rtcp.close()
+            continue
+        return rtp, rtcp

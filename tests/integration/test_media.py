@@ -8,9 +8,11 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ivrd.media import g711
+from ivrd.media.rtcp import ReportBlock, SenderReport, build_report, parse_rtcp
 from tests.audio import read_wav, speech, with_tones
 from tests.integration.baresip import CONFIG_DIR, Baresip
 from tests.integration.daemon import daemon_running, free_port
@@ -132,3 +134,30 @@ def test_the_callers_audio_is_recorded_frame_for_frame(tmp_path):
     spoken = [g711.decode(f, "PCMU").tobytes() for f in sent if f != SILENCE_PCMU]
     assert all(frame in frames for frame in spoken)  # every frame the caller spoke, sample for sample
     assert len(recorded) >= len(sent) * 160
+
+
+def test_rtcp_reports_both_ways(tmp_path):
+    with daemon_running(WITH_PROMPT) as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            caller.stream(np.zeros(160 * 60, dtype=np.int16))  # 1.2 s of the caller's audio
+            (report,) = parse_rtcp(caller.wait_rtcp())  # the daemon's first report comes within 3.75 s
+            got_it = time.monotonic()
+            dlsr = int((time.monotonic() - got_it) * 65536)  # our delay since that SR, as RFC 3550 says
+            ours = ReportBlock(report.ssrc, 10, 5, 0, 80, (report.ntp >> 16) & 0xFFFFFFFF, dlsr)
+            caller.send_rtcp(build_report(0x1234, "tester", ours))
+            # Our report was queued at the daemon before this INFO left, so once the INFO is answered
+            # the daemon has read the report too (one event loop reads both sockets).
+            assert caller.info("1") == 200
+            assert caller.bye() == 200
+        finally:
+            caller.close()
+    assert isinstance(report, SenderReport)
+    assert report.ssrc == caller.received[0].ssrc and report.packets > 0 and report.octets == 160 * report.packets
+    (block,) = report.blocks
+    assert (block.ssrc, block.cumulative_lost, block.highest_seq % 65536) == (0x1234, 0, (caller.seq - 1) % 65536)
+    (end,) = events(daemon.final_log, "call.end")
+    assert (end["rtcp_in"], end["peer_lost"], end["peer_jitter_ms"]) == ("1", "5", "10.0")
+    assert 0 <= float(end["rtt_ms"]) < 1000
+
