@@ -40,6 +40,9 @@ class SipConfig:
     answer_after: float = 0.0
     max_message_bytes: int = 65535
     max_tcp_connections: int = 1024
+    invites_per_second_per_source: float = 50.0
+    invite_burst_per_source: int = 100
+    trusted_sources: tuple[str, ...] = ("127.0.0.1", "::1")
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
@@ -55,6 +58,13 @@ class SipConfig:
             return "max_message_bytes: expected 1024-65535"
         if not 0 < self.t1 <= self.t2:
             return "t1, t2: expected 0 < t1 <= t2"
+        if self.invites_per_second_per_source < 0 or self.invite_burst_per_source < 1:
+            return "invites_per_second_per_source, invite_burst_per_source: expected >= 0 and >= 1"
+        for source in self.trusted_sources:
+            try:
+                ipaddress.ip_network(source, strict=False)
+            except ValueError:
+                return f"trusted_sources: expected addresses or networks, got {source!r}"
         return None
 
 

@@ -56,7 +56,8 @@ class Daemon:
             UserAgent(UaSettings(
                 user_agent=sip.user_agent, codecs=config.media.codecs,
                 max_calls=config.calls.max_concurrent, max_message_bytes=sip.max_message_bytes,
-                timers=Timers(sip.t1, sip.t2, sip.t4))),
+                timers=Timers(sip.t1, sip.t2, sip.t4), invite_rate=sip.invites_per_second_per_source,
+                invite_burst=sip.invite_burst_per_source, trusted_sources=sip.trusted_sources)),
             self._on_events, max_connections=sip.max_tcp_connections, max_message_bytes=sip.max_message_bytes,
         )  # fmt: skip
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from .build import make_response
 from .dialog import AnswerRetransmitter, Dialog, DialogId, dialog_id_of_request
 from .errors import ParseError, SdpError
+from .limits import RateLimiter, SourceList
 from .message import Headers, Message, Request, Response, has_control_chars, parse_message
 from .sdp import AudioSession, SessionDescription, accept_answer, answer_offer, make_offer, parse_sdp
 from .transaction import (
@@ -162,6 +163,9 @@ class UaSettings:
     max_calls: int = 1000
     max_message_bytes: int = 65535
     timers: Timers = field(default_factory=Timers)
+    invite_rate: float = 0.0  # new calls a second from one source address (0: no limit)
+    invite_burst: float = 1.0
+    trusted_sources: tuple[str, ...] = ()  # addresses or networks the rate limit does not apply to
 
 
 @dataclass(slots=True)
@@ -206,6 +210,8 @@ class UserAgent:
         self._routes: dict[int, tuple[str, int, Flow]] = {}  # server transaction -> where its responses go
         self._incoming: dict[int, CallLeg] = {}  # INVITE server transaction -> its call
         self.active_calls = 0
+        self._invite_limit = RateLimiter(settings.invite_rate, settings.invite_burst)
+        self._trusted = SourceList(settings.trusted_sources)
 
     # ---- driver interface -------------------------------------------------------------------------
 
@@ -340,6 +346,11 @@ class UserAgent:
         return 0, None, ()
 
     def _receive_invite(self, request: Request, flow: Flow, now: float) -> None:
+        source = flow.remote[0]
+        if source not in self._trusted and not self._invite_limit.allow(source, now):
+            # One address flooding must not starve the others: it alone is told to come back later.
+            self._respond(request, flow, 503, now, reason="Rate Limited", extra=(("retry-after", "1"),))
+            return
         if self.active_calls >= self.settings.max_calls:
             self._respond(request, flow, 503, now, reason="Too Many Calls", extra=(("retry-after", "5"),))
             return

@@ -32,6 +32,8 @@ class Baresip:
         self.sock = self._connect()
         self._buffer = b""
         self._token = 0
+        self.seen: list[str] = []
+        self._unclaimed: list[dict] = []
 
     def _connect(self, timeout: float = 15.0) -> socket.socket:
         deadline = time.monotonic() + timeout
@@ -49,9 +51,12 @@ class Baresip:
         self.sock.sendall(str(len(body)).encode() + b":" + body + b",")
 
     def wait_event(self, wanted: str, timeout: float = 20.0) -> dict:
-        """Read events until one of type ``wanted`` arrives; the events seen are kept in ``seen``."""
+        """The next event of type ``wanted`` not handed out before, whether it came already or comes
+        within ``timeout``; every event read is kept, in order, in ``seen``."""
         deadline = time.monotonic() + timeout
-        self.seen: list[str] = getattr(self, "seen", [])
+        for i, event in enumerate(self._unclaimed):
+            if event.get("type") == wanted:
+                return self._unclaimed.pop(i)
         while True:
             while b":" in self._buffer:
                 length, _, rest = self._buffer.partition(b":")
@@ -63,6 +68,7 @@ class Baresip:
                     self.seen.append(message.get("type", ""))
                     if message.get("type") == wanted:
                         return message
+                    self._unclaimed.append(message)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"no {wanted} from baresip; events {self.seen}; {self.output()}")

@@ -27,8 +27,9 @@ def test_baresip_call_answered_then_hung_up_by_the_caller(phone):
         phone.command("hangup")
         closed = phone.wait_event("CALL_CLOSED")
     assert established["peeruri"] == f"sip:ivr@127.0.0.1:{daemon.port}"
-    key = [e for e in phone.seen if e in ("CALL_RINGING", "CALL_ESTABLISHED", "CALL_RTPESTAB", "CALL_CLOSED")]
-    assert key == ["CALL_RINGING", "CALL_ESTABLISHED", "CALL_RTPESTAB", "CALL_CLOSED"]
+    seen = phone.seen
+    assert seen.index("CALL_RINGING") < seen.index("CALL_ESTABLISHED") < seen.index("CALL_CLOSED")
+    assert seen.index("CALL_RTPESTAB") < seen.index("CALL_CLOSED")  # RTP may even beat the 200 OK there
     assert closed["param"] == "Connection reset by user"
 
 

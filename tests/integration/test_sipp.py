@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests.integration.daemon import daemon_running, free_port
@@ -16,9 +18,11 @@ def _sipp_installed():
     require("sipp")
 
 
-def caller(daemon, tmp_path, transport, *args, host="127.0.0.1"):
+def caller(daemon, tmp_path, transport, *args, host="127.0.0.1", source=None):
+    """SIPp calling the daemon at ``host`` from ``source`` (default: the same address)."""
     target = f"[{host}]:{daemon.port}" if ":" in host else f"{host}:{daemon.port}"
-    return sipp(target, "-t", TRANSPORTS[transport], "-i", host, "-p", str(free_port()), *args, cwd=tmp_path)
+    return sipp(target, "-t", TRANSPORTS[transport], "-i", source or host, "-p", str(free_port()), *args,
+                cwd=tmp_path)  # fmt: skip
 
 
 def assert_all_ok(result, calls):
@@ -80,3 +84,15 @@ def test_call_limit_answers_503_and_keeps_serving(tmp_path):
         after = caller(daemon, tmp_path, "udp", "-sn", "uac", "-m", "2", "-d", "100")
     assert over.code == 1 and over.successful == 2 and over.failed == 4, over.output[-2500:]
     assert_all_ok(after, 2)
+
+
+def test_a_flood_from_one_address_does_not_starve_another(tmp_path):
+    limits = "  invites_per_second_per_source: 5\n  invite_burst_per_source: 5\n  trusted_sources: []\n"
+    with daemon_running(sip_section=limits) as daemon, ThreadPoolExecutor(2) as pool:
+        flood = pool.submit(caller, daemon, tmp_path, "udp", "-sn", "uac", "-m", "100", "-r", "50", "-d", "100",
+                            source="127.0.0.2")  # fmt: skip
+        normal = pool.submit(caller, daemon, tmp_path, "udp", "-sn", "uac", "-m", "6", "-r", "1", "-d", "100",
+                             source="127.0.0.3")  # fmt: skip
+        flood_result, normal_result = flood.result(), normal.result()
+    assert flood_result.code == 1 and flood_result.failed >= 50, flood_result.output[-2000:]
+    assert_all_ok(normal_result, 6)
