@@ -160,10 +160,13 @@ class Call:
             rtcp_sock.close()
             rtcp_sock = None
         task = asyncio.get_running_loop().create_task(media.open(sock, rtcp_sock))
-        task.add_done_callback(lambda _: self._media_opened(media))
+        task.add_done_callback(lambda done: self._media_opened(media, done))
 
-    def _media_opened(self, media: MediaSession) -> None:
-        if self.media is not media or self.ended.is_set():
+    def _media_opened(self, media: MediaSession, opening: asyncio.Task[None]) -> None:
+        error = None if opening.cancelled() else opening.exception()
+        if error is not None:
+            event(log, "call.media_failed", logging.WARNING, call_id=self.leg.call_id, error=repr(error))
+        if error is not None or self.media is not media or self.ended.is_set():
             media.close()
             return
         if self.daemon.answer_prompt is not None:
