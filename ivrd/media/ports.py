@@ -26,6 +26,3 @@ class PortPool:
             self._used.remove(port)
             self._free.append(port)
 
-    @property
-    def in_use(self) -> int:
-        return len(self._used)

@@ -102,10 +102,6 @@ class Headers:
                 return
         self._items.append((name, value))
 
-    def remove(self, name: str) -> None:
-        name = name.lower()
-        self._items = [item for item in self._items if item[0] != name]
-
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
@@ -207,10 +203,6 @@ class Message:
             self._cache["contact"] = [parse_name_addr(v, what="Contact") for v in self.headers.values("contact")]
         value: list[NameAddr] = self._cache["contact"]
         return value
-
-    @property
-    def record_routes(self) -> list[NameAddr]:
-        return [parse_name_addr(v, what="Record-Route") for v in self.headers.values("record-route")]
 
     @property
     def content_type(self) -> str | None:
