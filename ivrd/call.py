@@ -14,6 +14,7 @@ from .logs import event
 from .media.dtmf import Digit, DigitStream
 from .media.recorder import Recorder, recording_path
 from .media.session import MediaSession
+from .media.tts import TtsError
 from .sip.sdp import AudioSession
 from .sip.ua import CallLeg, LegState
 
@@ -37,6 +38,7 @@ class Call:
         self.media: MediaSession | None = None
         self._sock: socket.socket | None = None
         self._rtcp_sock: socket.socket | None = None
+        self._saying: asyncio.Task[None] | None = None  # held so the task is not collected mid-flight
         self._port: int | None = None
 
     # ---- events from the SIP core and the media session ---------------------------------------------
@@ -172,6 +174,19 @@ class Call:
         if self.daemon.answer_prompt is not None:
             media.player.play(self.daemon.answer_prompt)
         media.start()
+        text = self.daemon.config.calls.answer_say
+        if text is not None:
+            self._saying = asyncio.get_running_loop().create_task(self._say(media, text))
+
+    async def _say(self, media: MediaSession, text: str) -> None:
+        """Speak ``text`` after what is queued (synthesized once for every call that says it)."""
+        try:
+            prompt = await self.daemon.speaker.say(text)
+        except TtsError as exc:
+            event(log, "call.say_failed", logging.WARNING, call_id=self.leg.call_id, error=str(exc))
+            return
+        if self.media is media and not self.ended.is_set():
+            media.player.play(prompt)
 
     def _close_media(self) -> None:
         if self.media is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import shutil
 import types
 import typing
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class MediaConfig:
     rtp_port_min: int = 10000
     rtp_port_max: int = 20000
     codecs: tuple[Literal["PCMU", "PCMA"], ...] = ("PCMU", "PCMA")
+    tts_voice: str = "en-us"
     latch: Literal["first", "sdp"] = "first"
     inband_dtmf: Literal["auto", "always", "never"] = "auto"
     idle: Literal["silence", "nothing"] = "silence"
@@ -95,6 +97,7 @@ class CallsConfig:
     max_concurrent: int = 1000
     max_duration: float = 3600.0
     answer_prompt: str | None = None
+    answer_say: str | None = None
     record: bool = False
     recordings_dir: str = "recordings"
 
@@ -146,6 +149,10 @@ def load_config(path: Path) -> Config:
             located = where(value, str(path), problem) if value else Problem(str(path), 1, 1, problem)
             raise ConfigError([located]) from None
         config = dataclasses.replace(config, calls=dataclasses.replace(config.calls, answer_prompt=str(resolved)))
+    if config.calls.answer_say is not None and shutil.which("espeak-ng") is None:
+        value = _find(node, "calls", "answer_say") if node is not None else None
+        problem = "calls.answer_say: speaking text needs espeak-ng, which is not installed (apt-get install espeak-ng)"
+        raise ConfigError([where(value, str(path), problem) if value else Problem(str(path), 1, 1, problem)])
     recordings = path.parent / config.calls.recordings_dir
     return dataclasses.replace(config, calls=dataclasses.replace(config.calls, recordings_dir=str(recordings)))
 

@@ -15,6 +15,7 @@ from .media.dtmf import Digit
 from .media.player import Prompt, load_wav
 from .media.ports import PortPool
 from .media.session import MediaSettings
+from .media.tts import Speaker
 from .sdnotify import notify
 from .sip.transaction import Timers
 from .sip.ua import (
@@ -47,6 +48,7 @@ class Daemon:
         self.bound_ports: list[int] = []
         self.answer_prompt: Prompt | None = None
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-disk")  # recordings, in order
+        self.speaker = Speaker(voice=config.media.tts_voice)
         media = config.media
         self.media_settings = MediaSettings(
             latch=media.latch, inband_dtmf=media.inband_dtmf, idle_silence=media.idle == "silence",

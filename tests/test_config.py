@@ -68,3 +68,11 @@ def test_cli_refuses_a_bad_config_with_exit_2_and_no_traceback(tmp_path):
         assert proc.returncode == 2
         assert proc.stderr.strip() == f"{path}:2:11: sip.listen: expected a list of a mapping"
         assert "Traceback" not in proc.stderr
+
+
+def test_spoken_text_without_espeak_is_refused_at_load(tmp_path):
+    path = write(tmp_path, 'calls:\n  answer_say: "hello"\n')
+    proc = subprocess.run([sys.executable, "-m", "ivrd.cli", "check-config", str(path)], capture_output=True,
+                          text=True, timeout=60, check=False, env={"PATH": ""})  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"{path}:2:15: calls.answer_say: speaking text needs espeak-ng")

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -53,25 +54,34 @@ def prompt_from_samples(name: str, samples: Samples) -> Prompt:
 def load_wav(path: Path) -> Prompt:
     """Read a PCM WAV file (8-48 kHz, 8/16-bit, mono or stereo) into a prompt."""
     try:
-        with wave.open(str(path), "rb") as wav:
+        with path.open("rb") as file:
+            return decode_wav(file, path.stem, str(path))
+    except OSError as exc:
+        raise PromptError(f"{path}: not a readable PCM WAV file ({exc})") from None
+
+
+def decode_wav(source: BinaryIO, name: str, where: str) -> Prompt:
+    """A prompt from WAV data (a file, or a synthesizer's output); ``where`` names it in errors."""
+    try:
+        with wave.open(source, "rb") as wav:
             rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
             raw = wav.readframes(wav.getnframes())
-    except (OSError, EOFError, wave.Error) as exc:
-        raise PromptError(f"{path}: not a readable PCM WAV file ({exc})") from None
+    except (EOFError, wave.Error) as exc:
+        raise PromptError(f"{where}: not a readable PCM WAV file ({exc})") from None
     if width == 2:
         samples = np.frombuffer(raw, dtype="<i2").astype(np.float64)
     elif width == 1:
         samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128) * 256
     else:
-        raise PromptError(f"{path}: {8 * width}-bit samples; 8 or 16-bit PCM expected")
+        raise PromptError(f"{where}: {8 * width}-bit samples; 8 or 16-bit PCM expected")
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1)
     if not 8000 <= rate <= 48000:
-        raise PromptError(f"{path}: sample rate {rate} Hz; 8000-48000 expected")
+        raise PromptError(f"{where}: sample rate {rate} Hz; 8000-48000 expected")
     if rate != RATE:
         common = gcd(rate, RATE)
         samples = resample_poly(samples, RATE // common, rate // common)
-    return prompt_from_samples(path.stem, np.clip(np.round(samples), -32768, 32767).astype(np.int16))
+    return prompt_from_samples(name, np.clip(np.round(samples), -32768, 32767).astype(np.int16))
 
 
 class Player:

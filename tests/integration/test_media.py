@@ -161,3 +161,19 @@ def test_rtcp_reports_both_ways(tmp_path):
     assert (end["rtcp_in"], end["peer_lost"], end["peer_jitter_ms"]) == ("1", "5", "10.0")
     assert 0 <= float(end["rtt_ms"]) < 1000
 
+
+
+def test_spoken_text_reaches_the_caller(tmp_path):
+    require("espeak-ng")
+    with daemon_running('calls:\n  answer_say: "Your balance is forty two dollars"\n') as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            caller.wait_for_packets(100)  # two seconds of what the daemon sends
+            assert caller.bye() == 200
+        finally:
+            caller.close()
+    spoken = [p for p in caller.received if p.payload != SILENCE_PCMU]
+    assert len(spoken) > 25  # at least half a second of speech among the silence
+    assert spoken[0].marker  # a talkspurt starts when the speech starts
+    assert not events(daemon.final_log, "call.say_failed")
