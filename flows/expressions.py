@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -283,7 +284,11 @@ def compile_expression(text: str) -> Expression:
     stripped = text.lstrip()
     lead = len(text) - len(stripped)
     try:
-        tree = ast.parse(stripped.rstrip(), mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SyntaxWarning)  # e.g. "1if x": ambiguous, refused like an error
+            tree = ast.parse(stripped.rstrip(), mode="eval")
+    except SyntaxWarning as exc:
+        raise ExpressionError(f"not a valid expression: {exc}") from None
     except SyntaxError as exc:
         raise ExpressionError(f"not a valid expression: {exc.msg}", (exc.offset or 1) + lead) from None
     except ValueError as exc:  # e.g. a NUL byte

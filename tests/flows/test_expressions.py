@@ -64,6 +64,7 @@ def test_names_read_are_known_at_load_time():
         ("attempts + ", "not a valid expression", None),
         ("  x := 3", "not a valid expression", None),
         ("len(vip, 2)", "takes exactly one value", 1),
+        ("1if attempts else 2", "invalid decimal literal", None),
         ("1 + open('f')", "unknown function", 5),
     ],
 )
