@@ -7,6 +7,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,7 @@ class Call:
         self.media: MediaSession | None = None
         self._sock: socket.socket | None = None
         self._rtcp_sock: socket.socket | None = None
-        self._saying: asyncio.Task[None] | None = None  # held so the task is not collected mid-flight
+        self._background: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
         self._port: int | None = None
 
     # ---- events from the SIP core and the media session ---------------------------------------------
@@ -161,7 +162,7 @@ class Call:
         if audio.rtcp_mux and rtcp_sock is not None:  # RTCP comes on the RTP port: the odd one is not needed
             rtcp_sock.close()
             rtcp_sock = None
-        task = asyncio.get_running_loop().create_task(media.open(sock, rtcp_sock))
+        task = self._spawn(media.open(sock, rtcp_sock))
         task.add_done_callback(lambda done: self._media_opened(media, done))
 
     def _media_opened(self, media: MediaSession, opening: asyncio.Task[None]) -> None:
@@ -176,7 +177,7 @@ class Call:
         media.start()
         text = self.daemon.config.calls.answer_say
         if text is not None:
-            self._saying = asyncio.get_running_loop().create_task(self._say(media, text))
+            self._spawn(self._say(media, text))
 
     async def _say(self, media: MediaSession, text: str) -> None:
         """Speak ``text`` after what is queued (synthesized once for every call that says it)."""
@@ -187,6 +188,12 @@ class Call:
             return
         if self.media is media and not self.ended.is_set():
             media.player.play(prompt)
+
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def _close_media(self) -> None:
         if self.media is not None:

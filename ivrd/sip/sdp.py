@@ -93,10 +93,10 @@ class AudioSession:
 
     remote_address: str
     remote_port: int
-    payload_type: int  # ptime below is what the peer asked to receive; we send 20 ms frames
+    payload_type: int
     codec: str  # PCMU or PCMA
     telephone_event: int | None
-    ptime: int
+    ptime: int  # what the peer asked to receive; we send 20 ms frames
     direction: str  # ours: sendrecv, sendonly, recvonly or inactive
     rtcp_mux: bool
 
