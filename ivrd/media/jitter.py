@@ -64,6 +64,17 @@ class JitterBuffer:
         wanted = 1 + int(3 * jitter_seconds / self.frame_seconds + 0.5)
         self.target = max(self.min_frames, min(self.max_frames, wanted))
 
+    def drain(self) -> list[bytes]:
+        """Everything still buffered, in order, with :data:`LOST` for the gaps (the stream has ended)."""
+        if not self._frames:
+            return []
+        assert self._next is not None
+        last = max(self._frames)
+        frames = [self._frames.get(seq, LOST) for seq in range(self._next, last + 1)]
+        self._frames.clear()
+        self._next = last + 1
+        return frames
+
     def pop(self) -> bytes | None:
         if not self._playing:
             if len(self._frames) < self.target:

@@ -124,6 +124,10 @@ class MediaSession:
         self._report_timer = self._loop.call_later(REPORT_INTERVAL * random.uniform(0.5, 1.5) / 2, self._report)
 
     def close(self) -> None:
+        """Stop sending and receiving; the caller's audio still in the jitter buffer goes to the recorder."""
+        if self.recorder is not None and self.stats.received:
+            for frame in self.jitter.drain():
+                self.recorder.add(decode(frame, self.player.codec) if frame else SILENT_FRAME)
         for timer in (self._timer, self._report_timer):
             if timer is not None:
                 timer.cancel()

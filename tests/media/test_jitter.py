@@ -54,3 +54,14 @@ def test_overflow_skips_ahead_and_the_target_adapts():
     assert buffer.target == 1
     buffer.adapt(0.030)  # 30 ms of jitter: about 3 deviations -> 1 + 4.5 frames
     assert buffer.target == 4  # capped by max_frames
+
+
+def test_drain_hands_over_what_is_still_buffered_in_order_with_gaps_marked():
+    buffer = JitterBuffer(min_frames=3, max_frames=10)
+    for seq in (10, 11, 13):
+        buffer.push(seq, bytes([seq]))
+    assert buffer.pop() == b"\x0a"
+    assert buffer.drain() == [b"\x0b", LOST, b"\x0d"]
+    assert buffer.drain() == []
+    buffer.push(12, b"late")
+    assert buffer.stats.late == 1
