@@ -22,6 +22,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,9 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ivrd.media.rtp import build_rtp, parse_rtp
 from ivrd.sip.message import Response, parse_message
-from tests.integration.daemon import start_daemon
+from tests.integration.daemon import PROMPT, one_flow, start_daemon
 
-PROMPT = Path(__file__).resolve().parents[1] / "etc" / "prompts" / "welcome.wav"
+# Every call hears the prompt over and over: a paced, never idle sender.
+LOOPING_PROMPT = f"  loop:\n    play: {PROMPT}\n    barge_in: false\n    next: loop\n"
 SO_TIMESTAMP, SO_TIMESTAMPNS = 29, 35  # Linux socket options (the socket module does not name them)
 
 
@@ -198,7 +200,8 @@ def main() -> int:
     print(f"{'calls':>6} {'daemon cpu %':>12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'packets':>8} {'lost':>6} "
           f"{'generator cpu %':>15}")  # fmt: skip
     for calls in [int(n) for n in args.calls.split(",")]:
-        config = f"calls:\n  answer_prompt: {PROMPT}\n  max_concurrent: 100000\nlog:\n  level: warning\n"
+        flows = one_flow(Path(tempfile.mkdtemp(prefix="ivrd-bench-flows-")), LOOPING_PROMPT)
+        config = f"{flows}calls:\n  max_concurrent: 100000\nlog:\n  level: warning\n"
         daemon = start_daemon(config, rtp_ports=(20000, 20000 + 4 * calls + 100))
         try:
             if two_cores:

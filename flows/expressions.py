@@ -309,10 +309,25 @@ class Template:
     def names(self) -> frozenset[str]:
         return frozenset().union(*(p.names for p in self.parts if isinstance(p, Expression)))
 
-    def render(self, variables: Variables) -> str:
-        out = "".join(p if isinstance(p, str) else ("" if (v := p.evaluate(variables)) is None else str(v))
-                      for p in self.parts)  # fmt: skip
-        return _bounded(out)  # type: ignore[no-any-return]
+    def render(self, variables: Variables, escape: Callable[[str], str] | None = None) -> str:
+        """The text with each part's value in place (``escape`` applied to values, e.g. for URLs)."""
+        out = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+            elif (value := part.evaluate(variables)) is not None:
+                text = value if isinstance(value, str) else _show(value)
+                out.append(escape(text) if escape else text)
+        return _bounded("".join(out))  # type: ignore[no-any-return]
+
+
+def _show(value: Value) -> str:
+    """How a value reads in text: whole numbers without ``.0``, booleans as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
 
 
 def compile_template(text: str) -> Template:

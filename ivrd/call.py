@@ -1,18 +1,50 @@
-"""One call, one task: ring, answer with a media session, then wait for the end (BYE, CANCEL, time limit)."""
+"""One call, one task: ring, answer with a media session, run the flow, and wait for the end.
+
+This is where the SIP leg, the media session and the flow run meet: the run's actions become
+prompts, recordings, lookups and a hang-up; what the caller does goes back to the run.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import time
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flows.interpreter import (
+    Action,
+    CallInfo,
+    Event,
+    Fetch,
+    FlowRun,
+    HangUp,
+    JoinQueue,
+    KeyPressed,
+    Notice,
+    PlayPrompt,
+    PromptDone,
+    QueueLeft,
+    RecordingDone,
+    StartListening,
+    StartRecording,
+    StopListening,
+    StopPrompt,
+    StopRecording,
+    TransferCall,
+    TransferFailed,
+    summary,
+)
+
 from .logs import event
+from .media.capture import Capture
 from .media.dtmf import Digit, DigitStream
+from .media.player import BEEP, Prompt
 from .media.recorder import Recorder, recording_path
 from .media.session import MediaSession
 from .media.tts import TtsError
@@ -25,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ivrd.call")
 # How long a BYE of ours may take to complete (Timer F is 64*T1 = 32 s by default).
 BYE_GRACE = 40.0
+LOCAL_ZONE = datetime.now().astimezone().tzinfo or UTC  # for the flows' now.hour and friends
 
 
 class Call:
@@ -41,6 +74,11 @@ class Call:
         self._rtcp_sock: socket.socket | None = None
         self._background: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
         self._port: int | None = None
+        self.flow_run: FlowRun | None = None
+        self._flow_timer: asyncio.TimerHandle | None = None
+        self._prompt_serial = 0  # counts prompts asked for and stopped: a late synthesis for a stopped one is dropped
+        self._barge_in = False  # whether what plays now may be cut short by the caller
+        self._capture: Capture | None = None
 
     # ---- events from the SIP core and the media session ---------------------------------------------
 
@@ -57,7 +95,8 @@ class Call:
             self.media.update(audio)
 
     def on_digit_start(self, digit: str) -> None:
-        if self.media is not None and self.media.player.stop() is not None:  # barge-in
+        """A key went down: cut an interruptible prompt now, before the key is over (the run decides the rest)."""
+        if self.media is not None and self._barge_in and self.media.player.stop() is not None:
             event(log, "call.barge_in", call_id=self.leg.call_id, digit=digit)
 
     def on_digit(self, digit: Digit) -> None:
@@ -66,6 +105,7 @@ class Call:
         if self.digits.add(digit):
             event(log, "call.dtmf", call_id=self.leg.call_id, digit=digit.digit, source=digit.source,
                   duration_ms=digit.duration_ms)  # fmt: skip
+            self._feed(KeyPressed(digit.digit))
 
     # ---- the call's life --------------------------------------------------------------------------
 
@@ -106,15 +146,19 @@ class Call:
                 sip.flush()
             raise
         finally:
-            summary = self.media.summary() if self.media else {}
+            media = self.media.summary() if self.media else {}
             recorder = self.media.recorder if self.media else None
             self._close_media()
+            flow = self._end_flow()
             try:
                 if recorder is not None:
                     await recorder.close()  # on the disk thread; the daemon waits for that thread at exit too
+                if self._capture is not None:
+                    await self._capture.recorder.close()
             finally:
                 event(log, "call.end", call_id=leg.call_id, reason=self.end_reason or leg.state.value,
-                      digits=self.digits.text, recording=recorder.path if recorder else None, **summary)  # fmt: skip
+                      digits=self.digits.text, recording=recorder.path if recorder else None, **media,
+                      **flow)  # fmt: skip
 
     async def hangup(self) -> None:
         """End the call from our side and wait (bounded) for the BYE to complete."""
@@ -172,28 +216,166 @@ class Call:
         if error is not None or self.media is not media or self.ended.is_set():
             media.close()
             return
-        if self.daemon.answer_prompt is not None:
-            media.player.play(self.daemon.answer_prompt)
+        media.player.on_finished = self._prompt_finished
+        self._start_flow()  # first: a prompt it plays at once starts with the first frame
         media.start()
-        text = self.daemon.config.calls.answer_say
-        if text is not None:
-            self._spawn(self._say(media, text))
-
-    async def _say(self, media: MediaSession, text: str) -> None:
-        """Speak ``text`` after what is queued (synthesized once for every call that says it)."""
-        try:
-            prompt = await self.daemon.speaker.say(text)
-        except TtsError as exc:
-            event(log, "call.say_failed", logging.WARNING, call_id=self.leg.call_id, error=str(exc))
-            return
-        if self.media is media and not self.ended.is_set():
-            media.player.play(prompt)
 
     def _spawn(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+    # ---- the flow ---------------------------------------------------------------------------------
+
+    def _start_flow(self) -> None:
+        leg = self.leg
+        deployment = self.daemon.flows.current
+        assert deployment is not None
+        info = CallInfo(leg.call_id, leg.caller_number, leg.caller_name, leg.dialed_number)
+        self.flow_run = FlowRun(deployment, info, zone=LOCAL_ZONE)
+        self.flow_run.start(time.time())
+        event(log, "call.flow", call_id=leg.call_id, flow=self.flow_run.flow.name, version=deployment.version)
+        self._drive()
+
+    def _feed(self, happened: Event) -> None:
+        if self.flow_run is not None and not self.ended.is_set():
+            self.flow_run.feed(happened, time.time())
+            self._drive()
+
+    def _drive(self) -> None:
+        """Carry out what the run asks for, then wait for its next deadline."""
+        run = self.flow_run
+        assert run is not None
+        while actions := run.take_actions():
+            for action in actions:
+                self._do(action)
+        if self._flow_timer is not None:
+            self._flow_timer.cancel()
+            self._flow_timer = None
+        if run.deadline is not None and not run.finished:
+            self._flow_timer = asyncio.get_running_loop().call_later(max(0.0, run.deadline - time.time()),
+                                                                     self._flow_deadline)  # fmt: skip
+
+    def _flow_deadline(self) -> None:
+        self._flow_timer = None
+        if self.flow_run is not None and not self.ended.is_set():
+            self.flow_run.on_timer(time.time())
+            self._drive()
+
+    def _do(self, action: Action) -> None:
+        media = self.media
+        call_id = self.leg.call_id
+        if isinstance(action, PlayPrompt):
+            self._prompt_serial += 1
+            self._barge_in = action.barge_in
+            if any(sound.text is not None for sound in action.sounds):
+                self._spawn(self._synthesize_and_play(action, self._prompt_serial))
+            else:
+                self._play([self._prompt_file(sound.file) for sound in action.sounds if sound.file])
+        elif isinstance(action, StopPrompt):
+            self._prompt_serial += 1
+            self._barge_in = False
+            if media is not None:
+                media.player.stop()
+        elif isinstance(action, Fetch):
+            self._spawn(self._fetch(action))
+        elif isinstance(action, StartRecording):
+            self._start_capture(action)
+        elif isinstance(action, StopRecording):
+            if self._capture is not None:
+                self._capture.stop("key")
+        elif isinstance(action, TransferCall):
+            event(log, "call.transfer_unavailable", logging.WARNING, call_id=call_id, to=action.uri)
+            self._soon(TransferFailed("transfer is not available in this version"))
+        elif isinstance(action, JoinQueue):
+            self._soon(QueueLeft("no agent queues are configured"))
+        elif isinstance(action, HangUp):
+            self._spawn(self.hangup())
+        elif isinstance(action, Notice):
+            event(log, "flow.notice", logging.WARNING, call_id=call_id, message=action.message)
+        elif isinstance(action, (StartListening, StopListening)):
+            pass  # no speech recognizer yet: a spoken answer is never heard, keys still work
+
+    def _soon(self, happened: Event) -> None:
+        """Report ``happened`` on the next turn of the loop (never from inside :meth:`_drive`)."""
+        asyncio.get_running_loop().call_soon(self._feed, happened)
+
+    def _prompt_file(self, path: str) -> Prompt:
+        assert self.flow_run is not None
+        prompt: Prompt = self.flow_run.deployment.prompts[path]  # loaded with the flows
+        return prompt
+
+    async def _synthesize_and_play(self, action: PlayPrompt, serial: int) -> None:
+        prompts: list[Prompt] = []
+        for sound in action.sounds:
+            if sound.file is not None:
+                prompts.append(self._prompt_file(sound.file))
+            elif sound.text is not None:
+                try:
+                    prompts.append(await self.daemon.speaker.say(sound.text, sound.voice))
+                except TtsError as exc:
+                    event(log, "call.say_failed", logging.WARNING, call_id=self.leg.call_id, error=str(exc))
+        if serial == self._prompt_serial:  # not stopped (or superseded) while it was being synthesized
+            self._play(prompts)
+
+    def _play(self, prompts: list[Prompt]) -> None:
+        media = self.media
+        if media is None or self.ended.is_set():
+            return
+        if not prompts:
+            self._soon(PromptDone())
+        for prompt in prompts:
+            media.player.play(prompt)
+
+    def _prompt_finished(self) -> None:
+        self._soon(PromptDone())
+
+    async def _fetch(self, request: Fetch) -> None:
+        started = time.monotonic()
+        done = await self.daemon.lookups.fetch(request)
+        event(log, "flow.lookup", call_id=self.leg.call_id, url=request.url, ok=done.error is None,
+              error=done.error, seconds=round(time.monotonic() - started, 3))  # fmt: skip
+        self._feed(done)
+
+    def _start_capture(self, action: StartRecording) -> None:
+        media = self.media
+        if media is None:
+            self._soon(RecordingDone(None, 0.0))
+            return
+        path = recording_path(Path(self.daemon.config.flows.voicemail_dir), self.leg.call_id, time.time())
+        recorder = Recorder(path, self.daemon.disk)
+
+        def ended(reason: str) -> None:
+            self._spawn(self._capture_done(capture, reason))
+
+        capture = Capture(recorder, max_seconds=action.max_seconds, silence_seconds=action.silence_seconds,
+                          on_end=ended)  # fmt: skip
+        self._capture = media.capture = capture
+        if action.beep:
+            media.player.play(BEEP)
+
+    async def _capture_done(self, capture: Capture, reason: str) -> None:
+        if self.media is not None and self.media.capture is capture:
+            self.media.capture = None
+        await capture.recorder.close()
+        event(log, "call.message", call_id=self.leg.call_id, file=str(capture.recorder.path),
+              seconds=round(capture.seconds, 2), ended_by=reason)  # fmt: skip
+        self._feed(RecordingDone(str(capture.recorder.path), capture.seconds))
+
+    def _end_flow(self) -> dict[str, object]:
+        """Stop the run; what it did, for the call's last log line (the call record)."""
+        if self._flow_timer is not None:
+            self._flow_timer.cancel()
+            self._flow_timer = None
+        run = self.flow_run
+        if run is None:
+            return {}
+        run.hung_up(time.time(), self.end_reason or self.leg.state.value)
+        record = summary(run)
+        return {"flow": record["flow"], "flow_version": record["version"],
+                "path": json.dumps(record["path"], separators=(",", ":"), default=str),
+                "variables": json.dumps(record["variables"], separators=(",", ":"), default=str)}  # fmt: skip
 
     def _close_media(self) -> None:
         if self.media is not None:

@@ -8,10 +8,16 @@ from pathlib import Path
 
 import uvloop
 
+from flows.interpreter import CallInfo
+from flows.loader import Deployment, load_deployment
+
 from . import __version__
 from .config import Config, ConfigError, load_config
+from .flowset import BUILTIN
 from .logs import setup
+from .media.player import load_wav
 from .server import Daemon
+from .simulate import load_fixtures, simulate
 
 EXIT_CONFIG = 2
 
@@ -22,29 +28,68 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the daemon")
     run.add_argument("-c", "--config", type=Path, help="configuration file (default: the embedded defaults)")
-    check = commands.add_parser("check-config", help="validate a configuration file and exit")
-    check.add_argument("config", type=Path)
+    check = commands.add_parser("check", help="check a configuration file (and its flows) or a flows directory")
+    check.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="ivrd.yaml, or a flows directory")
+    sim = commands.add_parser("simulate", help="walk through a flow in the terminal, without a phone")
+    sim.add_argument("flow", help="the flow's name (its file name without .yaml)")
+    where = sim.add_mutually_exclusive_group()
+    where.add_argument("--flows", type=Path, help="the flows directory (default: the one in -c, else etc/flows)")
+    where.add_argument("-c", "--config", type=Path, help="take the flows directory from this configuration")
+    sim.add_argument("--fixtures", type=Path, help="answers for lookups, by URL (YAML), instead of the network")
+    sim.add_argument("--caller", default="+15555550123", help="the calling number (default: %(default)s)")
+    sim.add_argument("--dialed", default="100", help="the dialed number (default: %(default)s)")
     return parser
 
 
-def _load(path: Path | None) -> Config:
-    if path is None:
-        return Config()
+def _report(exc: ConfigError) -> int:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _flows_of(config: Config) -> Path:
+    return Path(config.flows.dir) if config.flows.dir else BUILTIN
+
+
+def _check(paths: list[Path]) -> int:
+    failed = False
+    for path in paths:
+        try:
+            flows = path if path.is_dir() else _flows_of(load_config(path))
+            deployment = load_deployment(flows, load_wav)
+        except ConfigError as exc:
+            _report(exc)
+            failed = True
+            continue
+        print(f"{path}: ok (flows {', '.join(sorted(deployment.flows))}; version {deployment.version})")
+    return EXIT_CONFIG if failed else 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
     try:
-        return load_config(path)
+        flows = args.flows or (_flows_of(load_config(args.config)) if args.config else Path("etc/flows"))
+        deployment: Deployment = load_deployment(flows, load_wav)
+        fixtures = load_fixtures(args.fixtures) if args.fixtures else None
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
+        return _report(exc)
+    if args.flow not in deployment.flows:
+        print(f"ivrd: no flow {args.flow!r} in {flows} (flows: {', '.join(sorted(deployment.flows))})",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    simulate(deployment, args.flow, CallInfo("simulated", args.caller, "", args.dialed), fixtures)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "check-config":
-        _load(args.config)
-        print(f"{args.config}: ok")
-        return 0
-    config = _load(args.config)
+    if args.command == "check":
+        return _check(args.paths)
+    if args.command == "simulate":
+        return _simulate(args)
+    try:
+        config = load_config(args.config) if args.config else Config()
+    except ConfigError as exc:
+        return _report(exc)
     setup(config.log.level)
 
     async def serve() -> None:
@@ -52,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         uvloop.run(serve())
+    except ConfigError as exc:  # the flows, loaded before the listeners open
+        return _report(exc)
     except OSError as exc:  # a listener that cannot bind: say which, no traceback
         print(f"ivrd: cannot start: {exc}", file=sys.stderr)
         return 1

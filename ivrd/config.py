@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import shutil
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-
-from .media.player import PromptError, load_wav
-from .yaml_loader import ConfigError, Problem, compose_file, scalar, where
+from .yaml_loader import ConfigError, Problem, bind, compose_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +90,6 @@ class MediaConfig:
 class CallsConfig:
     max_concurrent: int = 1000
     max_duration: float = 3600.0
-    answer_prompt: str | None = None
-    answer_say: str | None = None
     record: bool = False
     recordings_dir: str = "recordings"
 
@@ -110,6 +102,19 @@ class CallsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowsConfig:
+    dir: str | None = None
+    watch_seconds: float = 2.0
+    voicemail_dir: str = "voicemail"
+    lookup_max_bytes: int = 65536
+
+    def check(self) -> str | None:
+        if not 0 <= self.watch_seconds <= 3600:
+            return "watch_seconds: expected 0-3600 (0: reload on SIGHUP only)"
+        return None if 1024 <= self.lookup_max_bytes <= 16 << 20 else "lookup_max_bytes: expected 1024-16777216"
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -119,6 +124,7 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
+    flows: FlowsConfig = field(default_factory=FlowsConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
@@ -134,117 +140,16 @@ def load_config(path: Path) -> Config:
     """Read and validate ``path``; raise :class:`ConfigError` listing every problem."""
     problems: list[Problem] = []
     node = compose_file(path, problems)
-    config = _bind(Config, node, str(path), problems, "") if node is not None else Config()
+    config = bind(Config, node, str(path), problems, "") if node is not None else Config()
     if problems:
         raise ConfigError(problems)
     assert isinstance(config, Config)
-    prompt = config.calls.answer_prompt
-    if prompt is not None:
-        resolved = path.parent / prompt
-        try:
-            load_wav(resolved)
-        except PromptError as exc:
-            value = _find(node, "calls", "answer_prompt") if node is not None else None
-            problem = f"calls.answer_prompt: {exc}"
-            located = where(value, str(path), problem) if value else Problem(str(path), 1, 1, problem)
-            raise ConfigError([located]) from None
-        config = dataclasses.replace(config, calls=dataclasses.replace(config.calls, answer_prompt=str(resolved)))
-    if config.calls.answer_say is not None and shutil.which("espeak-ng") is None:
-        value = _find(node, "calls", "answer_say") if node is not None else None
-        problem = "calls.answer_say: speaking text needs espeak-ng, which is not installed (apt-get install espeak-ng)"
-        raise ConfigError([where(value, str(path), problem) if value else Problem(str(path), 1, 1, problem)])
-    recordings = path.parent / config.calls.recordings_dir
-    return dataclasses.replace(config, calls=dataclasses.replace(config.calls, recordings_dir=str(recordings)))
+    here = path.parent
+    calls = dataclasses.replace(config.calls, recordings_dir=str(here / config.calls.recordings_dir))
+    flows = dataclasses.replace(config.flows, dir=str(here / config.flows.dir) if config.flows.dir else None,
+                                voicemail_dir=str(here / config.flows.voicemail_dir))  # fmt: skip
+    return dataclasses.replace(config, calls=calls, flows=flows)
 
 
-def _find(node: yaml.Node, *keys: str) -> yaml.Node | None:
-    """The value node at ``keys`` in a tree of mappings."""
-    for key in keys:
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        found = [value for k, value in node.value if isinstance(k, yaml.ScalarNode) and k.value == key]
-        if not found:
-            return None
-        node = found[0]
-    return node
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
-    if origin in (types.UnionType, typing.Union):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return f"a list of {_describe(typing.get_args(tp)[0])}"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            type(None): "nothing (null)"}.get(tp, str(tp))  # fmt: skip
-
-
-def _bind(tp: Any, node: yaml.Node, file: str, problems: list[Problem], path: str) -> Any:
-    """Build a value of type ``tp`` from ``node``; append problems and return None when it cannot."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _bind_dataclass(tp, node, file, problems, path)
-    if origin is tuple:
-        if not isinstance(node, yaml.SequenceNode):
-            problems.append(where(node, file, f"{path}: expected {_describe(tp)}"))
-            return None
-        item_type = typing.get_args(tp)[0]
-        items = [_bind(item_type, item, file, problems, f"{path}[{i}]") for i, item in enumerate(node.value)]
-        return tuple(items)
-    if origin in (types.UnionType, typing.Union):
-        for option in typing.get_args(tp):
-            attempt: list[Problem] = []
-            value = _bind(option, node, file, attempt, path)
-            if not attempt:
-                return value
-        problems.append(where(node, file, f"{path}: expected {_describe(tp)}"))
-        return None
-    if not isinstance(node, yaml.ScalarNode):
-        problems.append(where(node, file, f"{path}: expected {_describe(tp)}"))
-        return None
-    value = scalar(node)
-    if origin is Literal:
-        if value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}:
-            return value
-    elif tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    elif tp is type(None) and value is None:
-        return None
-    elif type(value) is tp:
-        return value
-    problems.append(where(node, file, f"{path}: expected {_describe(tp)}, got {node.value!r}"))
-    return None
-
-
-def _bind_dataclass(tp: type, node: yaml.Node, file: str, problems: list[Problem], path: str) -> Any:
-    if not isinstance(node, yaml.MappingNode):
-        problems.append(where(node, file, f"{path or 'top level'}: expected a mapping"))
-        return None
-    hints = typing.get_type_hints(tp)
-    fields = {f.name: f for f in dataclasses.fields(tp)}
-    values: dict[str, Any] = {}
-    before = len(problems)
-    for key_node, value_node in node.value:
-        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-        if key not in fields:
-            known = ", ".join(fields)
-            where_key = f"{path + '.' if path else ''}{key}"
-            problems.append(where(key_node, file, f"{where_key}: unknown key (expected one of {known})"))
-            continue
-        values[key] = _bind(hints[key], value_node, file, problems, f"{path + '.' if path else ''}{key}")
-    if len(problems) != before:
-        return None
-    instance = tp(**values)
-    check = getattr(instance, "check", None)
-    message = check() if check is not None else None
-    if message:
-        problems.append(where(node, file, f"{path + '.' if path else ''}{message}"))
-        return None
-    return instance
-
-
-__all__ = ["CallsConfig", "Config", "ConfigError", "Listen", "LogConfig", "MediaConfig", "SipConfig", "load_config"]
+__all__ = ["CallsConfig", "Config", "ConfigError", "FlowsConfig", "Listen", "LogConfig", "MediaConfig", "SipConfig",
+           "load_config"]

@@ -1,18 +1,21 @@
-"""Process life: listeners up, READY=1, calls dispatched, and a clean stop on SIGTERM/SIGINT."""
+"""Process life: flows loaded, listeners up, READY=1, calls dispatched, reload on SIGHUP, a clean stop
+on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .call import BYE_GRACE, Call
 from .config import Config
+from .flowset import FlowSet
 from .logs import event
+from .lookup import Lookups
 from .media.dtmf import Digit
-from .media.player import Prompt, load_wav
 from .media.ports import PortPool
 from .media.session import MediaSettings
 from .media.tts import Speaker
@@ -45,8 +48,10 @@ class Daemon:
         self.calls: dict[int, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
+        self._helpers: set[asyncio.Task[object]] = set()  # reloads and the file watcher
         self.bound_ports: list[int] = []
-        self.answer_prompt: Prompt | None = None
+        self.flows = FlowSet(Path(config.flows.dir) if config.flows.dir else None)
+        self.lookups = Lookups(config.flows.lookup_max_bytes)
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-disk")  # recordings, in order
         self.speaker = Speaker(voice=config.media.tts_voice)
         media = config.media
@@ -64,16 +69,26 @@ class Daemon:
         )  # fmt: skip
 
     async def start(self) -> None:
+        """Load the flows (a :class:`ConfigError` stops the start), bind the listeners, tell systemd."""
         loop = asyncio.get_running_loop()
-        if self.config.calls.answer_prompt is not None:
-            self.answer_prompt = await loop.run_in_executor(None, load_wav, Path(self.config.calls.answer_prompt))
+        await loop.run_in_executor(None, self.flows.load)
         for listen in self.config.sip.listen:
             self.bound_ports.append(await self.sip.listen(listen.transport, listen.address, listen.port))
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: event(log, "reload.not_supported", logging.WARNING))
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        if self.config.flows.watch_seconds > 0 and not self.flows.builtin:
+            self._background(self.flows.watch(self.config.flows.watch_seconds))
         notify("READY=1")
         event(log, "ready", listeners=len(self.bound_ports))
+
+    def _on_sighup(self) -> None:
+        self._background(self.flows.reload("SIGHUP"))
+
+    def _background(self, coroutine: Coroutine[object, object, object]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
 
     async def serve(self) -> None:
         await self.start()
@@ -94,6 +109,9 @@ class Daemon:
             if pending:
                 await asyncio.wait(pending, timeout=5)
         await asyncio.get_running_loop().run_in_executor(None, self.disk.shutdown, True)  # every recording closed
+        for helper in list(self._helpers):
+            helper.cancel()
+        await self.lookups.close()
         self.sip.close()
         event(log, "stopped")
 

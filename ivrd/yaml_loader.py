@@ -8,9 +8,13 @@ name ``file:line:column``. Files over :data:`MAX_FILE_BYTES` and documents over
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 
@@ -121,3 +125,132 @@ def scalar(node: yaml.ScalarNode) -> str | int | float | bool | None:
     if tag == "null":
         return None
     return text
+
+
+def find(node: yaml.Node, *keys: str) -> yaml.Node | None:
+    """The value node at ``keys`` in a tree of mappings."""
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        found = [value for k, value in node.value if isinstance(k, yaml.ScalarNode) and k.value == key]
+        if not found:
+            return None
+        node = found[0]
+    return node
+
+
+def describe(tp: Any) -> str:
+    """What a value of type ``tp`` looks like, for people: "an integer", "a list of a string"."""
+    if hasattr(tp, "DESCRIPTION"):
+        return str(tp.DESCRIPTION)
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {describe(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of names to {describe(typing.get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "nothing (null)"}.get(tp, str(tp))  # fmt: skip
+
+
+def bind(tp: Any, node: yaml.Node, file: str, problems: list[Problem], path: str) -> Any:
+    """Build a value of type ``tp`` from ``node``; append problems and return None when it cannot.
+
+    ``tp`` is a frozen dataclass (its optional ``check()`` returns a message when the values do
+    not fit together), ``tuple[X, ...]``, ``dict[str, X]``, a union, a ``Literal``, a scalar type,
+    or a class with a ``from_yaml(node, file, problems, path)`` classmethod of its own.
+    """
+    origin = typing.get_origin(tp)
+    if hasattr(tp, "from_yaml"):
+        return tp.from_yaml(node, file, problems, path)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _bind_dataclass(tp, node, file, problems, path)
+    if origin is dict:
+        if not isinstance(node, yaml.MappingNode):
+            problems.append(where(node, file, f"{path}: expected {describe(tp)}"))
+            return None
+        value_type = typing.get_args(tp)[1]
+        return {str(k.value): bind(value_type, v, file, problems, f"{path}.{k.value}") for k, v in node.value}
+    if origin is tuple:
+        if not isinstance(node, yaml.SequenceNode):
+            problems.append(where(node, file, f"{path}: expected {describe(tp)}"))
+            return None
+        item_type = typing.get_args(tp)[0]
+        items = [bind(item_type, item, file, problems, f"{path}[{i}]") for i, item in enumerate(node.value)]
+        return tuple(items)
+    if origin in (types.UnionType, typing.Union):
+        null = isinstance(node, yaml.ScalarNode) and scalar(node) is None
+        fitting = [option for option in typing.get_args(tp)
+                   if _shape(option) in (type(node), None) and (option is not type(None) or null)]  # fmt: skip
+        if len(fitting) == 1:  # one candidate: its own problems say most
+            return bind(fitting[0], node, file, problems, path)
+        for option in fitting:
+            attempt: list[Problem] = []
+            value = bind(option, node, file, attempt, path)
+            if not attempt:
+                return value
+        problems.append(where(node, file, f"{path}: expected {describe(tp)}"))
+        return None
+    if not isinstance(node, yaml.ScalarNode):
+        problems.append(where(node, file, f"{path}: expected {describe(tp)}"))
+        return None
+    value = scalar(node)
+    if origin is Literal:
+        if value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}:
+            return value
+    elif tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    elif tp is type(None) and value is None:
+        return None
+    elif type(value) is tp:
+        return value
+    problems.append(where(node, file, f"{path}: expected {describe(tp)}, got {node.value!r}"))
+    return None
+
+
+def _shape(tp: Any) -> type[yaml.Node] | None:
+    """The kind of node a value of ``tp`` is written as (None: it cannot be told from the type)."""
+    if hasattr(tp, "from_yaml"):
+        return None
+    if dataclasses.is_dataclass(tp) or typing.get_origin(tp) is dict:
+        return yaml.MappingNode
+    if typing.get_origin(tp) is tuple:
+        return yaml.SequenceNode
+    return yaml.ScalarNode
+
+
+def _bind_dataclass(tp: type, node: yaml.Node, file: str, problems: list[Problem], path: str) -> Any:
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(where(node, file, f"{path or 'top level'}: expected a mapping"))
+        return None
+    hints = typing.get_type_hints(tp)
+    fields = {f.metadata.get("yaml", f.name): f for f in dataclasses.fields(tp)}  # as written: "if", "else"
+    values: dict[str, Any] = {}
+    before = len(problems)
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if key not in fields:
+            known = ", ".join(fields)
+            where_key = f"{path + '.' if path else ''}{key}"
+            problems.append(where(key_node, file, f"{where_key}: unknown key (expected one of {known})"))
+            continue
+        name = fields[key].name
+        values[name] = bind(hints[name], value_node, file, problems, f"{path + '.' if path else ''}{key}")
+    missing = [key for key, f in fields.items() if f.name not in values and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]  # fmt: skip
+    if missing:
+        problems.append(where(node, file, f"{path or 'top level'}: missing {', '.join(missing)}"))
+    if len(problems) != before:
+        return None
+    instance = tp(**values)
+    check = getattr(instance, "check", None)
+    message = check() if check is not None else None
+    if message:
+        problems.append(where(node, file, f"{path + '.' if path else ''}{message}"))
+        return None
+    return instance

@@ -20,7 +20,7 @@ def test_example_config_loads_and_documents_every_key():
     config = load_config(ETC)
     assert Listen("udp", "0.0.0.0", 5080) in config.sip.listen
     text = ETC.read_text()
-    for section in ("sip", "media", "calls", "log"):
+    for section in ("sip", "media", "calls", "flows", "log"):
         for key in getattr(Config(), section).__dataclass_fields__:
             assert f"{key}:" in text, f"etc/ivrd.yaml does not show {section}.{key}"
 
@@ -28,7 +28,8 @@ def test_example_config_loads_and_documents_every_key():
 def test_empty_file_is_the_embedded_defaults_with_paths_relative_to_it(tmp_path):
     defaults = Config()
     calls = dataclasses.replace(defaults.calls, recordings_dir=str(tmp_path / "recordings"))
-    assert load_config(write(tmp_path, "")) == dataclasses.replace(defaults, calls=calls)
+    flows = dataclasses.replace(defaults.flows, voicemail_dir=str(tmp_path / "voicemail"))
+    assert load_config(write(tmp_path, "")) == dataclasses.replace(defaults, calls=calls, flows=flows)
 
 
 def test_every_problem_is_reported_with_its_line(tmp_path):
@@ -62,7 +63,7 @@ def test_alias_bombs_are_refused(tmp_path):
 
 def test_cli_refuses_a_bad_config_with_exit_2_and_no_traceback(tmp_path):
     path = write(tmp_path, "sip:\n  listen: 5060\n")
-    for args in (["check-config", str(path)], ["run", "-c", str(path)]):
+    for args in (["check", str(path)], ["run", "-c", str(path)]):
         proc = subprocess.run([sys.executable, "-m", "ivrd.cli", *args], capture_output=True, text=True, timeout=60,
                               check=False)
         assert proc.returncode == 2
@@ -71,8 +72,10 @@ def test_cli_refuses_a_bad_config_with_exit_2_and_no_traceback(tmp_path):
 
 
 def test_spoken_text_without_espeak_is_refused_at_load(tmp_path):
-    path = write(tmp_path, 'calls:\n  answer_say: "hello"\n')
-    proc = subprocess.run([sys.executable, "-m", "ivrd.cli", "check-config", str(path)], capture_output=True,
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "main.yaml").write_text('default: true\nsteps:\n  hello:\n    say: "hello"\n')
+    proc = subprocess.run([sys.executable, "-m", "ivrd.cli", "check", str(flows)], capture_output=True,
                           text=True, timeout=60, check=False, env={"PATH": ""})  # fmt: skip
     assert proc.returncode == 2
-    assert proc.stderr.startswith(f"{path}:2:15: calls.answer_say: speaking text needs espeak-ng")
+    assert proc.stderr.startswith(f"{flows / 'main.yaml'}:4:10: step hello: saying text needs espeak-ng")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import wave
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -25,7 +26,7 @@ RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 
 
-class PromptError(Exception):
+class PromptError(ValueError):
     """A prompt file that cannot be read as audio."""
 
 
@@ -94,6 +95,7 @@ class Player:
         self._index = 0
         self._silence = bytes([SILENCE[codec]]) * FRAME_SAMPLES
         self._talking = False
+        self.on_finished: Callable[[], None] | None = None  # the queue has played to its end
 
     @property
     def playing(self) -> Prompt | None:
@@ -121,5 +123,16 @@ class Player:
                 return frame, marker
             self._queue.popleft()
             self._index = 0
+            if not self._queue and self.on_finished is not None:
+                self.on_finished()  # after a stop(), nothing was left to finish: no call
         self._talking = False
         return (self._silence if self.idle_silence else None), False
+
+
+def _beep() -> Prompt:
+    t = np.arange(int(RATE * 0.3)) / RATE
+    return prompt_from_samples("beep", (np.sin(2 * np.pi * 1000 * t) * 8000).astype(np.int16))
+
+
+BEEP = _beep()
+"""The tone before a message is recorded: 1 kHz for 300 ms."""

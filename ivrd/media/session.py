@@ -4,7 +4,7 @@ Every 20 ms tick is scheduled with ``loop.call_at`` at ``start + n * 20 ms``, an
 deadline, so lateness never accumulates into drift; a tick that comes more than a frame late
 skips the frames it missed (their timestamps too) rather than bursting them. Each tick sends
 one frame from the :class:`~ivrd.media.player.Player` and takes one frame out of the jitter
-buffer for the consumers of the caller's audio (in-band DTMF detection, the recorder).
+buffer for the consumers of the caller's audio (in-band DTMF detection, the recorders).
 Received packets are latched to one source and filtered to the negotiated payload types;
 telephone-events become digits.
 """
@@ -22,6 +22,7 @@ from typing import cast
 import numpy as np
 
 from ..sip.sdp import AudioSession
+from .capture import Capture
 from .dtmf import Digit, DtmfError, InbandDetector, Rfc4733Receiver
 from .g711 import Codec, decode
 from .jitter import JitterBuffer
@@ -81,6 +82,7 @@ class MediaSession:
         self.events = Rfc4733Receiver()
         self.inband: InbandDetector | None = None
         self.recorder: Recorder | None = None
+        self.capture: Capture | None = None  # a message being recorded
         self._configure_inband()
         self._on_digit = on_digit
         self._on_digit_start = on_digit_start
@@ -171,7 +173,7 @@ class MediaSession:
         frame = self.jitter.pop()
         if frame is not None:
             self.frames_out += 1
-        if self.inband is not None or self.recorder is not None:
+        if self.inband is not None or self.recorder is not None or self.capture is not None:
             self._listen(frame)
         self._timer = self._loop.call_at(self._pacer.deadline, self._tick)
 
@@ -181,6 +183,8 @@ class MediaSession:
         samples = decode(frame, self.player.codec) if frame else SILENT_FRAME  # lost or not there: silence
         if self.recorder is not None and self.stats.received:  # real time, from the caller's first packet
             self.recorder.add(samples)
+        if self.capture is not None:
+            self.capture.add(samples)
         if self.inband is not None and frame is not None:
             started, finished = self.inband.feed(samples, self._loop.time())
             if started is not None:

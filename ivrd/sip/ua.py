@@ -16,6 +16,7 @@ import itertools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from .build import make_response
 from .dialog import AnswerRetransmitter, Dialog, DialogId, dialog_id_of_request
@@ -38,7 +39,7 @@ from .transaction import (
     client_key,
     server_key,
 )
-from .uri import bare_host, format_host, split_outside_quotes
+from .uri import Uri, bare_host, format_host, parse_uri, split_outside_quotes
 
 ALLOWED = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO")
 # Methods of other SIP extensions: known, so 405 (with Allow) rather than 501.
@@ -111,6 +112,29 @@ class CallLeg:
     @property
     def callee(self) -> str:
         return self.invite.uri
+
+    @property
+    def caller_number(self) -> str:
+        """The user part of the From URI (the number of a tel: URI), unescaped; "" when there is none."""
+        return _number(self.invite.from_.uri)
+
+    @property
+    def caller_name(self) -> str:
+        return self.invite.from_.display or ""
+
+    @property
+    def dialed_number(self) -> str:
+        """The user part of the Request-URI (the number dialed); "" when there is none."""
+        try:
+            return _number(parse_uri(self.invite.uri))
+        except ParseError:
+            return ""
+
+
+def _number(uri: Uri) -> str:
+    if uri.scheme == "tel":
+        return unquote((uri.opaque or "").split(";", 1)[0])
+    return unquote(uri.user or "")
 
 
 @dataclass(frozen=True, slots=True)

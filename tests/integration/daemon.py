@@ -20,6 +20,17 @@ from tests.integration.logfmt import events
 READY_TIMEOUT = 30.0
 
 
+PROMPT = Path(__file__).resolve().parents[2] / "etc" / "flows" / "prompts" / "welcome.wav"
+
+
+def one_flow(directory: Path, steps: str) -> str:
+    """A flows directory holding one default flow with ``steps`` (YAML, indented under ``steps:``);
+    the configuration snippet that serves it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "main.yaml").write_text(f"default: true\nsteps:\n{steps}")
+    return f"flows:\n  dir: {directory}\n"
+
+
 def free_port() -> int:
     """A port free for UDP and TCP on both 127.0.0.1 and ::1."""
     while True:

@@ -6,7 +6,6 @@ import socket
 import statistics
 import time
 from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +14,13 @@ from ivrd.media import g711
 from ivrd.media.rtcp import ReportBlock, SenderReport, build_report, parse_rtcp
 from tests.audio import read_wav, speech, with_tones
 from tests.integration.baresip import CONFIG_DIR, Baresip
-from tests.integration.daemon import daemon_running, free_port
+from tests.integration.daemon import PROMPT, daemon_running, free_port, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import require, sipp
 from tests.integration.rtp_caller import RtpCaller
 
 pytestmark = pytest.mark.peers
-PROMPT = Path(__file__).resolve().parents[2] / "etc" / "prompts" / "welcome.wav"
-WITH_PROMPT = f"calls:\n  answer_prompt: {PROMPT}\n"
+PROMPT_THEN_HOLD = f"  greet:\n    play: {PROMPT}\n  hold:\n    wait: 3600\n    next: hold\n"
 SILENCE_PCMU = b"\xff" * 160
 
 
@@ -40,7 +38,7 @@ def test_sipp_pcap_audio_and_rfc4733_digit_reach_the_call(tmp_path):
 
 
 def test_prompt_is_paced_and_a_key_stops_it(tmp_path):
-    with daemon_running(WITH_PROMPT) as daemon:  # media.latch defaults to "first"
+    with daemon_running(one_flow(tmp_path / "flows", PROMPT_THEN_HOLD)) as daemon:  # media.latch defaults to "first"
         caller = RtpCaller(daemon.port)
         try:
             caller.call()
@@ -78,11 +76,11 @@ def test_prompt_is_paced_and_a_key_stops_it(tmp_path):
 
 
 @pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")
-def test_baresip_digits_arrive_once_each():
+def test_baresip_digits_arrive_once_each(tmp_path):
     require("baresip")
     phone = Baresip()
     try:
-        with daemon_running(WITH_PROMPT) as daemon:
+        with daemon_running(one_flow(tmp_path / "flows", PROMPT_THEN_HOLD)) as daemon:
             phone.command("dial", f"sip:ivr@127.0.0.1:{daemon.port}")
             phone.wait_event("CALL_ESTABLISHED")
             phone.command("sndcode", "1234#")
@@ -137,7 +135,7 @@ def test_the_callers_audio_is_recorded_frame_for_frame(tmp_path):
 
 
 def test_rtcp_reports_both_ways(tmp_path):
-    with daemon_running(WITH_PROMPT) as daemon:
+    with daemon_running(one_flow(tmp_path / "flows", PROMPT_THEN_HOLD)) as daemon:
         caller = RtpCaller(daemon.port)
         try:
             caller.call()
@@ -165,7 +163,8 @@ def test_rtcp_reports_both_ways(tmp_path):
 
 def test_spoken_text_reaches_the_caller(tmp_path):
     require("espeak-ng")
-    with daemon_running('calls:\n  answer_say: "Your balance is forty two dollars"\n') as daemon:
+    steps = '  tell:\n    say: "Your balance is {{ 40 + 2 }} dollars"\n  hold:\n    wait: 3600\n    next: hold\n'
+    with daemon_running(one_flow(tmp_path / "flows", steps)) as daemon:
         caller = RtpCaller(daemon.port)
         try:
             caller.call()

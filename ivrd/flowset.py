@@ -1,0 +1,90 @@
+"""The flows the daemon serves: loaded at start, reloaded on SIGHUP or when the files change.
+
+A reload checks the new set as a whole, off the event loop, and only then swaps one reference;
+calls in progress keep the :class:`~flows.loader.Deployment` they started with. A broken edit is
+logged problem by problem and the old set goes on serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import Executor
+from pathlib import Path
+
+import flows
+from flows.loader import Deployment, load_deployment
+
+from .logs import event
+from .media.player import load_wav
+from .yaml_loader import ConfigError
+
+log = logging.getLogger("ivrd.flows")
+BUILTIN = Path(flows.__file__).parent / "builtin"
+
+
+def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when anything under ``directory`` is edited (names, sizes, modification times)."""
+    found = []
+    for root, _, files in os.walk(directory):
+        for name in files:
+            try:
+                stat = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            found.append((os.path.join(root, name), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+class FlowSet:
+    def __init__(self, directory: Path | None, executor: Executor | None = None) -> None:
+        self.directory = directory or BUILTIN
+        self.builtin = directory is None
+        self._executor = executor
+        self._lock = asyncio.Lock()
+        self._seen: tuple[tuple[str, int, int], ...] = ()
+        self.current: Deployment | None = None
+        self.reloads = 0
+        self.failed_reloads = 0
+
+    def load(self) -> Deployment:
+        """The first load, before the daemon serves (raises :class:`ConfigError`)."""
+        self._seen = fingerprint(self.directory)
+        self.current = load_deployment(self.directory, load_wav)
+        self._log_loaded(self.current, None, "start")
+        return self.current
+
+    async def reload(self, reason: str) -> bool:
+        """Load the directory again; swap it in if it is valid. True when the new set serves."""
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            self._seen = await loop.run_in_executor(self._executor, fingerprint, self.directory)
+            try:
+                fresh = await loop.run_in_executor(self._executor, load_deployment, self.directory, load_wav)
+            except ConfigError as exc:
+                self.failed_reloads += 1
+                for problem in exc.problems:
+                    event(log, "flows.problem", logging.ERROR, where=f"{problem.file}:{problem.line}:{problem.column}",
+                          problem=problem.message)  # fmt: skip
+                event(log, "flows.rejected", logging.ERROR, reason=reason, problems=len(exc.problems),
+                      serving=self.current.version if self.current else None)  # fmt: skip
+                return False
+            previous, self.current = self.current, fresh
+            self.reloads += 1
+            self._log_loaded(fresh, previous, reason)
+            return True
+
+    async def watch(self, every: float) -> None:
+        """Reload when the files change (checked every ``every`` seconds)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(every)
+            now = await loop.run_in_executor(self._executor, fingerprint, self.directory)
+            if now != self._seen:
+                await self.reload("files changed")
+
+    def _log_loaded(self, fresh: Deployment, previous: Deployment | None, reason: str) -> None:
+        event(log, "flows.loaded", version=fresh.version, previous=previous.version if previous else None,
+              flows=",".join(sorted(fresh.flows)), directory=str(self.directory), reason=reason,
+              builtin=self.builtin)  # fmt: skip

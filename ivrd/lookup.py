@@ -1,0 +1,46 @@
+"""Flow lookups: one HTTP request, a JSON answer, bounded in time and size, never an exception."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from flows.interpreter import Fetch, LookupDone
+
+from . import __version__
+
+
+class Lookups:
+    """The daemon's HTTP client for flow lookups (one connection pool for every call)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._session: aiohttp.ClientSession | None = None
+
+    async def fetch(self, request: Fetch) -> LookupDone:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers={"User-Agent": f"ivrd/{__version__}"})
+        timeout = aiohttp.ClientTimeout(total=request.timeout)
+        try:
+            async with self._session.request(request.method, request.url, json=request.body, timeout=timeout,
+                                             allow_redirects=False) as response:  # fmt: skip
+                body = await response.content.read(self.max_bytes + 1)
+                if response.status >= 300:
+                    return LookupDone(error=f"HTTP {response.status}")
+        except TimeoutError:
+            return LookupDone(error=f"no answer within {request.timeout:g} s")
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return LookupDone(error=f"{type(exc).__name__}: {exc}"[:200])
+        if len(body) > self.max_bytes:
+            return LookupDone(error=f"answer larger than {self.max_bytes} bytes")
+        try:
+            return LookupDone(result=json.loads(body) if body.strip() else None)
+        except (ValueError, RecursionError) as exc:
+            return LookupDone(error=f"not JSON: {exc}"[:200])
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            await asyncio.sleep(0)  # lets the connector close its sockets before the loop stops

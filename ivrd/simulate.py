@@ -1,0 +1,169 @@
+"""``ivrd simulate``: walk through a flow in a terminal, with the daemon's own flow engine.
+
+What the caller would hear is printed; a typed line of keys (``12#``) is pressed, a line
+starting with ``say`` (``say billing``) is spoken, an empty line lets the time run out, and the
+end of input hangs up. Lookups go to the network unless ``--fixtures`` gives their answers.
+At the end the path and the variables are printed as JSON, as a call record would hold them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from flows.interpreter import (
+    CallInfo,
+    Event,
+    Fetch,
+    FlowRun,
+    HangUp,
+    JoinQueue,
+    KeyPressed,
+    LookupDone,
+    Notice,
+    PlayPrompt,
+    PromptDone,
+    QueueLeft,
+    RecordingDone,
+    SpeechHeard,
+    StartRecording,
+    StopRecording,
+    TransferCall,
+    summary,
+)
+from flows.loader import Deployment
+from flows.schema import DTMF_KEYS
+
+from .lookup import Lookups
+from .yaml_loader import ConfigError, Problem, StrictLoader, compose_file
+
+SIMULATED_MESSAGE_SECONDS = 3.0
+
+
+def load_fixtures(path: Path) -> dict[str, Any]:
+    """Lookup answers by URL (or URL prefix); ``{error: reason}`` makes that lookup fail."""
+    problems: list[Problem] = []
+    node = compose_file(path, problems)
+    if node is None or not isinstance(node, yaml.MappingNode):
+        problems.append(Problem(str(path), 1, 1, "expected a mapping of URLs to answers"))
+    if problems:
+        raise ConfigError(problems)
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)
+    return {str(k): v for k, v in data.items()}
+
+
+class Simulation:
+    def __init__(self, deployment: Deployment, flow: str, info: CallInfo, *, fixtures: dict[str, Any] | None,
+                 out: TextIO, read_line: Callable[[], Awaitable[str]]) -> None:  # fmt: skip
+        self.run = FlowRun(deployment, info)
+        self.flow = deployment.flows[flow]
+        self.fixtures = fixtures
+        self.out = out
+        self.read_line = read_line
+        self.now = time.time()
+        self.pending: deque[Event] = deque()
+        self.lookups = Lookups(1 << 20)
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    async def main(self) -> None:
+        run = self.run
+        run.start(self.now, self.flow)
+        try:
+            while True:
+                for action in run.take_actions():
+                    await self.act(action)
+                if run.finished:
+                    break
+                if self.pending:
+                    run.feed(self.pending.popleft(), self.now)
+                    continue
+                if not run.asks_caller and run.deadline is not None:  # a pause: let the time pass
+                    self.now = run.deadline
+                    run.on_timer(self.now)
+                    continue
+                await self.caller_turn()
+        finally:
+            await self.lookups.close()
+        record = summary(run)
+        self.say("path: " + json.dumps(record["path"], default=str))
+        self.say("variables: " + json.dumps(record["variables"], default=str))
+
+    async def caller_turn(self) -> None:
+        run = self.run
+        self.say(f"[{run.flow.name}.{run.step}] your turn: keys, 'say <words>', empty for silence")
+        line = await self.read_line()
+        if not line:  # end of input: the caller hangs up
+            self.say("(caller hangs up)")
+            run.hung_up(self.now, "caller")
+            return
+        line = line.strip()
+        self.now += 1.0
+        if line.lower().startswith("say "):
+            run.feed(SpeechHeard(line[4:].strip(), 1.0), self.now)
+        elif not line:
+            if run.deadline is not None:
+                self.now = max(self.now, run.deadline)
+                run.on_timer(self.now)
+        elif all(key in DTMF_KEYS for key in line.upper()):
+            for key in line.upper():
+                run.feed(KeyPressed(key), self.now)
+        else:
+            self.say(f"not keys (0-9 * # A-D) and not 'say ...': {line!r}")
+
+    async def act(self, action: object) -> None:
+        if isinstance(action, PlayPrompt):
+            for sound in action.sounds:
+                self.say(f"  play: {Path(sound.file).name}" if sound.file else f"  say: {sound.text}")
+            self.pending.append(PromptDone())
+        elif isinstance(action, Fetch):
+            self.pending.append(await self.fetch(action))
+        elif isinstance(action, StartRecording):
+            self.say(f"  (recording a message, up to {action.max_seconds:g} s)")
+            self.pending.append(RecordingDone(None, SIMULATED_MESSAGE_SECONDS))
+        elif isinstance(action, StopRecording):
+            pass
+        elif isinstance(action, TransferCall):
+            self.say(f"  transfer to {action.uri}")
+            self.run.hung_up(self.now, "transferred")
+        elif isinstance(action, JoinQueue):
+            self.say(f"  queue: {action.queue} (no agents in a simulation)")
+            self.pending.append(QueueLeft("simulation"))
+        elif isinstance(action, HangUp):
+            self.say("  hang up")
+        elif isinstance(action, Notice):
+            self.say(f"  warning: {action.message}")
+
+    async def fetch(self, request: Fetch) -> LookupDone:
+        if self.fixtures is None:
+            self.say(f"  lookup: {request.method} {request.url}")
+            done = await self.lookups.fetch(request)
+        else:
+            self.say(f"  lookup (fixture): {request.method} {request.url}")
+            keys = [k for k in self.fixtures if request.url == k or request.url.startswith(k)]
+            if not keys:
+                done = LookupDone(error="no fixture for this URL")
+            else:
+                value = self.fixtures[max(keys, key=len)]
+                failed = isinstance(value, dict) and set(value) == {"error"}
+                done = LookupDone(error=str(value["error"])) if failed else LookupDone(result=value)
+        self.say(f"  -> {json.dumps(done.result) if done.error is None else 'failed: ' + done.error}")
+        return done
+
+
+def simulate(deployment: Deployment, flow: str, info: CallInfo, fixtures: dict[str, Any] | None) -> None:
+    """Run ``flow`` against standard input and output."""
+
+    async def read_line() -> str:
+        return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+    asyncio.run(Simulation(deployment, flow, info, fixtures=fixtures, out=sys.stdout, read_line=read_line).main())
