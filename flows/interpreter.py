@@ -534,11 +534,11 @@ class FlowRun:
                 return  # the keys answered, or failed (that try has played its own prompt), or digits go on
         prompt = _prompt_of(step)
         sounds = (self._sounds(message) if message else ()) + (self._sounds(prompt) if prompt else ())
-        if step.barge_in:
-            self._listen(step)
         if sounds:
             self._actions.append(PlayPrompt(sounds, step.barge_in))
             self._waiting_for = (PromptDone, SpeechHeard)
+            if step.barge_in:
+                self._listen(step)
         else:
             self._prompt_finished(step, now)
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivrd.yaml_loader import ConfigError, Problem, bind, compose_file
+import yaml
+
+from ivrd.yaml_loader import ConfigError, Problem, bind, compose_file, find
 
 from .hours import Calendar
 from .schema import (
@@ -36,6 +38,7 @@ from .schema import (
     PromptPart,
     Return,
     StepAt,
+    Steps,
     SubFlow,
     Target,
     Text,
@@ -153,6 +156,8 @@ def load_deployment(directory: Path, load_prompt: PromptLoader | None = None) ->
             spec = bind(FlowFile, node, str(path), problems, "")
             if spec is not None:
                 flows[path.stem] = _flow(path, spec)
+            else:
+                _check_targets_of_broken(node, str(path), problems)
     if not flows and not problems:
         problems.append(Problem(where_dir, 1, 1, "no flows here (expected *.yaml files)"))
     for flow in flows.values():
@@ -180,8 +185,7 @@ def _check_flow(flow: Flow, flows: Mapping[str, Flow], calendars: Mapping[str, C
             continue  # the YAML loader has reported the duplicate key
         seen[step_at.name] = step_at.at
         step = step_at.step
-        problems.extend(target.at.problem(f"step {step_at.name}: no step called {target.name!r} in this flow")
-                        for target in _targets(step) if target.name not in flow.steps)  # fmt: skip
+        problems.extend(_missing_targets(step_at, flow.steps))
         if isinstance(step, (GoFlow, SubFlow)):
             _check_call(step_at, step, flows, problems)
         if isinstance(step, Hours) and step.hours not in calendars:
@@ -192,6 +196,23 @@ def _check_flow(flow: Flow, flows: Mapping[str, Flow], calendars: Mapping[str, C
     if any(p.file == flow.file for p in problems):
         return  # the graph checks below need every target to exist
     _check_graph(flow, problems)
+
+
+def _missing_targets(step_at: StepAt, names: Container[str]) -> Iterator[Problem]:
+    for target in _targets(step_at.step):
+        if target.name not in names:
+            yield target.at.problem(f"step {step_at.name}: no step called {target.name!r} in this flow")
+
+
+def _check_targets_of_broken(node: yaml.Node, file: str, problems: list[Problem]) -> None:
+    """A flow file with problems is not checked as a whole; its good steps still get their targets checked."""
+    steps = find(node, "steps")
+    if not isinstance(steps, yaml.MappingNode):
+        return
+    names = {str(key.value) for key, _ in steps.value}
+    bound = Steps.from_yaml(steps, file, [], "steps")  # its own problems are reported already
+    for step_at in bound.steps if bound else ():
+        problems.extend(_missing_targets(step_at, names))
 
 
 def _check_call(step_at: StepAt, step: GoFlow | SubFlow, flows: Mapping[str, Flow], problems: list[Problem]) -> None:
@@ -360,8 +381,7 @@ def _load_prompts(flows: Mapping[str, Flow], load_prompt: PromptLoader | None, p
                 if key in prompts:
                     continue
                 try:
-                    stat = path.stat()
-                    digest.update(f"{key}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+                    digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
                     prompts[key] = load_prompt(path) if load_prompt else None
                 except FileNotFoundError:
                     problems.append(at.problem(f"step {step_at.name}: no prompt file {name!r} (looked for {path})"))

@@ -86,12 +86,12 @@ def compose_file(path: Path, problems: list[Problem]) -> yaml.Node | None:
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ConfigError([Problem(name, line, column, f"YAML syntax: {exc.problem}")]) from None
     if node is not None:
-        _check(node, name, problems)
+        _check(node, name, problems, text.splitlines())
     return node
 
 
-def _check(root: yaml.Node, file: str, problems: list[Problem]) -> None:
-    """Refuse duplicate keys and oversized (alias-expanded) documents."""
+def _check(root: yaml.Node, file: str, problems: list[Problem], lines: list[str]) -> None:
+    """Refuse duplicate keys, oversized (alias-expanded) documents, and ``key: #`` (a comment, not a '#')."""
     count = 0
     stack = [root]
     while stack:
@@ -107,9 +107,25 @@ def _check(root: yaml.Node, file: str, problems: list[Problem]) -> None:
                         first = seen[key.value].start_mark.line + 1
                         problems.append(where(key, file, f"duplicate key {key.value!r} (first at line {first})"))
                     seen[key.value] = key
+                    column = _commented_out(key, value, lines)
+                    if column is not None:
+                        problems.append(Problem(file, key.end_mark.line + 1, column, f"{key.value}: nothing before "
+                                                "the comment; a # key is written in quotes: '#'"))  # fmt: skip
                 stack.append(value)
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
+
+
+def _commented_out(key: yaml.ScalarNode, value: yaml.Node, lines: list[str]) -> int | None:
+    """``key: # ...``: the value is empty because a ``#`` meant as a value starts a comment.
+    The 1-based column of that ``#``, or None."""
+    if not (isinstance(value, yaml.ScalarNode) and value.value == "" and value.style is None):
+        return None
+    line, start = key.end_mark.line, key.end_mark.column
+    rest = lines[line][start:] if line < len(lines) else ""
+    if not rest.lstrip(" :").startswith("#"):
+        return None
+    return start + rest.index("#") + 1
 
 
 def scalar(node: yaml.ScalarNode) -> str | int | float | bool | None:
