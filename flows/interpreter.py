@@ -400,7 +400,7 @@ class FlowRun:
         if isinstance(step, Lookup):
             return self._lookup(step, now)
         if isinstance(step, Hours):
-            state = self.deployment.calendars[step.hours].state(now)
+            state = self.deployment.calendars[step.hours.name].state(now)
             self._record(now, "hours", state=state)
             if state == "open":
                 return step.open.name

@@ -25,6 +25,7 @@ from .schema import (
     PASSES_TIME,
     WAITS_FOR_CALLER,
     Branch,
+    CalendarName,
     Collect,
     FlowFile,
     GoFlow,
@@ -79,6 +80,8 @@ class Flow:
 
 def _targets(value: object) -> Iterator[Target]:
     """Every step reference held in a step (recursively through choices and branch cases)."""
+    if isinstance(value, CalendarName):
+        return
     if isinstance(value, Target):
         yield value
     elif isinstance(value, tuple):
@@ -188,9 +191,10 @@ def _check_flow(flow: Flow, flows: Mapping[str, Flow], calendars: Mapping[str, C
         problems.extend(_missing_targets(step_at, flow.steps))
         if isinstance(step, (GoFlow, SubFlow)):
             _check_call(step_at, step, flows, problems)
-        if isinstance(step, Hours) and step.hours not in calendars:
+        if isinstance(step, Hours) and step.hours.name not in calendars:
             known = ", ".join(calendars) or f"none: write them in {CALENDARS}"
-            problems.append(step_at.at.problem(f"step {step_at.name}: no calendar {step.hours!r} (known: {known})"))
+            message = f"step {step_at.name}: no calendar {step.hours.name!r} (known: {known})"
+            problems.append(step.hours.at.problem(message))
     if flow.spec.start and flow.spec.start.name not in flow.steps:
         problems.append(flow.spec.start.at.problem(f"start: no step called {flow.spec.start.name!r}"))
     if any(p.file == flow.file for p in problems):

@@ -78,6 +78,13 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class CalendarName(Target):
+    """The name of a calendar in calendars.yaml."""
+
+    DESCRIPTION: ClassVar[str] = "a calendar name"
+
+
+@dataclass(frozen=True, slots=True)
 class Name:
     """A variable a step stores into."""
 
@@ -464,7 +471,7 @@ class Lookup:
 class Hours:
     """Open, closed or holiday, by a calendar of opening hours."""
 
-    hours: str
+    hours: CalendarName
     open: Target
     closed: Target
     holiday: Target | None = None

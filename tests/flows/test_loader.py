@@ -187,7 +187,7 @@ def test_flows_sub_flows_parameters_calendars_and_defaults_across_files(tmp_path
         """)
     assert found == [
         "check_pin.yaml:1:1: sub-flows call each other in a circle: check_pin -> check_pin",
-        "main.yaml:4:3: step hours: no calendar 'offce' (known: none: write them in calendars.yaml)",
+        "main.yaml:5:12: step hours: no calendar 'offce' (known: none: write them in calendars.yaml)",
         "main.yaml:8:3: step pin: flow check_pin has no parameter 'acount' (its parameters: account)",
         "main.yaml:8:3: step pin: flow check_pin needs account (give them under with:)",
         "main.yaml:12:11: step bye: no flow called 'nowhere'",

@@ -1,0 +1,181 @@
+"""The example deployment served by the real daemon, navigated by SIPp; reload under load; simulate."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.daemon import daemon_running, free_port
+from tests.integration.logfmt import events
+from tests.integration.peers import SCENARIOS, require, sipp
+
+pytestmark = pytest.mark.peers
+ROOT = Path(__file__).resolve().parents[2]
+ALWAYS_OPEN = 'office:\n  timezone: UTC\n  open:\n    mon-sun: "00:00-24:00"\n'
+
+
+@pytest.fixture
+def webhook():
+    """The example web service the balance flow asks, on a free port."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "example-webhook"), "--port", str(port)],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("listening")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def example_flows(tmp_path: Path, webhook_port: int) -> Path:
+    """etc/flows as shipped, with the office always open and the web service on its test port."""
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "etc" / "flows", flows)
+    (flows / "calendars.yaml").write_text(ALWAYS_OPEN)
+    balance = flows / "balance.yaml"
+    balance.write_text(balance.read_text().replace("127.0.0.1:8089", f"127.0.0.1:{webhook_port}"))
+    return flows
+
+
+def dial(daemon, tmp_path, digit: str):
+    return sipp(f"127.0.0.1:{daemon.port}", "-sf", str(SCENARIOS / "navigate.xml"), "-s", "100", "-key", "digit",
+                digit, "-i", "127.0.0.1", "-p", str(free_port()), "-m", "1", cwd=tmp_path)  # fmt: skip
+
+
+def path_of(end: dict[str, str]) -> list[tuple[str, str, str]]:
+    return [(e["flow"], e["step"], e["event"]) for e in json.loads(end["path"])]
+
+
+def test_key_1_hears_the_balance_from_the_web_service_then_the_queue_message(tmp_path, webhook):
+    require("sipp", "espeak-ng")
+    with daemon_running(f"flows:\n  dir: {example_flows(tmp_path, webhook)}\n") as daemon:
+        result = dial(daemon, tmp_path, "1")
+    assert (result.code, result.successful) == (0, 1), result.output[-2000:]
+    (end,) = events(daemon.final_log, "call.end")
+    assert end["flow"] == "main" and len(end["flow_version"]) == 12
+    steps = path_of(end)
+    assert steps == [
+        ("main", "welcome", "play"), ("main", "opening_hours", "hours"), ("main", "main_menu", "menu"),
+        ("main", "main_menu", "choice"), ("main", "billing", "subflow"), ("balance", "find_account", "lookup"),
+        ("balance", "find_account", "lookup_result"), ("balance", "known", "branch"),
+        ("balance", "tell_balance", "say"), ("balance", "done", "return"), ("main", "support_queue_billing", "set"),
+        ("main", "to_queue", "queue"), ("main", "to_queue", "queue_left"), ("main", "queue_closed", "goodbye"),
+        ("main", "queue_closed", "hangup")]  # fmt: skip
+    path = json.loads(end["path"])
+    assert path[6]["result"] == {"name": "Test caller", "balance": 7}
+    assert path[8]["heard"] == ["Hello Test caller. Your balance is 7 dollars."]
+    assert json.loads(end["variables"])["department"] == "billing"
+    assert not events(daemon.final_log, "call.say_failed")
+
+
+def test_key_2_goes_to_support_and_a_failed_lookup_never_runs(tmp_path, webhook):
+    require("sipp", "espeak-ng")
+    with daemon_running(f"flows:\n  dir: {example_flows(tmp_path, webhook)}\n") as daemon:
+        result = dial(daemon, tmp_path, "2")
+    assert (result.code, result.successful) == (0, 1), result.output[-2000:]
+    (end,) = events(daemon.final_log, "call.end")
+    steps = [step for _, step, _ in path_of(end)]
+    assert steps[3:] == ["main_menu", "support", "to_queue", "to_queue", "queue_closed", "queue_closed"]
+    assert not events(daemon.final_log, "flow.lookup")
+
+
+def test_the_lookup_failing_says_sorry_and_goes_on(tmp_path):
+    require("sipp", "espeak-ng")
+    with daemon_running(f"flows:\n  dir: {example_flows(tmp_path, free_port())}\n") as daemon:  # nobody listens
+        result = dial(daemon, tmp_path, "1")
+    assert (result.code, result.successful) == (0, 1), result.output[-2000:]
+    (end,) = events(daemon.final_log, "call.end")
+    path = json.loads(end["path"])
+    failed = next(e for e in path if e["event"] == "lookup_result")
+    assert failed["ok"] is False and "error" in failed
+    assert [e["step"] for e in path if e["flow"] == "balance"][-2:] == ["not_found", "done"]
+    (lookup,) = events(daemon.final_log, "flow.lookup")
+    assert lookup["ok"] == "False"
+
+
+HOLD = "default: true\ndescription: {label}\nsteps:\n  hold:\n    wait: 3600\n    next: hold\n"
+
+
+def test_reload_under_200_calls_keeps_every_call_and_new_calls_take_the_new_version(tmp_path):
+    require("sipp")
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "main.yaml").write_text(HOLD.format(label="first"))
+    config = f"flows:\n  dir: {flows}\n  watch_seconds: 0\nlog:\n  level: info\n"
+    with daemon_running(config, expected_errors=("flows.problem", "flows.rejected")) as daemon:
+        first = events(daemon.log, "flows.loaded")[0]["version"]
+        held = subprocess.Popen(
+            ["sipp", f"127.0.0.1:{daemon.port}", "-sn", "uac", "-nostdin", "-i", "127.0.0.1", "-p", str(free_port()),
+             "-m", "200", "-l", "200", "-r", "100", "-d", "20000", "-timeout", "120s"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        try:
+            daemon.wait_for_event("call.flow", count=200, timeout=60)
+            (flows / "main.yaml").write_text(HOLD.format(label="second"))
+            os.kill(daemon.proc.pid, signal.SIGHUP)
+            daemon.wait_for_event("flows.loaded", count=2)
+            second = events(daemon.log, "flows.loaded")[1]["version"]
+            (flows / "main.yaml").write_text("default: true\nsteps:\n  hold:\n    wait: forever\n")
+            os.kill(daemon.proc.pid, signal.SIGHUP)
+            daemon.wait_for_event("flows.rejected")
+            fresh = sipp(f"127.0.0.1:{daemon.port}", "-sn", "uac", "-i", "127.0.0.1", "-p", str(free_port()),
+                         "-m", "3", "-d", "500", cwd=tmp_path)  # fmt: skip
+            out, _ = held.communicate(timeout=120)
+        finally:
+            if held.poll() is None:
+                held.kill()
+    assert held.returncode == 0, out[-2000:]
+    assert (fresh.code, fresh.successful, fresh.failed) == (0, 3, 0), fresh.output[-2000:]
+    assert second != first
+    (problem,) = events(daemon.final_log, "flows.problem")
+    assert problem["where"] == f"{flows / 'main.yaml'}:4:11"
+    ends = events(daemon.final_log, "call.end")
+    assert len(ends) == 203
+    versions = [e["flow_version"] for e in ends]
+    assert versions.count(first) == 200 and versions.count(second) == 3  # the broken edit never served
+    assert all(e["reason"] != "error" for e in ends) and not events(daemon.final_log, "call.error")
+
+
+def test_simulate_walks_a_flow_through_stdin_and_stdout(tmp_path):
+    require("espeak-ng")
+    flows = example_flows(tmp_path, 9)
+    fixtures = tmp_path / "fixtures.yaml"
+    fixtures.write_text('"http://127.0.0.1:9/accounts": {name: Ada, balance: 42.5}\n')
+    command = [sys.executable, "-m", "ivrd.cli", "simulate", "main", "--flows", str(flows), "--fixtures",
+               str(fixtures), "--caller", "+15550100"]  # fmt: skip
+    proc = subprocess.run(command, input="7\n\nsay billing\n", capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "  play: welcome.wav" in lines
+    assert lines.count("  say: Sorry, that is not one of the choices.") == 1  # 7 is not a choice
+    assert lines.count("  say: Sorry, I did not hear you.") == 1  # the empty line: silence
+    assert "  lookup (fixture): GET http://127.0.0.1:9/accounts?number=%2B15550100" in lines
+    assert "  say: Hello Ada. Your balance is 42.5 dollars." in lines
+    path = json.loads(next(line for line in lines if line.startswith("path: "))[6:])
+    assert [e["event"] for e in path if e["step"] == "main_menu"] == ["menu", "nomatch", "noinput", "choice"]
+    variables = json.loads(next(line for line in lines if line.startswith("variables: "))[11:])
+    assert variables["account"] == {"name": "Ada", "balance": 42.5}
+
+
+def test_check_reports_every_problem_and_exits_2(tmp_path):
+    flows = example_flows(tmp_path, 9)
+    main = flows / "main.yaml"
+    main.write_text(main.read_text().replace("goto: billing", "goto: biling").replace("hours: office", "hours: x"))
+    proc = subprocess.run([sys.executable, "-m", "ivrd.cli", "check", str(flows)], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"{main}:12:12: step opening_hours: no calendar 'x' (known: office)",
+        f"{main}:19:56: step main_menu: no step called 'biling' in this flow",
+    ]
+    assert "Traceback" not in proc.stderr
+    ok = subprocess.run([sys.executable, "-m", "ivrd.cli", "check", str(ROOT / "etc" / "ivrd.yaml")],
+                        capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert ok.returncode == 0 and "flows balance, main, voicemail" in ok.stdout
