@@ -352,6 +352,7 @@ class Call:
         capture = Capture(recorder, max_seconds=action.max_seconds, silence_seconds=action.silence_seconds,
                           on_end=ended)  # fmt: skip
         self._capture = media.capture = capture
+        event(log, "call.recording_message", call_id=self.leg.call_id, file=str(path))
         if action.beep:
             media.player.play(BEEP)
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from ivrd.media import g711
 from ivrd.media.rtp import build_rtp, parse_rtp
-from ivrd.sip.message import Response, parse_message
+from ivrd.sip.build import make_response
+from ivrd.sip.message import Request, Response, parse_message
 
 
 @dataclass
@@ -145,6 +146,16 @@ class RtpCaller:
         self.cseq += 1
         self.sip.sendto(self._request("BYE"), ("127.0.0.1", self.daemon_port))
         return self._final().status
+
+    def wait_bye(self, timeout: float = 60.0) -> None:
+        """Wait for the daemon's BYE (answering any retransmission of it too) and answer it with 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = parse_message(self.sip.recv(65535))
+            if isinstance(message, Request) and message.method == "BYE":
+                self.sip.sendto(make_response(message, 200).to_bytes(), ("127.0.0.1", self.daemon_port))
+                return
+        raise AssertionError("no BYE from the daemon")
 
     def wait_rtcp(self) -> bytes:
         """The next RTCP packet the daemon sends to our RTCP port (RTP port + 1)."""

@@ -10,11 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tests.audio import read_wav, speech
 from tests.integration.daemon import daemon_running, free_port
 from tests.integration.logfmt import events
 from tests.integration.peers import SCENARIOS, require, sipp
+from tests.integration.rtp_caller import RtpCaller
 
 pytestmark = pytest.mark.peers
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,3 +182,37 @@ def test_check_reports_every_problem_and_exits_2(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "ivrd.cli", "check", str(ROOT / "etc" / "ivrd.yaml")],
                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert ok.returncode == 0 and "flows balance, main, voicemail" in ok.stdout
+
+
+def test_after_hours_the_caller_leaves_a_message_that_ends_on_silence(tmp_path):
+    require("espeak-ng", "sox")
+    flows = example_flows(tmp_path, 9)
+    (flows / "calendars.yaml").write_text("office:\n  timezone: UTC\n  open: {}\n")  # always closed
+    voicemail = flows / "voicemail.yaml"
+    voicemail.write_text(voicemail.read_text().replace("silence_seconds: 5", "silence_seconds: 1.5"))
+    message = speech("Please call me back about my invoice", tmp_path)
+    quiet = np.zeros(1600, dtype=np.int16)  # 200 ms
+    with daemon_running(f"flows:\n  dir: {flows}\n  voicemail_dir: {tmp_path / 'vm'}\n") as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            while not events(daemon.log, "call.recording_message"):  # the prompts play; the caller waits
+                caller.stream(quiet)
+            caller.stream(message)
+            for _ in range(20):  # then silence, until the daemon has heard enough of it
+                caller.stream(quiet)
+            caller.wait_bye()
+        finally:
+            caller.close()
+    (left,) = events(daemon.final_log, "call.message")
+    assert left["ended_by"] == "silence"
+    spoken = len(message) / 8000
+    # the speech (espeak-ng's own quiet edges included), then 1.5 s of quiet ends it, long before the 4 s sent
+    assert spoken <= float(left["seconds"]) <= spoken + 1.5 + 0.5
+    recorded = read_wav(Path(left["file"]))
+    assert np.abs(recorded).max() > 3000  # the caller's voice is in it
+    (end,) = events(daemon.final_log, "call.end")
+    path = json.loads(end["path"])
+    assert [e["event"] for e in path if e["flow"] == "voicemail"] == ["say", "record", "recorded", "goodbye",
+                                                                       "hangup"]  # fmt: skip
+    assert json.loads(end["variables"])["message_file"] == left["file"]
