@@ -194,12 +194,17 @@ class TransferFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class Transferred:
+    """The caller is now talking to the transfer target; this call is over."""
+
+
+@dataclass(frozen=True, slots=True)
 class QueueLeft:
     reason: str
 
 
 Event = (KeyPressed | PromptDone | SpeechStarted | SpeechHeard | LookupDone | RecordingDone | TransferFailed
-         | QueueLeft)  # fmt: skip
+         | Transferred | QueueLeft)  # fmt: skip
 
 # ---- the run --------------------------------------------------------------------------------------
 
@@ -414,9 +419,9 @@ class FlowRun:
                 self._start_recording(step)
             return None
         if isinstance(step, Transfer):
-            self._record(now, "transfer", to=step.transfer)
-            self._actions.append(TransferCall(step.transfer))
-            self._waiting_for = TransferFailed
+            self._record(now, "transfer", to=step.transfer.uri)
+            self._actions.append(TransferCall(step.transfer.uri))
+            self._waiting_for = (TransferFailed, Transferred)
             return None
         if isinstance(step, Queue):
             self._record(now, "queue", queue=step.queue)
@@ -476,6 +481,9 @@ class FlowRun:
                 self.variables[step.into.name] = event.path
             self._record(now, "recorded", file=event.path, seconds=round(event.seconds, 2))
             self._continue(step.next, now)
+        elif isinstance(step, Transfer) and isinstance(event, Transferred):
+            self._record(now, "transferred")
+            self._hang_up(now, "transferred")
         elif isinstance(step, Transfer) and isinstance(event, TransferFailed):
             self._record(now, "transfer_failed", reason=event.reason)
             self._continue(step.next, now)

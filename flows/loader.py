@@ -8,9 +8,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import shutil
-from collections.abc import Callable, Container, Iterator, Mapping
+from collections.abc import Callable, Collection, Container, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from .schema import (
     SubFlow,
     Target,
     Text,
+    Transfer,
 )
 
 CALENDARS = "calendars.yaml"
@@ -125,11 +127,14 @@ class Deployment:
 PromptLoader = Callable[[Path], Any]
 
 
-def load_deployment(directory: Path, load_prompt: PromptLoader | None = None) -> Deployment:
+def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
+                    transfer_targets: Collection[str] | None = None) -> Deployment:  # fmt: skip
     """Read and check every flow under ``directory``; raise :class:`ConfigError` with all problems.
 
     ``load_prompt`` loads one prompt file (raising ``ValueError`` or ``OSError`` with a reason
-    when it cannot); without it prompt files are only checked to exist.
+    when it cannot); without it prompt files are only checked to exist. ``transfer_targets``
+    are the SIP addresses transfers may go to (``sip:*@pbx.example.com`` style patterns);
+    None leaves transfer steps unchecked (when the daemon's configuration is not known).
     """
     problems: list[Problem] = []
     where_dir = str(directory)
@@ -168,6 +173,8 @@ def load_deployment(directory: Path, load_prompt: PromptLoader | None = None) ->
     _check_deployment(flows, problems)
     prompts = _load_prompts(flows, load_prompt, problems, digest)
     _check_speech(flows, problems)
+    if transfer_targets is not None:
+        _check_transfers(flows, transfer_targets, problems)
     if problems:
         raise ConfigError(sorted(set(problems), key=lambda p: (p.file, p.line, p.column, p.message)))
     return Deployment(directory, digest.hexdigest()[:12], flows, calendars, prompts)
@@ -358,6 +365,17 @@ def _parts(value: object) -> Iterator[PromptPart]:
         for name in value.__dataclass_fields__:
             if name != "lookup":  # a URL, not something said
                 yield from _parts(getattr(value, name))
+
+
+def _check_transfers(flows: Mapping[str, Flow], allowed: Collection[str], problems: list[Problem]) -> None:
+    """Transfers go only where ops allow (toll fraud: a flow edit must not open a way to premium numbers)."""
+    for flow in flows.values():
+        for step_at in flow.steps.values():
+            step = step_at.step
+            if isinstance(step, Transfer) and not any(fnmatch.fnmatchcase(step.transfer.uri, p) for p in allowed):
+                problems.append(step.transfer.at.problem(
+                    f"step {step_at.name}: {step.transfer.uri} is not in flows.transfer_targets of the "
+                    "configuration (transfers go only where it allows)"))  # fmt: skip
 
 
 def _check_speech(flows: Mapping[str, Flow], problems: list[Problem]) -> None:

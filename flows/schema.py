@@ -495,16 +495,30 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class SipAddress:
+    """A SIP URI written out in full."""
+
+    DESCRIPTION: ClassVar[str] = "a SIP address such as sip:desk@pbx.example.com"
+    uri: str
+    at: Located
+
+    @classmethod
+    def from_yaml(cls, node: yaml.Node, file: str, problems: list[Problem], path: str) -> SipAddress | None:
+        text = _text(node, file, problems, path, cls.DESCRIPTION)
+        if text is None:
+            return None
+        if not re.fullmatch(r"sips?:[^\s<>\"{}]+", text):
+            problems.append(where(node, file, f"{path}: expected {cls.DESCRIPTION}, got {text!r}"))
+            return None
+        return cls(text, Located.of(node, file))
+
+
+@dataclass(frozen=True, slots=True)
 class Transfer:
     """Send the call to a SIP address (written out in full: caller input never builds a target)."""
 
-    transfer: str
+    transfer: SipAddress
     next: Target | None = None
-
-    def check(self) -> str | None:
-        if re.fullmatch(r"sips?:[^\s<>\"{}]+", self.transfer):
-            return None
-        return f"transfer: expected a SIP address such as sip:desk@pbx.example.com, got {self.transfer!r}"
 
 
 @dataclass(frozen=True, slots=True)

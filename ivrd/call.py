@@ -38,6 +38,7 @@ from flows.interpreter import (
     StopRecording,
     TransferCall,
     TransferFailed,
+    Transferred,
     summary,
 )
 
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ivrd.call")
 # How long a BYE of ours may take to complete (Timer F is 64*T1 = 32 s by default).
 BYE_GRACE = 40.0
+TRANSFER_TIMEOUT = 60.0  # seconds for the transferee to report how the call to the target went
 LOCAL_ZONE = datetime.now().astimezone().tzinfo or UTC  # for the flows' now.hour and friends
 
 
@@ -79,6 +81,7 @@ class Call:
         self._prompt_serial = 0  # counts prompts asked for and stopped: a late synthesis for a stopped one is dropped
         self._barge_in = False  # whether what plays now may be cut short by the caller
         self._capture: Capture | None = None
+        self._transfer_timer: asyncio.TimerHandle | None = None  # a REFER whose outcome has not come
 
     # ---- events from the SIP core and the media session ---------------------------------------------
 
@@ -286,8 +289,7 @@ class Call:
             if self._capture is not None:
                 self._capture.stop("key")
         elif isinstance(action, TransferCall):
-            event(log, "call.transfer_unavailable", logging.WARNING, call_id=call_id, to=action.uri)
-            self._soon(TransferFailed("transfer is not available in this version"))
+            self._transfer(action.uri)
         elif isinstance(action, JoinQueue):
             self._soon(QueueLeft("no agent queues are configured"))
         elif isinstance(action, HangUp):
@@ -296,6 +298,32 @@ class Call:
             event(log, "flow.notice", logging.WARNING, call_id=call_id, message=action.message)
         elif isinstance(action, (StartListening, StopListening)):
             pass  # no speech recognizer yet: a spoken answer is never heard, keys still work
+
+    def _transfer(self, uri: str) -> None:
+        event(log, "call.transfer", call_id=self.leg.call_id, to=uri)
+        if not self.daemon.sip.ua.refer(self.leg, uri, asyncio.get_running_loop().time()):
+            self._soon(TransferFailed("the call is not up"))
+            return
+        self.daemon.sip.flush()
+        self._transfer_timer = asyncio.get_running_loop().call_later(
+            TRANSFER_TIMEOUT, self._transfer_result, 408, "no result from the transfer")  # fmt: skip
+
+    def on_transfer(self, status: int, *, final: bool) -> None:
+        """The REFER's answer (``final`` False) or the transfer's outcome from a NOTIFY (``final`` True)."""
+        if self._transfer_timer is None:
+            return  # no transfer waiting (a late or repeated NOTIFY)
+        if not final and 200 <= status < 300:
+            return  # accepted: the outcome comes in a NOTIFY
+        reason = f"the transfer target answered {status}" if final else f"the REFER was answered {status}"
+        self._transfer_result(status, reason)
+
+    def _transfer_result(self, status: int, reason: str) -> None:
+        if self._transfer_timer is not None:
+            self._transfer_timer.cancel()
+            self._transfer_timer = None
+        event(log, "call.transfer_result", call_id=self.leg.call_id, status=status,
+              ok=200 <= status < 300)  # fmt: skip
+        self._feed(Transferred() if 200 <= status < 300 else TransferFailed(reason))
 
     def _soon(self, happened: Event) -> None:
         """Report ``happened`` on the next turn of the loop (never from inside :meth:`_drive`)."""
@@ -366,9 +394,10 @@ class Call:
 
     def _end_flow(self) -> dict[str, object]:
         """Stop the run; what it did, for the call's last log line (the call record)."""
-        if self._flow_timer is not None:
-            self._flow_timer.cancel()
-            self._flow_timer = None
+        for timer in (self._flow_timer, self._transfer_timer):
+            if timer is not None:
+                timer.cancel()
+        self._flow_timer = self._transfer_timer = None
         run = self.flow_run
         if run is None:
             return {}

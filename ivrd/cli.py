@@ -55,8 +55,12 @@ def _check(paths: list[Path]) -> int:
     failed = False
     for path in paths:
         try:
-            flows = path if path.is_dir() else _flows_of(load_config(path))
-            deployment = load_deployment(flows, load_wav)
+            if path.is_dir():
+                deployment = load_deployment(path, load_wav)
+            else:
+                config = load_config(path)
+                deployment = load_deployment(_flows_of(config), load_wav,
+                                             transfer_targets=config.flows.transfer_targets)  # fmt: skip
         except ConfigError as exc:
             _report(exc)
             failed = True

@@ -107,6 +107,7 @@ class FlowsConfig:
     watch_seconds: float = 2.0
     voicemail_dir: str = "voicemail"
     lookup_max_bytes: int = 65536
+    transfer_targets: tuple[str, ...] = ()
 
     def check(self) -> str | None:
         if not 0 <= self.watch_seconds <= 3600:

@@ -8,6 +8,7 @@ logged problem by problem and the old set goes on serving.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from concurrent.futures import Executor
@@ -38,8 +39,10 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 class FlowSet:
-    def __init__(self, directory: Path | None, executor: Executor | None = None) -> None:
+    def __init__(self, directory: Path | None, *, transfer_targets: tuple[str, ...] = (),
+                 executor: Executor | None = None) -> None:  # fmt: skip
         self.directory = directory or BUILTIN
+        self._load = functools.partial(load_deployment, self.directory, load_wav, transfer_targets=transfer_targets)
         self.builtin = directory is None
         self._executor = executor
         self._lock = asyncio.Lock()
@@ -51,7 +54,7 @@ class FlowSet:
     def load(self) -> Deployment:
         """The first load, before the daemon serves (raises :class:`ConfigError`)."""
         self._seen = fingerprint(self.directory)
-        self.current = load_deployment(self.directory, load_wav)
+        self.current = self._load()
         self._log_loaded(self.current, None, "start")
         return self.current
 
@@ -61,7 +64,7 @@ class FlowSet:
         async with self._lock:
             self._seen = await loop.run_in_executor(self._executor, fingerprint, self.directory)
             try:
-                fresh = await loop.run_in_executor(self._executor, load_deployment, self.directory, load_wav)
+                fresh = await loop.run_in_executor(self._executor, self._load)
             except ConfigError as exc:
                 self.failed_reloads += 1
                 for problem in exc.problems:

@@ -31,6 +31,8 @@ from .sip.ua import (
     LegState,
     MediaChanged,
     MessageRejected,
+    ReferAnswered,
+    ReferProgress,
     UaSettings,
     UserAgent,
 )
@@ -50,7 +52,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._helpers: set[asyncio.Task[object]] = set()  # reloads and the file watcher
         self.bound_ports: list[int] = []
-        self.flows = FlowSet(Path(config.flows.dir) if config.flows.dir else None)
+        self.flows = FlowSet(Path(config.flows.dir) if config.flows.dir else None,
+                             transfer_targets=config.flows.transfer_targets)  # fmt: skip
         self.lookups = Lookups(config.flows.lookup_max_bytes)
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-disk")  # recordings, in order
         self.speaker = Speaker(voice=config.media.tts_voice)
@@ -128,7 +131,8 @@ class Daemon:
                 if call is not None:
                     self._to_call(call, ev)
 
-    def _to_call(self, call: Call, ev: CallEnded | CallConfirmed | DtmfInfo | MediaChanged) -> None:
+    def _to_call(self, call: Call, ev: CallEnded | CallConfirmed | DtmfInfo | MediaChanged | ReferAnswered
+                 | ReferProgress) -> None:  # fmt: skip
         leg = ev.leg
         if isinstance(ev, CallEnded):
             call.on_ended(ev.reason)
@@ -141,6 +145,8 @@ class Daemon:
             event(log, "call.media", call_id=leg.call_id, direction=ev.audio.direction,
                   remote=f"{ev.audio.remote_address}:{ev.audio.remote_port}", codec=ev.audio.codec)  # fmt: skip
             call.on_media_changed(ev.audio)
+        elif isinstance(ev, (ReferAnswered, ReferProgress)):
+            call.on_transfer(ev.status, final=isinstance(ev, ReferProgress))
 
     def _start_call(self, leg: CallLeg) -> None:
         call = Call(leg, self)

@@ -79,3 +79,16 @@ def test_spoken_text_without_espeak_is_refused_at_load(tmp_path):
                           text=True, timeout=60, check=False, env={"PATH": ""})  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"{flows / 'main.yaml'}:4:10: step hello: saying text needs espeak-ng")
+
+
+def test_run_refuses_broken_flows_before_listening(tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "main.yaml").write_text("default: true\nsteps:\n  hello:\n    goto: nowhere\n")
+    path = write(tmp_path, f"flows:\n  dir: {flows}\n")
+    proc = subprocess.run([sys.executable, "-m", "ivrd.cli", "run", "-c", str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 2  # the flows are refused before any port is opened
+    expected = f"{flows / 'main.yaml'}:4:11: step hello: no step called 'nowhere' in this flow"
+    assert proc.stderr.strip().splitlines()[-1] == expected
+    assert "Traceback" not in proc.stderr

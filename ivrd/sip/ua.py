@@ -41,9 +41,9 @@ from .transaction import (
 )
 from .uri import Uri, bare_host, format_host, parse_uri, split_outside_quotes
 
-ALLOWED = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO")
+ALLOWED = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "NOTIFY")
 # Methods of other SIP extensions: known, so 405 (with Allow) rather than 501.
-KNOWN_UNSUPPORTED = frozenset({"REGISTER", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "UPDATE", "PRACK", "PUBLISH"})
+KNOWN_UNSUPPORTED = frozenset({"REGISTER", "SUBSCRIBE", "REFER", "MESSAGE", "UPDATE", "PRACK", "PUBLISH"})
 SUPPORTED_SCHEMES = frozenset({"sip", "sips", "tel"})
 DTMF_TYPES = ("application/dtmf-relay", "application/dtmf")
 _DTMF_SIGNALS = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}
@@ -97,6 +97,7 @@ class CallLeg:
     awaiting_answer: SessionDescription | None = None  # our offer in a 2xx, answered in the ACK
     retransmitter: AnswerRetransmitter | None = None
     hangup_after_ack: bool = False
+    refer_after_ack: str | None = None  # a transfer asked for before the ACK came (§13.3.1.4)
     sdp_version: int = 0
     end_reason: str = "hangup"  # reported when our BYE completes
     answer_route: tuple[str, int, Flow] | None = None  # where a 2xx being retransmitted goes
@@ -177,7 +178,24 @@ class MessageRejected:
     reason: str
 
 
-Event = IncomingCall | CallConfirmed | MediaChanged | DtmfInfo | CallEnded | MessageRejected
+@dataclass(frozen=True, slots=True)
+class ReferAnswered:
+    """The final response to our REFER (202: the transferee tries the target; else it will not)."""
+
+    leg: CallLeg
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReferProgress:
+    """How the transferee's call to the target ended (a final status from a NOTIFY's message/sipfrag)."""
+
+    leg: CallLeg
+    status: int
+
+
+Event = (IncomingCall | CallConfirmed | MediaChanged | DtmfInfo | CallEnded | MessageRejected | ReferAnswered
+         | ReferProgress)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +213,7 @@ class UaSettings:
 @dataclass(slots=True)
 class _BranchRequest:
     transaction: ClientNonInviteTransaction
+    method: str
     leg: CallLeg
     flow: Flow
     host: str
@@ -308,6 +327,21 @@ class UserAgent:
         self._send_on(leg.transaction, make_response(leg.invite, status, to_tag=leg.local_tag), leg.flow, now)
         self._end(leg, reason)
 
+    def refer(self, leg: CallLeg, target: str, now: float) -> bool:
+        """Ask the caller's side to call ``target`` (RFC 3515 blind transfer); False when the call is not
+        up. :class:`ReferAnswered` and then :class:`ReferProgress` events tell how it goes."""
+        if leg.state is LegState.ANSWERED:
+            leg.refer_after_ack = target  # no request of ours in the dialog before its ACK
+            return True
+        if leg.state is not LegState.CONFIRMED:
+            return False
+        self._send_refer(leg, target, now)
+        return True
+
+    def _send_refer(self, leg: CallLeg, target: str, now: float) -> None:
+        leg.refer_after_ack = None
+        self._send_in_dialog(leg, "REFER", now, extra=(("refer-to", f"<{target}>"),))
+
     def hangup(self, leg: CallLeg, now: float) -> None:
         """End the call from our side: BYE when answered (after the ACK, §15), 480 before."""
         if leg.state is LegState.INCOMING:
@@ -360,7 +394,8 @@ class UserAgent:
             return 420, None, (("unsupported", ", ".join(required)),)
         if request.body:
             ctype = request.content_type
-            accepted = DTMF_TYPES if method == "INFO" else ("application/sdp",)
+            accepted = DTMF_TYPES if method == "INFO" else ("message/sipfrag",) if method == "NOTIFY" else (
+                "application/sdp",)  # fmt: skip
             if ctype not in accepted:
                 return 415, None, (("accept", ", ".join(accepted)),)
         if method == "INVITE" and "accept" in request.headers:
@@ -435,6 +470,8 @@ class UserAgent:
             self._events.append(CallConfirmed(leg))
             if leg.hangup_after_ack:
                 self._send_bye(leg, now)
+            elif leg.refer_after_ack is not None:
+                self._send_refer(leg, leg.refer_after_ack, now)
 
     def _receive_in_dialog(self, request: Request, flow: Flow, now: float) -> None:
         leg = self._legs.get(dialog_id_of_request(request))
@@ -455,6 +492,19 @@ class UserAgent:
             self._respond(request, flow, 200, now, extra=self._capabilities())
         elif method == "INVITE":
             self._receive_reinvite(leg, request, flow, now)
+        elif method == "NOTIFY":
+            self._receive_notify(leg, request, flow, now)
+
+    def _receive_notify(self, leg: CallLeg, request: Request, flow: Flow, now: float) -> None:
+        """NOTIFYs of the implicit subscription a REFER of ours created (RFC 3515 §2.4.4)."""
+        package = (request.headers.get("event") or "").split(";", 1)[0].strip().lower()
+        if package != "refer":
+            self._respond(request, flow, 489, now)
+            return
+        self._respond(request, flow, 200, now)
+        status = _sipfrag_status(request.body)
+        if status is not None and status >= 200:
+            self._events.append(ReferProgress(leg, status))
 
     def _receive_info(self, leg: CallLeg, request: Request, flow: Flow, now: float) -> None:
         digit, duration = _parse_dtmf(request)
@@ -504,21 +554,27 @@ class UserAgent:
         leg.retransmitter = AnswerRetransmitter(response, now, reliable=leg.flow.reliable, timers=self.settings.timers)
         self._track(leg)
 
-    # ---- our requests (BYE) -------------------------------------------------------------------------
+    # ---- our requests (BYE, REFER) -----------------------------------------------------------------
 
     def _send_bye(self, leg: CallLeg, now: float) -> None:
-        assert leg.dialog is not None
         leg.state = LegState.ENDING
+        self._send_in_dialog(leg, "BYE", now)
+
+    def _send_in_dialog(self, leg: CallLeg, method: str, now: float, *,
+                        extra: tuple[tuple[str, str], ...] = ()) -> None:  # fmt: skip
+        assert leg.dialog is not None
         hop = leg.dialog.next_hop()
         transport = hop.transport if hop.params.get("transport") else leg.flow.transport
         flow = leg.flow if transport == leg.flow.transport else Flow(transport, leg.flow.local, leg.flow.remote)
         branch = "z9hG4bK" + self._token()
         via = f"SIP/2.0/{flow.transport.upper()} {self._sent_by(flow)};branch={branch};rport"
-        bye = leg.dialog.new_request("BYE", via, extra=(("user-agent", self.settings.user_agent),))
-        tx = ClientNonInviteTransaction(bye, reliable=flow.reliable, timers=self.settings.timers)
+        contact = self._contact(flow) if method == "REFER" else None  # REFER refreshes the target (RFC 3515)
+        request = leg.dialog.new_request(method, via, contact=contact,
+                                         extra=(("user-agent", self.settings.user_agent), *extra))  # fmt: skip
+        tx = ClientNonInviteTransaction(request, reliable=flow.reliable, timers=self.settings.timers)
         host = hop.params.get("maddr") or bare_host(hop.host)
         port = hop.port or 5060
-        self._client[(branch, "BYE")] = _BranchRequest(tx, leg, flow, host, port)
+        self._client[(branch, method)] = _BranchRequest(tx, method, leg, flow, host, port)
         self._run(tx, tx.start(now), flow, now, host=host, port=port)
 
     def _receive_response(self, response: Response, now: float) -> None:
@@ -529,7 +585,12 @@ class UserAgent:
                   host=entry.host, port=entry.port)  # fmt: skip
 
     def _client_output(self, entry: _BranchRequest, output: Output) -> None:
-        if isinstance(output, Deliver) and output.response.status >= 200:
+        final = isinstance(output, Deliver) and output.response.status >= 200
+        if entry.method == "REFER":
+            if final or isinstance(output, TimedOut):
+                status = output.response.status if isinstance(output, Deliver) else 408
+                self._events.append(ReferAnswered(entry.leg, status))
+        elif final:
             self._end(entry.leg, entry.leg.end_reason)
         elif isinstance(output, TimedOut):
             self._end(entry.leg, "bye-timeout")
@@ -693,6 +754,14 @@ class UserAgent:
     def _capabilities(self) -> tuple[tuple[str, str], ...]:
         return (("allow", ", ".join(ALLOWED)), ("accept", "application/sdp, " + ", ".join(DTMF_TYPES)),
                 ("server", self.settings.user_agent))  # fmt: skip
+
+
+def _sipfrag_status(body: bytes) -> int | None:
+    """The status code of a message/sipfrag body's status line (``SIP/2.0 200 OK``)."""
+    first = body.split(b"\n", 1)[0].decode("utf-8", "replace").split()
+    if len(first) >= 2 and first[0].upper() == "SIP/2.0" and first[1].isdigit() and len(first[1]) == 3:
+        return int(first[1])
+    return None
 
 
 def _parse_dtmf(request: Request) -> tuple[str | None, int | None]:

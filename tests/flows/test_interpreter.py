@@ -27,6 +27,9 @@ from flows.interpreter import (
     StopListening,
     StopPrompt,
     StopRecording,
+    TransferCall,
+    TransferFailed,
+    Transferred,
     summary,
 )
 from flows.loader import Deployment, load_deployment
@@ -441,3 +444,24 @@ def test_a_caller_who_hangs_up_ends_the_run_and_the_path(tmp_path):
     assert run.take_actions()[-1] != HangUp() and run.step == "menu"
     assert run.path[-1] == {"at": 3.0, "flow": "main", "step": "menu", "event": "hangup", "by": "caller",
                             "reason": "bye"}  # fmt: skip
+
+
+def test_a_transfer_ends_the_run_or_goes_on_when_it_fails(tmp_path):
+    deployment = deploy(tmp_path, main="""\
+        default: true
+        steps:
+          out:
+            transfer: sip:desk@pbx.example.com
+          sorry:
+            hangup: "The desk is busy"
+        """)
+    run = start(deployment)
+    assert run.take_actions() == [TransferCall("sip:desk@pbx.example.com")]
+    run.feed(Transferred(), T0 + 5)
+    assert run.take_actions() == [HangUp()] and run.path[-2]["event"] == "transferred"
+    run = start(deployment)
+    run.take_actions()
+    run.feed(TransferFailed("the transfer target answered 486"), T0 + 5)
+    assert run.take_actions() == [PlayPrompt((Sound(text="The desk is busy"),), False)]
+    assert run.path[-2] == {"at": 5.0, "flow": "main", "step": "out", "event": "transfer_failed",
+                            "reason": "the transfer target answered 486"}  # fmt: skip

@@ -48,6 +48,11 @@ def example_flows(tmp_path: Path, webhook_port: int) -> Path:
     return flows
 
 
+def serving(flows: Path) -> str:
+    """The configuration snippet for the example deployment in ``flows``."""
+    return f'flows:\n  dir: {flows}\n  transfer_targets: ["sip:operator@pbx.example.com"]\n'
+
+
 def dial(daemon, tmp_path, digit: str):
     return sipp(f"127.0.0.1:{daemon.port}", "-sf", str(SCENARIOS / "navigate.xml"), "-s", "100", "-key", "digit",
                 digit, "-i", "127.0.0.1", "-p", str(free_port()), "-m", "1", cwd=tmp_path)  # fmt: skip
@@ -59,7 +64,7 @@ def path_of(end: dict[str, str]) -> list[tuple[str, str, str]]:
 
 def test_key_1_hears_the_balance_from_the_web_service_then_the_queue_message(tmp_path, webhook):
     require("sipp", "espeak-ng")
-    with daemon_running(f"flows:\n  dir: {example_flows(tmp_path, webhook)}\n") as daemon:
+    with daemon_running(serving(example_flows(tmp_path, webhook))) as daemon:
         result = dial(daemon, tmp_path, "1")
     assert (result.code, result.successful) == (0, 1), result.output[-2000:]
     (end,) = events(daemon.final_log, "call.end")
@@ -81,7 +86,7 @@ def test_key_1_hears_the_balance_from_the_web_service_then_the_queue_message(tmp
 
 def test_key_2_goes_to_support_and_a_failed_lookup_never_runs(tmp_path, webhook):
     require("sipp", "espeak-ng")
-    with daemon_running(f"flows:\n  dir: {example_flows(tmp_path, webhook)}\n") as daemon:
+    with daemon_running(serving(example_flows(tmp_path, webhook))) as daemon:
         result = dial(daemon, tmp_path, "2")
     assert (result.code, result.successful) == (0, 1), result.output[-2000:]
     (end,) = events(daemon.final_log, "call.end")
@@ -92,7 +97,7 @@ def test_key_2_goes_to_support_and_a_failed_lookup_never_runs(tmp_path, webhook)
 
 def test_the_lookup_failing_says_sorry_and_goes_on(tmp_path):
     require("sipp", "espeak-ng")
-    with daemon_running(f"flows:\n  dir: {example_flows(tmp_path, free_port())}\n") as daemon:  # nobody listens
+    with daemon_running(serving(example_flows(tmp_path, free_port()))) as daemon:  # nobody listens
         result = dial(daemon, tmp_path, "1")
     assert (result.code, result.successful) == (0, 1), result.output[-2000:]
     (end,) = events(daemon.final_log, "call.end")
@@ -192,7 +197,7 @@ def test_after_hours_the_caller_leaves_a_message_that_ends_on_silence(tmp_path):
     voicemail.write_text(voicemail.read_text().replace("silence_seconds: 5", "silence_seconds: 1.5"))
     message = speech("Please call me back about my invoice", tmp_path)
     quiet = np.zeros(1600, dtype=np.int16)  # 200 ms
-    with daemon_running(f"flows:\n  dir: {flows}\n  voicemail_dir: {tmp_path / 'vm'}\n") as daemon:
+    with daemon_running(serving(flows) + f"  voicemail_dir: {tmp_path / 'vm'}\n") as daemon:
         caller = RtpCaller(daemon.port)
         try:
             caller.call()
@@ -216,3 +221,57 @@ def test_after_hours_the_caller_leaves_a_message_that_ends_on_silence(tmp_path):
     assert [e["event"] for e in path if e["flow"] == "voicemail"] == ["say", "record", "recorded", "goodbye",
                                                                        "hangup"]  # fmt: skip
     assert json.loads(end["variables"])["message_file"] == left["file"]
+
+
+TRANSFER = """\
+default: true
+steps:
+  hello:
+    transfer: sip:desk@127.0.0.1:5999
+  busy:
+    hangup: true
+"""
+
+
+@pytest.mark.parametrize(("status", "outcome"), [("200", "transferred"), ("486", "transfer_failed")])
+def test_a_transfer_by_refer_ends_the_call_or_goes_on_when_the_target_is_busy(tmp_path, status, outcome):
+    require("sipp")
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "main.yaml").write_text(TRANSFER)
+    config = f'flows:\n  dir: {flows}\n  transfer_targets: ["sip:desk@127.0.0.1:*"]\n'
+    with daemon_running(config) as daemon:
+        result = sipp(f"127.0.0.1:{daemon.port}", "-sf", str(SCENARIOS / "refer.xml"), "-s", "100", "-key",
+                      "status", status, "-i", "127.0.0.1", "-p", str(free_port()), "-m", "1", cwd=tmp_path)  # fmt: skip
+    assert (result.code, result.successful) == (0, 1), result.output[-2000:]
+    (end,) = events(daemon.final_log, "call.end")
+    path = json.loads(end["path"])
+    assert [e["event"] for e in path] == ["transfer", outcome, "hangup"]
+    assert path[0]["to"] == "sip:desk@127.0.0.1:5999"
+    (result_event,) = events(daemon.final_log, "call.transfer_result")
+    assert result_event["status"] == status
+
+
+def test_a_transfer_target_outside_the_allowed_list_is_refused_at_load(tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "main.yaml").write_text(TRANSFER)
+    config = tmp_path / "ivrd.yaml"
+    config.write_text(f'flows:\n  dir: {flows}\n  transfer_targets: ["sip:*@pbx.example.com"]\n')
+    proc = subprocess.run([sys.executable, "-m", "ivrd.cli", "check", str(config)], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"{flows / 'main.yaml'}:4:15: step hello: sip:desk@127.0.0.1:5999 is not in "
+                                   "flows.transfer_targets of the configuration (transfers go only where it allows)")
+
+
+def test_an_edited_flow_file_is_picked_up_without_a_signal(tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "main.yaml").write_text(HOLD.format(label="first"))
+    with daemon_running(f"flows:\n  dir: {flows}\n  watch_seconds: 0.2\n") as daemon:
+        (flows / "main.yaml").write_text(HOLD.format(label="second, edited"))
+        daemon.wait_for_event("flows.loaded", count=2)
+    first, second = events(daemon.final_log, "flows.loaded")
+    assert (second["reason"], second["previous"]) == ("files changed", first["version"])
+    assert second["version"] != first["version"]

@@ -15,6 +15,8 @@ from ivrd.sip.ua import (
     IncomingCall,
     LegState,
     MediaChanged,
+    ReferAnswered,
+    ReferProgress,
     UaSettings,
     UserAgent,
 )
@@ -28,6 +30,7 @@ class Harness:
         counter = itertools.count(1)
         self.ua = UserAgent(UaSettings(**settings), new_token=lambda: f"tok{next(counter)}")
         self.now = 0.0
+        self.timed_events = []  # events raised by timers during advance()
 
     def feed(self, message, flow=FLOW):
         data = message if isinstance(message, bytes) else message.to_bytes()
@@ -44,8 +47,9 @@ class Harness:
         while (deadline := self.ua.next_deadline()) is not None and deadline <= until:
             self.now = deadline
             self.ua.on_timer(self.now)
-            sends, _ = self.drain()
+            sends, events = self.drain()
             sent.extend((self.now, m) for m, _, _ in sends)
+            self.timed_events.extend(events)
         self.now = until
         return sent
 
@@ -135,6 +139,46 @@ def test_hangup_before_ack_waits_for_the_ack():
     assert sends == []
     sends, _ = h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK"))
     assert [m.method for m, _, _ in sends] == ["BYE"]
+
+
+def notify(status_line, cseq, event="refer"):
+    return request("NOTIFY", branch=f"z9hG4bKn{cseq}", to_tag="tok1", cseq=cseq, body=status_line,
+                   content_type="message/sipfrag;version=2.0", extra=f"Event: {event}\r\n")  # fmt: skip
+
+
+def test_a_transfer_waits_for_the_ack_then_follows_the_refer_and_its_notifications():
+    h = Harness()
+    leg, _ = h.answered()
+    assert h.ua.refer(leg, "sip:desk@pbx.example.com", h.now)
+    assert h.drain() == ([], [])  # not before the ACK (§13.3.1.4)
+    sends, _ = h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK"))
+    (refer, host, port), = sends
+    assert (refer.method, refer.headers.get("refer-to"), host, port) == (
+        "REFER", "<sip:desk@pbx.example.com>", "10.0.0.2", 5062)  # fmt: skip
+    assert refer.contacts and refer.cseq.number == 2
+    _, events = h.feed(parse_message(Response(202, "Accepted", refer.headers.copy()).to_bytes()))
+    assert events == [ReferAnswered(leg, 202)]
+    sends, events = h.feed(notify("SIP/2.0 100 Trying\r\n", 2))
+    assert statuses(sends) == [200] and events == []  # provisional: not the outcome yet
+    sends, events = h.feed(notify("SIP/2.0 486 Busy Here\r\n", 3))
+    assert statuses(sends) == [200] and events == [ReferProgress(leg, 486)]
+    sends, events = h.feed(notify("SIP/2.0 200 OK\r\n", 4, event="presence"))
+    assert statuses(sends) == [489] and [e.status for e in events] == [489]  # logged as refused
+
+
+def test_a_refer_that_is_refused_or_unanswered_is_reported():
+    h = Harness()
+    leg, _ = h.answered()
+    h.feed(request("ACK", branch="z9hG4bKack", to_tag="tok1", cseq_method="ACK"))
+    h.ua.refer(leg, "sip:desk@pbx.example.com", h.now)
+    (refer, _, _), = h.drain()[0]
+    _, events = h.feed(parse_message(Response(403, "Forbidden", refer.headers.copy()).to_bytes()))
+    assert events == [ReferAnswered(leg, 403)]
+    h.ua.refer(leg, "sip:desk@pbx.example.com", h.now)
+    h.drain()
+    h.advance(40)
+    assert h.timed_events == [ReferAnswered(leg, 408)] and leg.state is LegState.CONFIRMED
+    assert not h.ua.refer(h.call(call_id="c2", from_tag="x"), "sip:desk@pbx.example.com", h.now)  # not answered
 
 
 def test_cancel_before_answer():
