@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -25,6 +26,8 @@ from .expressions import Expression, ExpressionError, Template, compile_expressi
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DTMF_KEYS = frozenset("0123456789*#ABCD")
+NUMBER = re.compile(r"[A-Za-z0-9+#._-]+\*?|\*")
+SIP_URI = re.compile(r"sips?:[^\s<>\"{}]+")
 RESERVED = frozenset({"caller", "dialed", "call", "now", "digits", "speech", "menu", "lookup", "params"})
 """Variables ivrd sets itself; a flow may read them but not assign them."""
 
@@ -53,6 +56,16 @@ def _text(node: yaml.Node, file: str, problems: list[Problem], path: str, what: 
     return str(node.value)
 
 
+def _valid_text(node: yaml.Node, file: str, problems: list[Problem], path: str, *, what: str,
+                valid: Callable[[str], object], complaint: str = "") -> str | None:  # fmt: skip
+    """The text of a scalar that ``valid`` accepts; else a problem (``complaint``, or "expected ``what``")."""
+    text = _text(node, file, problems, path, what)
+    if text is not None and not valid(text):
+        problems.append(where(node, file, f"{path}: {complaint or f'expected {what}, got {text!r}'}"))
+        return None
+    return text
+
+
 def _lead(node: yaml.Node) -> int:
     """Columns between the node's start and its text (the opening quote)."""
     return 1 if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"') else 0
@@ -68,13 +81,9 @@ class Target:
 
     @classmethod
     def from_yaml(cls, node: yaml.Node, file: str, problems: list[Problem], path: str) -> Target | None:
-        text = _text(node, file, problems, path, cls.DESCRIPTION)
-        if text is None:
-            return None
-        if not NAME.match(text):
-            problems.append(where(node, file, f"{path}: {text!r} is not a name (letters, digits and _)"))
-            return None
-        return cls(text, Located.of(node, file))
+        complaint = f"{getattr(node, 'value', '')!r} is not a name (letters, digits and _)"
+        text = _valid_text(node, file, problems, path, what=cls.DESCRIPTION, valid=NAME.match, complaint=complaint)
+        return cls(text, Located.of(node, file)) if text is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,13 +173,8 @@ class Key:
 
     @classmethod
     def from_yaml(cls, node: yaml.Node, file: str, problems: list[Problem], path: str) -> Key | None:
-        text = _text(node, file, problems, path, cls.DESCRIPTION)
-        if text is None:
-            return None
-        if text not in DTMF_KEYS:
-            problems.append(where(node, file, f"{path}: expected {cls.DESCRIPTION}, got {text!r}"))
-            return None
-        return cls(text)
+        text = _valid_text(node, file, problems, path, what=cls.DESCRIPTION, valid=DTMF_KEYS.__contains__)
+        return cls(text) if text is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,13 +207,8 @@ class Number:
 
     @classmethod
     def from_yaml(cls, node: yaml.Node, file: str, problems: list[Problem], path: str) -> Number | None:
-        text = _text(node, file, problems, path, cls.DESCRIPTION)
-        if text is None:
-            return None
-        if not re.fullmatch(r"[A-Za-z0-9+#._-]*\*?", text) or text == "":
-            problems.append(where(node, file, f"{path}: expected {cls.DESCRIPTION}, got {text!r}"))
-            return None
-        return cls(text, Located.of(node, file))
+        text = _valid_text(node, file, problems, path, what=cls.DESCRIPTION, valid=NUMBER.fullmatch)
+        return cls(text, Located.of(node, file)) if text is not None else None
 
     def matches(self, number: str) -> bool:
         if self.text.endswith("*"):
@@ -504,13 +503,8 @@ class SipAddress:
 
     @classmethod
     def from_yaml(cls, node: yaml.Node, file: str, problems: list[Problem], path: str) -> SipAddress | None:
-        text = _text(node, file, problems, path, cls.DESCRIPTION)
-        if text is None:
-            return None
-        if not re.fullmatch(r"sips?:[^\s<>\"{}]+", text):
-            problems.append(where(node, file, f"{path}: expected {cls.DESCRIPTION}, got {text!r}"))
-            return None
-        return cls(text, Located.of(node, file))
+        text = _valid_text(node, file, problems, path, what=cls.DESCRIPTION, valid=SIP_URI.fullmatch)
+        return cls(text, Located.of(node, file)) if text is not None else None
 
 
 @dataclass(frozen=True, slots=True)
