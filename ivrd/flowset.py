@@ -65,8 +65,12 @@ class FlowSet:
             self._seen = await loop.run_in_executor(self._executor, fingerprint, self.directory)
             try:
                 fresh = await loop.run_in_executor(self._executor, self._load)
-            except ConfigError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever goes wrong, the running set keeps serving
                 self.failed_reloads += 1
+                if not isinstance(exc, ConfigError):
+                    event(log, "flows.rejected", logging.ERROR, reason=reason, error=repr(exc),
+                          serving=self.current.version if self.current else None)  # fmt: skip
+                    return False
                 for problem in exc.problems:
                     event(log, "flows.problem", logging.ERROR, where=f"{problem.file}:{problem.line}:{problem.column}",
                           problem=problem.message)  # fmt: skip

@@ -6,6 +6,9 @@ import datetime as dt
 import textwrap
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from flows.interpreter import (
     CallInfo,
     Fetch,
@@ -465,3 +468,35 @@ def test_a_transfer_ends_the_run_or_goes_on_when_it_fails(tmp_path):
     assert run.take_actions() == [PlayPrompt((Sound(text="The desk is busy"),), False)]
     assert run.path[-2] == {"at": 5.0, "flow": "main", "step": "out", "event": "transfer_failed",
                             "reason": "the transfer target answered 486"}  # fmt: skip
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "etc" / "flows"
+happenings = st.lists(st.one_of(
+    st.builds(KeyPressed, st.sampled_from("0123456789*#")), st.just(PromptDone()), st.just(SpeechStarted()),
+    st.builds(SpeechHeard, st.sampled_from(["billing", "support", "", "what"]), st.floats(0, 1)),
+    st.builds(LookupDone, st.one_of(st.none(), st.just({"name": "A", "balance": 3}), st.just([1]))),
+    st.builds(LookupDone, st.none(), st.just("HTTP 500")), st.builds(RecordingDone, st.just("/x.wav"), st.just(2.0)),
+    st.just(QueueLeft("none")), st.just(TransferFailed("busy")), st.just(Transferred()), st.just("timer"),
+), max_size=40)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(script=happenings, hour=st.integers(0, 23))
+def test_any_sequence_of_happenings_keeps_the_run_consistent(script, hour):
+    deployment = load_deployment(EXAMPLE)
+    now = T0 + hour * 3600
+    run = start(deployment, now=now)
+    for happening in script:
+        now += 1
+        if happening == "timer":
+            if run.deadline is not None:
+                now = max(now, run.deadline)
+            run.on_timer(now)
+        else:
+            run.feed(happening, now)
+        actions = run.take_actions()
+        assert actions.count(HangUp()) <= 1
+        if run.finished:
+            run.feed(KeyPressed("1"), now + 1)
+            assert run.take_actions() == []
+    assert all(entry["at"] >= 0 for entry in run.path)
