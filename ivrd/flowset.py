@@ -65,7 +65,7 @@ class FlowSet:
             self._seen = await loop.run_in_executor(self._executor, fingerprint, self.directory)
             try:
                 fresh = await loop.run_in_executor(self._executor, self._load)
-            except Exception as exc:  # noqa: BLE001 - whatever goes wrong, the running set keeps serving
+            except Exception as exc:  # whatever goes wrong, the running set keeps serving
                 self.failed_reloads += 1
                 if not isinstance(exc, ConfigError):
                     event(log, "flows.rejected", logging.ERROR, reason=reason, error=repr(exc),

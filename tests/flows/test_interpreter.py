@@ -500,3 +500,31 @@ def test_any_sequence_of_happenings_keeps_the_run_consistent(script, hour):
             run.feed(KeyPressed("1"), now + 1)
             assert run.take_actions() == []
     assert all(entry["at"] >= 0 for entry in run.path)
+
+
+def test_prompt_files_play_in_order_and_a_wait_keeps_keys_for_the_next_question(tmp_path):
+    (tmp_path / "hello.wav").write_bytes(b"")  # only its path matters here: no prompt loader
+    run = start(deploy(tmp_path, main="""\
+        default: true
+        steps:
+          hello:
+            play: [hello.wav, hello.wav]
+            barge_in: false
+          pause:
+            wait: 2
+          ask:
+            menu: "Press 5"
+            choices: [{key: 5, goto: done}]
+          done:
+            hangup: true
+        """))
+    file = str(tmp_path / "hello.wav")
+    assert run.take_actions() == [PlayPrompt((Sound(file=file), Sound(file=file)), False)]
+    run.feed(KeyPressed("5"), T0 + 1)  # cannot interrupt this one: kept for later
+    assert run.take_actions() == [] and run.step == "hello"
+    run.feed(PromptDone(), T0 + 3)
+    assert run.deadline == T0 + 5 and not run.asks_caller
+    run.on_timer(T0 + 5)
+    assert run.take_actions() == [HangUp()]  # the 5 answered the menu without its prompt
+    assert [e["event"] for e in run.path] == ["play", "wait", "menu", "choice", "hangup"]
+    assert run.path[0]["heard"] == ["hello.wav", "hello.wav"]
