@@ -601,8 +601,9 @@ class FlowRun:
     def _heard(self, step: Asking, heard: SpeechHeard, now: float) -> None:
         text = _normal(heard.text)
         self._waiting_for = None
-        if not text:
-            self._failed("noinput", now)
+        if not text:  # heard someone, understood nothing: a no-match; heard nobody: a no-input
+            asking = self._asking
+            self._failed("nomatch" if asking is not None and asking.phase == "hearing" else "noinput", now)
             return
         self.variables["speech"] = {"text": heard.text, "confidence": heard.confidence}
         if isinstance(step, Menu):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import shutil
-from collections.abc import Callable, Collection, Container, Iterator, Mapping
+from collections.abc import Callable, Collection, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,14 +127,20 @@ class Deployment:
 PromptLoader = Callable[[Path], Any]
 
 
+PhraseCheck = Callable[[str | None, Sequence[str]], str | None]
+
+
 def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
-                    transfer_targets: Collection[str] | None = None) -> Deployment:  # fmt: skip
+                    transfer_targets: Collection[str] | None = None,
+                    check_phrases: PhraseCheck | None = None) -> Deployment:  # fmt: skip
     """Read and check every flow under ``directory``; raise :class:`ConfigError` with all problems.
 
     ``load_prompt`` loads one prompt file (raising ``ValueError`` or ``OSError`` with a reason
     when it cannot); without it prompt files are only checked to exist. ``transfer_targets``
     are the SIP addresses transfers may go to (``sip:*@pbx.example.com`` style patterns);
     None leaves transfer steps unchecked (when the daemon's configuration is not known).
+    ``check_phrases(language, phrases)`` says what is wrong with listening for those phrases
+    (no model for the language, words outside its vocabulary), or None.
     """
     problems: list[Problem] = []
     where_dir = str(directory)
@@ -175,6 +181,8 @@ def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
     _check_speech(flows, problems)
     if transfer_targets is not None:
         _check_transfers(flows, transfer_targets, problems)
+    if check_phrases is not None:
+        _check_listening(flows, check_phrases, problems)
     if problems:
         raise ConfigError(sorted(set(problems), key=lambda p: (p.file, p.line, p.column, p.message)))
     return Deployment(directory, digest.hexdigest()[:12], flows, calendars, prompts)
@@ -376,6 +384,24 @@ def _check_transfers(flows: Mapping[str, Flow], allowed: Collection[str], proble
                 problems.append(step.transfer.at.problem(
                     f"step {step_at.name}: {step.transfer.uri} is not in flows.transfer_targets of the "
                     "configuration (transfers go only where it allows)"))  # fmt: skip
+
+
+def _check_listening(flows: Mapping[str, Flow], check: PhraseCheck, problems: list[Problem]) -> None:
+    """Spoken answers need a model for their language that knows their words: found at load, not on a call."""
+    for flow in flows.values():
+        for step_at in flow.steps.values():
+            step = step_at.step
+            if isinstance(step, Menu):
+                phrases: Sequence[str] = [p for choice in step.choices for p in choice.say]
+                if not phrases:
+                    continue
+            elif isinstance(step, Listen):
+                phrases = step.phrases
+            else:
+                continue
+            message = check(step.language, phrases)
+            if message:
+                problems.append(step_at.at.problem(f"step {step_at.name}: {message}"))
 
 
 def _check_speech(flows: Mapping[str, Flow], problems: list[Problem]) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from asr.base import Result
 from flows.interpreter import (
     Action,
     CallInfo,
@@ -31,6 +32,8 @@ from flows.interpreter import (
     PromptDone,
     QueueLeft,
     RecordingDone,
+    SpeechHeard,
+    SpeechStarted,
     StartListening,
     StartRecording,
     StopListening,
@@ -51,6 +54,7 @@ from .media.session import MediaSession
 from .media.tts import TtsError
 from .sip.sdp import AudioSession
 from .sip.ua import CallLeg, LegState
+from .speech import SpeechStream
 
 if TYPE_CHECKING:
     from .server import Daemon
@@ -82,6 +86,7 @@ class Call:
         self._barge_in = False  # whether what plays now may be cut short by the caller
         self._capture: Capture | None = None
         self._transfer_timer: asyncio.TimerHandle | None = None  # a REFER whose outcome has not come
+        self._speech: SpeechStream | None = None
 
     # ---- events from the SIP core and the media session ---------------------------------------------
 
@@ -296,8 +301,10 @@ class Call:
             self._spawn(self.hangup())
         elif isinstance(action, Notice):
             event(log, "flow.notice", logging.WARNING, call_id=call_id, message=action.message)
-        elif isinstance(action, (StartListening, StopListening)):
-            pass  # no speech recognizer yet: a spoken answer is never heard, keys still work
+        elif isinstance(action, StartListening):
+            self._listen(action)
+        elif isinstance(action, StopListening):
+            self._stop_listening()
 
     def _transfer(self, uri: str) -> None:
         event(log, "call.transfer", call_id=self.leg.call_id, to=uri)
@@ -324,6 +331,44 @@ class Call:
         event(log, "call.transfer_result", call_id=self.leg.call_id, status=status,
               ok=200 <= status < 300)  # fmt: skip
         self._feed(Transferred() if 200 <= status < 300 else TransferFailed(reason))
+
+    def _listen(self, action: StartListening) -> None:
+        self._stop_listening()
+        speech = self.daemon.speech
+        engine = speech.engine_for(action.language)
+        if engine is None or self.media is None:
+            return  # no model for the language (refused at load unless the model failed): keys still work
+
+        def heard(result: Result, latency: float) -> None:
+            self._speech_heard(stream, result, latency)
+
+        stream = SpeechStream(engine, action.phrases, speech.executor,
+                              end_silence=speech.config.end_silence_ms / 1000, max_speech=action.max_speech,
+                              on_start=self._speech_started, on_result=heard)  # fmt: skip
+        self._speech = stream
+        self.media.speech = stream.feed
+        event(log, "call.listening", logging.DEBUG, call_id=self.leg.call_id, engine=engine.name,
+              language=engine.language, phrases=len(action.phrases))  # fmt: skip
+
+    def _stop_listening(self) -> None:
+        if self._speech is not None:
+            self._speech.close()
+            self._speech = None
+        if self.media is not None:
+            self.media.speech = None
+
+    def _speech_started(self) -> None:
+        if self.media is not None and self._barge_in and self.media.player.stop() is not None:
+            event(log, "call.barge_in", call_id=self.leg.call_id, by="speech")
+        self._feed(SpeechStarted())
+
+    def _speech_heard(self, stream: SpeechStream, result: Result, latency: float) -> None:
+        if stream is not self._speech:
+            return
+        self._stop_listening()
+        event(log, "call.speech", call_id=self.leg.call_id, text=result.text, confidence=round(result.confidence, 3),
+              latency_ms=round(latency * 1000), dropped=stream.dropped or None)  # fmt: skip
+        self._feed(SpeechHeard(result.text, result.confidence))
 
     def _soon(self, happened: Event) -> None:
         """Report ``happened`` on the next turn of the loop (never from inside :meth:`_drive`)."""
@@ -394,6 +439,7 @@ class Call:
 
     def _end_flow(self) -> dict[str, object]:
         """Stop the run; what it did, for the call's last log line (the call record)."""
+        self._stop_listening()
         for timer in (self._flow_timer, self._transfer_timer):
             if timer is not None:
                 timer.cancel()

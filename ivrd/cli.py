@@ -8,6 +8,7 @@ from pathlib import Path
 
 import uvloop
 
+from asr.base import AsrError
 from flows.interpreter import CallInfo
 from flows.loader import Deployment, load_deployment
 
@@ -18,6 +19,7 @@ from .logs import setup
 from .media.player import load_wav
 from .server import Daemon
 from .simulate import load_fixtures, simulate
+from .speech import Speech
 
 EXIT_CONFIG = 2
 
@@ -52,15 +54,20 @@ def _flows_of(config: Config) -> Path:
 
 
 def _check(paths: list[Path]) -> int:
+    """Check configurations (with their flows) and flows directories (against the default speech models)."""
     failed = False
     for path in paths:
         try:
-            if path.is_dir():
-                deployment = load_deployment(path, load_wav)
-            else:
-                config = load_config(path)
-                deployment = load_deployment(_flows_of(config), load_wav,
-                                             transfer_targets=config.flows.transfer_targets)  # fmt: skip
+            config = Config() if path.is_dir() else load_config(path)
+            speech = Speech(config.asr)
+            speech.load()
+            deployment = load_deployment(path if path.is_dir() else _flows_of(config), load_wav,
+                                         transfer_targets=None if path.is_dir() else config.flows.transfer_targets,
+                                         check_phrases=speech.check_phrases)  # fmt: skip
+        except AsrError as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            failed = True
+            continue
         except ConfigError as exc:
             _report(exc)
             failed = True
@@ -103,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.run(serve())
     except ConfigError as exc:  # the flows, loaded before the listeners open
         return _report(exc)
+    except AsrError as exc:  # a speech model that does not load
+        print(f"ivrd: cannot start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except OSError as exc:  # a listener that cannot bind: say which, no traceback
         print(f"ivrd: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -116,6 +116,19 @@ class FlowsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AsrConfig:
+    language: str = "en"
+    models: dict[str, str] = field(default_factory=dict)
+    threads: int = 2
+    end_silence_ms: int = 700
+
+    def check(self) -> str | None:
+        if not 1 <= self.threads <= 64:
+            return "threads: expected 1-64"
+        return None if 200 <= self.end_silence_ms <= 5000 else "end_silence_ms: expected 200-5000"
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -126,6 +139,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
     flows: FlowsConfig = field(default_factory=FlowsConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
@@ -149,8 +163,9 @@ def load_config(path: Path) -> Config:
     calls = dataclasses.replace(config.calls, recordings_dir=str(here / config.calls.recordings_dir))
     flows = dataclasses.replace(config.flows, dir=str(here / config.flows.dir) if config.flows.dir else None,
                                 voicemail_dir=str(here / config.flows.voicemail_dir))  # fmt: skip
-    return dataclasses.replace(config, calls=calls, flows=flows)
+    asr = dataclasses.replace(config.asr, models={k: str(here / v) for k, v in config.asr.models.items()})
+    return dataclasses.replace(config, calls=calls, flows=flows, asr=asr)
 
 
-__all__ = ["CallsConfig", "Config", "ConfigError", "FlowsConfig", "Listen", "LogConfig", "MediaConfig", "SipConfig",
-           "load_config"]
+__all__ = ["AsrConfig", "CallsConfig", "Config", "ConfigError", "FlowsConfig", "Listen", "LogConfig", "MediaConfig",
+           "SipConfig", "load_config"]

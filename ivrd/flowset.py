@@ -15,7 +15,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 import flows
-from flows.loader import Deployment, load_deployment
+from flows.loader import Deployment, PhraseCheck, load_deployment
 
 from .logs import event
 from .media.player import load_wav
@@ -40,9 +40,10 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
 
 class FlowSet:
     def __init__(self, directory: Path | None, *, transfer_targets: tuple[str, ...] = (),
-                 executor: Executor | None = None) -> None:  # fmt: skip
+                 check_phrases: PhraseCheck | None = None, executor: Executor | None = None) -> None:  # fmt: skip
         self.directory = directory or BUILTIN
-        self._load = functools.partial(load_deployment, self.directory, load_wav, transfer_targets=transfer_targets)
+        self._load = functools.partial(load_deployment, self.directory, load_wav, transfer_targets=transfer_targets,
+                                       check_phrases=check_phrases)  # fmt: skip
         self.builtin = directory is None
         self._executor = executor
         self._lock = asyncio.Lock()

@@ -36,6 +36,7 @@ from .sip.ua import (
     UaSettings,
     UserAgent,
 )
+from .speech import Speech
 from .transport import SipTransport
 
 log = logging.getLogger("ivrd")
@@ -52,8 +53,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self._helpers: set[asyncio.Task[object]] = set()  # reloads and the file watcher
         self.bound_ports: list[int] = []
+        self.speech = Speech(config.asr)
         self.flows = FlowSet(Path(config.flows.dir) if config.flows.dir else None,
-                             transfer_targets=config.flows.transfer_targets)  # fmt: skip
+                             transfer_targets=config.flows.transfer_targets,
+                             check_phrases=self.speech.check_phrases)  # fmt: skip
         self.lookups = Lookups(config.flows.lookup_max_bytes)
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-disk")  # recordings, in order
         self.speaker = Speaker(voice=config.media.tts_voice)
@@ -74,6 +77,7 @@ class Daemon:
     async def start(self) -> None:
         """Load the flows (a :class:`ConfigError` stops the start), bind the listeners, tell systemd."""
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.speech.load)  # models first: the flows' phrases are checked against them
         await loop.run_in_executor(None, self.flows.load)
         for listen in self.config.sip.listen:
             self.bound_ports.append(await self.sip.listen(listen.transport, listen.address, listen.port))
@@ -115,6 +119,7 @@ class Daemon:
         for helper in list(self._helpers):
             helper.cancel()
         await self.lookups.close()
+        self.speech.shutdown()
         self.sip.close()
         event(log, "stopped")
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from .g711 import Samples
 from .recorder import Recorder
-
-FRAME_SECONDS = 0.02
-SPEECH_RMS = 500.0  # about -36 dBFS: above line noise and comfort noise, below any voice
+from .vad import FRAME_SECONDS, is_speech
 
 
 class Capture:
@@ -38,7 +34,7 @@ class Capture:
         if self._on_end is None:
             return
         self.recorder.add(samples)
-        loud = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) >= SPEECH_RMS
+        loud = is_speech(samples)
         self.spoke = self.spoke or loud
         self._quiet = 0 if loud else self._quiet + 1
         if self.recorder.frames >= self._max_frames:

@@ -24,7 +24,7 @@ import numpy as np
 from ..sip.sdp import AudioSession
 from .capture import Capture
 from .dtmf import Digit, DtmfError, InbandDetector, Rfc4733Receiver
-from .g711 import Codec, decode
+from .g711 import Codec, Samples, decode
 from .jitter import JitterBuffer
 from .pacer import Pacer
 from .player import FRAME_SAMPLES, Player
@@ -83,6 +83,7 @@ class MediaSession:
         self.inband: InbandDetector | None = None
         self.recorder: Recorder | None = None
         self.capture: Capture | None = None  # a message being recorded
+        self.speech: Callable[[Samples], None] | None = None  # a recognizer listening to the caller
         self._configure_inband()
         self._on_digit = on_digit
         self._on_digit_start = on_digit_start
@@ -173,7 +174,7 @@ class MediaSession:
         frame = self.jitter.pop()
         if frame is not None:
             self.frames_out += 1
-        if self.inband is not None or self.recorder is not None or self.capture is not None:
+        if self.inband is not None or self.recorder is not None or self.capture is not None or self.speech is not None:
             self._listen(frame)
         self._timer = self._loop.call_at(self._pacer.deadline, self._tick)
 
@@ -185,6 +186,8 @@ class MediaSession:
             self.recorder.add(samples)
         if self.capture is not None:
             self.capture.add(samples)
+        if self.speech is not None:
+            self.speech(samples)
         if self.inband is not None and frame is not None:
             started, finished = self.inband.feed(samples, self._loop.time())
             if started is not None:

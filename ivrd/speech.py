@@ -1,0 +1,161 @@
+"""Speech recognition in calls: the engines (one per language, loaded once) and one stream per question.
+
+Audio reaches the recognizer only once the caller speaks (the voice-activity endpointer decides,
+with 300 ms of audio from before the start so the first syllable is kept), in 160 ms chunks,
+decoded on a thread pool (both engines release the GIL while decoding). Each stream decodes its
+chunks in order, one at a time; a stream whose decoder falls behind drops its oldest audio rather
+than grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from pathlib import Path
+
+from asr.base import AsrError, Engine, Recognizer, Result
+from asr.sphinx_engine import SphinxEngine
+from asr.vosk_engine import VoskEngine
+
+from .config import AsrConfig
+from .logs import event
+from .media.g711 import Samples
+from .media.vad import Endpointer
+
+log = logging.getLogger("ivrd.speech")
+CHUNK_BYTES = 2560  # 160 ms of 8 kHz 16-bit audio
+PREROLL_FRAMES = 15  # 300 ms
+MAX_PENDING = 64  # chunks (about 10 s) waiting for a busy decoder
+_FINISH = b""
+
+
+class Speech:
+    """The engines by language, and the threads they decode on."""
+
+    def __init__(self, config: AsrConfig) -> None:
+        self.config = config
+        self.engines: dict[str, Engine] = {}
+        self.executor: Executor = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="ivrd-asr")
+
+    def load(self) -> None:
+        """Load every configured model (seconds each: at start, before READY=1); raise :class:`AsrError`."""
+        for language, directory in self.config.models.items():
+            self.engines[language] = VoskEngine(Path(directory), language)
+            event(log, "asr.model_loaded", engine="vosk", language=language, model=directory)
+        if "en" not in self.engines:
+            try:
+                self.engines["en"] = SphinxEngine("en", decoders=self.config.threads)
+            except (RuntimeError, AsrError) as exc:
+                event(log, "asr.unavailable", logging.WARNING, engine="pocketsphinx", error=repr(exc))
+            else:
+                event(log, "asr.model_loaded", engine="pocketsphinx", language="en", model="built in",
+                      note="no Vosk model for English is configured: using PocketSphinx's US English")  # fmt: skip
+
+    def engine_for(self, language: str | None) -> Engine | None:
+        return self.engines.get(language or self.config.language)
+
+    def check_phrases(self, language: str | None, phrases: Sequence[str]) -> str | None:
+        """What is wrong with listening for ``phrases`` in ``language`` (None: nothing)."""
+        wanted = language or self.config.language
+        engine = self.engines.get(wanted)
+        if engine is None:
+            known = ", ".join(sorted(self.engines)) or "none"
+            return f"no speech model for language {wanted!r} (asr.models in the configuration; loaded: {known})"
+        unknown = engine.unknown_words(phrases)
+        if unknown:
+            return f"not in the {engine.name} {engine.language} vocabulary: {', '.join(unknown)}"
+        return None
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class SpeechStream:
+    """One question's listening: caller audio in (20 ms frames, on the loop), callbacks out."""
+
+    def __init__(self, engine: Engine, phrases: Sequence[str], executor: Executor, *, end_silence: float,
+                 max_speech: float, on_start: Callable[[], None],
+                 on_result: Callable[[Result, float], None]) -> None:  # fmt: skip
+        self._engine = engine
+        self._phrases = tuple(phrases)
+        self._executor = executor
+        self._endpoint = Endpointer(end_silence=end_silence, max_speech=max_speech)
+        self._on_start = on_start
+        self._on_result = on_result
+        self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
+        self._chunk = bytearray()
+        self._pending: deque[bytes] = deque()
+        self._busy = False
+        self._recognizer: Recognizer | None = None
+        self._ended_at = 0.0
+        self.closed = False
+        self.dropped = 0
+
+    def feed(self, samples: Samples) -> None:
+        if self.closed or self._endpoint.ended:
+            return
+        pcm = samples.astype("<i2").tobytes()
+        happened = self._endpoint.feed(samples)
+        if not self._endpoint.speaking:
+            self._preroll.append(pcm)
+            return
+        if happened == "start":
+            self._chunk += b"".join(self._preroll)
+            self._preroll.clear()
+            self._on_start()
+        self._chunk += pcm
+        if len(self._chunk) >= CHUNK_BYTES or self._endpoint.ended:
+            self._submit(bytes(self._chunk))
+            self._chunk.clear()
+        if self._endpoint.ended:
+            self._ended_at = time.monotonic()
+            self._submit(_FINISH)
+
+    def close(self) -> None:
+        self.closed = True
+        self._pending.clear()
+
+    def _submit(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        if len(self._pending) > MAX_PENDING:
+            self._pending.popleft()
+            self.dropped += 1
+        if not self._busy:
+            self._next()
+
+    def _next(self) -> None:
+        if self.closed or not self._pending:
+            self._busy = False
+            return
+        self._busy = True
+        chunk = self._pending.popleft()
+        work = asyncio.get_running_loop().run_in_executor(self._executor, self._decode, chunk)
+        work.add_done_callback(self._decoded)
+
+    def _decode(self, chunk: bytes) -> Result | None:
+        if self._recognizer is None:
+            self._recognizer = self._engine.recognizer(self._phrases)
+        if chunk is _FINISH:
+            return self._recognizer.finish()
+        self._recognizer.accept(chunk)
+        return None
+
+    def _decoded(self, work: asyncio.Future[Result | None]) -> None:
+        if work.cancelled():
+            return
+        error = work.exception()
+        if error is not None:
+            event(log, "asr.error", logging.ERROR, engine=self._engine.name, error=repr(error))
+            self.closed = True
+            self._on_result(Result("", 0.0), 0.0)
+            return
+        result = work.result()
+        if result is not None and not self.closed:
+            self.closed = True
+            self._on_result(result, time.monotonic() - self._ended_at)
+            return
+        self._next()

@@ -1,0 +1,54 @@
+"""Spoken menu answers through the real daemon: the caller says a choice, the call record shows it."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from tests.audio import speech
+from tests.integration.daemon import daemon_running
+from tests.integration.logfmt import events
+from tests.integration.peers import require
+from tests.integration.rtp_caller import RtpCaller
+from tests.integration.test_flows import example_flows, serving
+
+pytestmark = pytest.mark.peers
+SILENCE_PCMU = b"\xff" * 160
+QUIET = np.zeros(1600, dtype=np.int16)  # 200 ms
+
+
+def test_saying_billing_over_the_menu_prompt_cuts_it_and_takes_the_billing_branch(tmp_path):
+    require("espeak-ng", "sox")
+    said = speech("billing", tmp_path)
+    flows = example_flows(tmp_path, 9)
+    with daemon_running(serving(flows) + "log:\n  level: debug\n") as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            while not events(daemon.log, "call.listening"):  # the welcome plays; the menu prompt starts
+                caller.stream(QUIET)
+            caller.stream(QUIET)  # the menu's prompt is under way: the caller talks over it
+            onset = time.monotonic() + np.argmax(np.abs(said) > 1000) / 8000  # when the voice starts
+            caller.stream(said)
+            for _ in range(6):
+                caller.stream(QUIET)
+            caller.wait_bye()
+        finally:
+            caller.close()
+    (barge_in,) = events(daemon.final_log, "call.barge_in")
+    assert barge_in["by"] == "speech"
+    (heard,) = events(daemon.final_log, "call.speech")
+    assert heard["text"] == "billing"
+    # From 0.6 s into the speech until well before any answer can be played (the result needs the speech's end
+    # plus its trailing silence), the caller hears silence: the prompt was cut short.
+    window = [p for p in caller.received if onset + 0.6 <= p.arrival <= onset + len(said) / 8000 + 0.4]
+    assert window and all(p.payload == SILENCE_PCMU for p in window)
+    (end,) = events(daemon.final_log, "call.end")
+    path = json.loads(end["path"])
+    choice = next(e for e in path if e["event"] == "choice")
+    assert (choice["step"], choice["said"], choice["goto"]) == ("main_menu", "billing", "billing")
+    assert json.loads(end["variables"])["speech"]["text"] == "billing"
+    assert [e["flow"] for e in path].count("balance") >= 3  # the billing branch ran
