@@ -17,6 +17,7 @@ from .config import Config, ConfigError, load_config
 from .flowset import BUILTIN
 from .logs import setup
 from .media.player import load_wav
+from .models import FetchError, fetch_model
 from .server import Daemon
 from .simulate import load_fixtures, simulate
 from .speech import Speech
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--fixtures", type=Path, help="answers for lookups, by URL (YAML), instead of the network")
     sim.add_argument("--caller", default="+15555550123", help="the calling number (default: %(default)s)")
     sim.add_argument("--dialed", default="100", help="the dialed number (default: %(default)s)")
+    fetch = commands.add_parser("fetch-model", help="download, verify and unpack a Vosk model for asr.models")
+    fetch.add_argument("url", help="the model archive (zip or tar), e.g. from https://alphacephei.com/vosk/models")
+    fetch.add_argument("--sha256", required=True, help="the archive's SHA-256, as its publisher gives it")
+    fetch.add_argument("--to", type=Path, required=True, help="the new model directory")
     return parser
 
 
@@ -91,12 +96,24 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch(args: argparse.Namespace) -> int:
+    try:
+        model = fetch_model(args.url, args.sha256, args.to)
+    except FetchError as exc:
+        print(f"ivrd: {exc}", file=sys.stderr)
+        return 1
+    print(f"{model}: a Vosk model; use it with, in ivrd.yaml:  asr: {{models: {{LANGUAGE: {model.resolve()}}}}}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return _check(args.paths)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "fetch-model":
+        return _fetch(args)
     try:
         config = load_config(args.config) if args.config else Config()
     except ConfigError as exc:

@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 from asr.base import Result
 from asr.sphinx_engine import SphinxEngine
@@ -43,6 +44,25 @@ def test_a_spoken_phrase_starts_then_ends_in_one_result(tmp_path):
     assert happened[0] == "start" and len(happened) == 2
     assert isinstance(happened[1], Result) and happened[1].text == "billing"
     assert stream.closed and stream.dropped == 0
+
+
+def test_silence_never_reaches_the_recognizer():
+    """No input is the flow's timeout: a caller who says nothing starts no utterance and gets no result."""
+    engine = SlowEngine()
+    engine.release.set()
+
+    async def main():
+        with ThreadPoolExecutor(1) as executor:
+            stream = SpeechStream(engine, ("billing",), executor, end_silence=0.5, max_speech=10,
+                                  on_start=lambda: pytest.fail("speech started"),
+                                  on_result=lambda r, s: pytest.fail(f"a result: {r}"))  # fmt: skip
+            for _ in range(250):  # five seconds of line noise below the speech threshold
+                stream.feed((np.random.default_rng(1).normal(0, 100, FRAME)).astype(np.int16))
+                await asyncio.sleep(0)
+        return stream
+
+    stream = asyncio.run(main())
+    assert engine.chunks == 0 and not stream.closed
 
 
 class SlowEngine:

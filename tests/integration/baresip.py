@@ -18,10 +18,13 @@ CONFIG_DIR = Path(__file__).resolve().parents[3] / "shared" / "peers" / "baresip
 class Baresip:
     """baresip with the shared headless config, on free SIP and control ports."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, speaks: Path | None = None) -> None:
+        """``speaks``: a WAV file the phone sends as its microphone, from the moment a call is up."""
         self.dir = Path(tempfile.mkdtemp(prefix="baresip-"))
         self.sip_port, self.ctrl_port = free_port(), free_port()
         config = (CONFIG_DIR / "config").read_text()
+        if speaks is not None:
+            config = config.replace("ausine,440", f"aufile,{speaks}")
         config = config.replace("127.0.0.1:5062", f"127.0.0.1:{self.sip_port}")
         config = config.replace("127.0.0.1:4444", f"127.0.0.1:{self.ctrl_port}")
         (self.dir / "config").write_text(config)

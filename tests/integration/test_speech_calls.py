@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import numpy as np
 import pytest
 
 from tests.audio import speech
+from tests.integration.baresip import Baresip
 from tests.integration.daemon import daemon_running
 from tests.integration.logfmt import events
 from tests.integration.peers import require
@@ -52,3 +54,28 @@ def test_saying_billing_over_the_menu_prompt_cuts_it_and_takes_the_billing_branc
     assert (choice["step"], choice["said"], choice["goto"]) == ("main_menu", "billing", "billing")
     assert json.loads(end["variables"])["speech"]["text"] == "billing"
     assert [e["flow"] for e in path].count("balance") >= 3  # the billing branch ran
+
+
+def test_a_softphone_says_technical_support_and_the_call_takes_that_branch(tmp_path):
+    """baresip plays a recording as its microphone: the welcome (3.9 s) in silence, then the words, during
+    the menu's long prompt."""
+    require("baresip", "espeak-ng", "sox")
+    words = tmp_path / "words.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(tmp_path / "raw.wav"), "technical support"], check=True)
+    subprocess.run(["sox", str(tmp_path / "raw.wav"), "-r", "48000", "-c", "2", "-b", "16", str(words),
+                    "pad", "6", "8"], check=True)  # fmt: skip
+    phone = Baresip(speaks=words)
+    try:
+        with daemon_running(serving(example_flows(tmp_path, 9))) as daemon:
+            phone.command("dial", f"sip:100@127.0.0.1:{daemon.port}")
+            phone.wait_event("CALL_ESTABLISHED")
+            phone.wait_event("CALL_CLOSED", timeout=60)  # the flow ends the call after the queue's message
+    finally:
+        phone.close()
+    (heard,) = events(daemon.final_log, "call.speech")
+    assert heard["text"] == "technical support"
+    (end,) = events(daemon.final_log, "call.end")
+    path = json.loads(end["path"])
+    choice = next(e for e in path if e["event"] == "choice")
+    assert (choice["said"], choice["goto"]) == ("technical support", "support")
+    assert [e["step"] for e in path][-4:] == ["to_queue", "to_queue", "queue_closed", "queue_closed"]
