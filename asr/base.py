@@ -52,3 +52,6 @@ class Engine(Protocol):
 
     def unknown_words(self, phrases: Sequence[str]) -> list[str]:
         """The words of ``phrases`` the model cannot recognize (reported when flows load)."""
+
+    def close(self) -> None:
+        """Release what the engine holds (worker processes)."""

@@ -2,15 +2,18 @@
 
 Its model is for 16 kHz audio: calls are upsampled 2x. An utterance is decoded whole when it
 ends (PocketSphinx's live cepstral normalization is poor on the first seconds of a stream, and
-whole-utterance grammar decoding takes about 1% of the audio's length). Decoders take half a
-second to create, so the engine keeps a pool and each recognizer borrows one to finish.
+whole-utterance grammar decoding takes about 1% of the audio's length). PocketSphinx holds the
+GIL while it decodes (two threads decode no faster than one, bench/asr.py), which would stall
+the event loop and with it every call's audio: decoding runs in worker processes, each with its
+own decoder (created once: half a second), and the calling thread only waits for the answer.
 """
 
 from __future__ import annotations
 
 import hashlib
-import queue
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from pocketsphinx import Decoder
@@ -20,13 +23,45 @@ from .base import AsrError, Result, Word
 
 FREE = "_default"  # the decoder's own search: the language model (free speech)
 
+_decoder: Decoder | None = None  # in a worker process: its decoder
+_grammars: set[str] = set()  # ... and the grammars given to it so far
 
-class _Pooled:
-    """A decoder and the grammars it has been given (by name)."""
 
-    def __init__(self) -> None:
-        self.decoder = Decoder(samprate=16000, loglevel="FATAL")
-        self.grammars: set[str] = set()
+def _new_decoder() -> Decoder:
+    return Decoder(samprate=16000, loglevel="FATAL")
+
+
+def _start_worker() -> None:
+    global _decoder
+    _decoder = _new_decoder()
+
+
+def _ready() -> bool:
+    return _decoder is not None
+
+
+def _decode(pcm16k: bytes, phrases: tuple[str, ...]) -> Result:
+    """In a worker process: one whole utterance, against a grammar of ``phrases`` or free."""
+    decoder = _decoder
+    assert decoder is not None
+    if phrases:
+        name = "g" + hashlib.sha1("\n".join(phrases).encode()).hexdigest()[:16]
+        if name not in _grammars:
+            decoder.add_jsgf_string(name, f"#JSGF V1.0;\ngrammar menu;\npublic <choice> = {' | '.join(phrases)};\n")
+            _grammars.add(name)
+        decoder.activate_search(name)
+    else:
+        decoder.activate_search(FREE)
+    decoder.start_utt()
+    decoder.process_raw(pcm16k, False, True)
+    decoder.end_utt()
+    hypothesis = decoder.hyp()
+    if hypothesis is None or not hypothesis.hypstr:
+        return Result("", 0.0)
+    confidence = float(decoder.get_logmath().exp(hypothesis.prob))
+    words = tuple(Word(seg.word, confidence, seg.start_frame / 100, seg.end_frame / 100)
+                  for seg in decoder.seg() if not seg.word.startswith(("<", "[")))  # fmt: skip
+    return Result(hypothesis.hypstr, confidence, words)
 
 
 class SphinxRecognizer:
@@ -50,16 +85,16 @@ class SphinxRecognizer:
 class SphinxEngine:
     name = "pocketsphinx"
 
-    def __init__(self, language: str = "en", *, decoders: int = 2) -> None:
+    def __init__(self, language: str = "en", *, processes: int = 2) -> None:
         if language != "en":
             raise AsrError(f"the built-in PocketSphinx model is US English, not {language!r}")
         self.language = language
-        self._pool: queue.SimpleQueue[_Pooled] = queue.SimpleQueue()
-        first = _Pooled()
-        self._dictionary = first.decoder
-        self._pool.put(first)
-        for _ in range(decoders - 1):
-            self._pool.put(_Pooled())
+        self._dictionary = _new_decoder()  # for vocabulary checks, here
+        # spawn: a fork of a process running threads and an event loop is not safe
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_start_worker)
+        for started in [self._pool.submit(_ready) for _ in range(processes)]:  # now, not on a caller's first word
+            started.result()
 
     def recognizer(self, phrases: Sequence[str] = ()) -> SphinxRecognizer:
         return SphinxRecognizer(self, phrases)
@@ -69,27 +104,8 @@ class SphinxEngine:
         return sorted(w for w in words if self._dictionary.lookup_word(w) is None)
 
     def decode(self, pcm16k: bytes, phrases: tuple[str, ...]) -> Result:
-        pooled = self._pool.get()
-        try:
-            decoder = pooled.decoder
-            if phrases:
-                name = "g" + hashlib.sha1("\n".join(phrases).encode()).hexdigest()[:16]
-                if name not in pooled.grammars:
-                    alternatives = " | ".join(phrases)
-                    decoder.add_jsgf_string(name, f"#JSGF V1.0;\ngrammar menu;\npublic <choice> = {alternatives};\n")
-                    pooled.grammars.add(name)
-                decoder.activate_search(name)
-            else:
-                decoder.activate_search(FREE)
-            decoder.start_utt()
-            decoder.process_raw(pcm16k, False, True)
-            decoder.end_utt()
-            hypothesis = decoder.hyp()
-            if hypothesis is None or not hypothesis.hypstr:
-                return Result("", 0.0)
-            confidence = float(decoder.get_logmath().exp(hypothesis.prob))
-            words = tuple(Word(seg.word, confidence, seg.start_frame / 100, seg.end_frame / 100)
-                          for seg in decoder.seg() if not seg.word.startswith(("<", "[")))  # fmt: skip
-            return Result(hypothesis.hypstr, confidence, words)
-        finally:
-            self._pool.put(pooled)
+        """Decode in a worker process; blocks the calling thread (not the GIL) until it is done."""
+        return self._pool.submit(_decode, pcm16k, phrases).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -57,6 +57,9 @@ class VoskEngine:
         kaldi.SetWords(True)
         return VoskRecognizer(kaldi)
 
+    def close(self) -> None:
+        """Nothing to release: the model goes with the process."""
+
     def unknown_words(self, phrases: Sequence[str]) -> list[str]:
         words = {word for phrase in phrases for word in phrase.lower().split()}
         return sorted(w for w in words if self._model.vosk_model_find_word(w) < 0)

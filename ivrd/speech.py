@@ -48,7 +48,7 @@ class Speech:
             event(log, "asr.model_loaded", engine="vosk", language=language, model=directory)
         if "en" not in self.engines:
             try:
-                self.engines["en"] = SphinxEngine("en", decoders=self.config.threads)
+                self.engines["en"] = SphinxEngine("en", processes=self.config.threads)
             except (RuntimeError, AsrError) as exc:
                 event(log, "asr.unavailable", logging.WARNING, engine="pocketsphinx", error=repr(exc))
             else:
@@ -72,6 +72,8 @@ class Speech:
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        for engine in self.engines.values():
+            engine.close()
 
 
 class SpeechStream:

@@ -40,7 +40,7 @@ def test_a_spoken_phrase_starts_then_ends_in_one_result(tmp_path):
     require("espeak-ng", "sox")
     quiet = np.zeros(8000, dtype=np.int16)
     said = np.concatenate([quiet, speech("billing", tmp_path), quiet])
-    happened, stream = asyncio.run(listen(SphinxEngine("en", decoders=1), said))
+    happened, stream = asyncio.run(listen(SphinxEngine("en", processes=1), said))
     assert happened[0] == "start" and len(happened) == 2
     assert isinstance(happened[1], Result) and happened[1].text == "billing"
     assert stream.closed and stream.dropped == 0

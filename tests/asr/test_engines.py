@@ -24,7 +24,7 @@ def korean():
 
 @pytest.fixture(scope="module")
 def english():
-    return SphinxEngine("en", decoders=1)
+    return SphinxEngine("en", processes=1)
 
 
 def recognize(engine, phrases, samples: np.ndarray) -> str:
