@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -34,34 +35,44 @@ _FINISH = b""
 
 
 class Speech:
-    """The engines by language, and the threads they decode on."""
+    """The engines by language, and the threads they decode on.
+
+    Configured Vosk models load at start (ops asked for them: a broken one stops the start); the
+    built-in English engine loads the first time a flow needs it, so a deployment without speech
+    costs nothing.
+    """
 
     def __init__(self, config: AsrConfig) -> None:
         self.config = config
         self.engines: dict[str, Engine] = {}
         self.executor: Executor = ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="ivrd-asr")
+        self._lock = threading.Lock()
+        self._builtin_tried = False
 
     def load(self) -> None:
-        """Load every configured model (seconds each: at start, before READY=1); raise :class:`AsrError`."""
+        """Load every configured model (seconds each); raise :class:`AsrError`."""
         for language, directory in self.config.models.items():
             self.engines[language] = VoskEngine(Path(directory), language)
             event(log, "asr.model_loaded", engine="vosk", language=language, model=directory)
-        if "en" not in self.engines:
-            try:
-                self.engines["en"] = SphinxEngine("en", processes=self.config.threads)
-            except (RuntimeError, AsrError) as exc:
-                event(log, "asr.unavailable", logging.WARNING, engine="pocketsphinx", error=repr(exc))
-            else:
-                event(log, "asr.model_loaded", engine="pocketsphinx", language="en", model="built in",
-                      note="no Vosk model for English is configured: using PocketSphinx's US English")  # fmt: skip
 
     def engine_for(self, language: str | None) -> Engine | None:
-        return self.engines.get(language or self.config.language)
+        wanted = language or self.config.language
+        with self._lock:  # flows load on a worker thread; calls ask on the loop
+            if wanted == "en" and wanted not in self.engines and not self._builtin_tried:
+                self._builtin_tried = True
+                try:
+                    self.engines["en"] = SphinxEngine("en", processes=self.config.threads)
+                except (RuntimeError, OSError, AsrError) as exc:
+                    event(log, "asr.unavailable", logging.WARNING, engine="pocketsphinx", error=repr(exc))
+                else:
+                    event(log, "asr.model_loaded", engine="pocketsphinx", language="en", model="built in",
+                          note="no Vosk model for English is configured: using PocketSphinx's US English")  # fmt: skip
+            return self.engines.get(wanted)
 
     def check_phrases(self, language: str | None, phrases: Sequence[str]) -> str | None:
         """What is wrong with listening for ``phrases`` in ``language`` (None: nothing)."""
         wanted = language or self.config.language
-        engine = self.engines.get(wanted)
+        engine = self.engine_for(wanted)
         if engine is None:
             known = ", ".join(sorted(self.engines)) or "none"
             return f"no speech model for language {wanted!r} (asr.models in the configuration; loaded: {known})"
