@@ -1,0 +1,347 @@
+"""The router, sans-IO: callers wait in queues, agents free up, timers escalate; offers come out.
+
+Every decision is event-driven (a caller joins, an agent becomes available, a timer fires) and
+touches only what the event concerns:
+
+- Available agents are indexed by skill (and by skill and proficiency level), each index in the
+  order the agents became available, so "the longest idle agent with billing >= 3" is the first
+  match in the smallest index a queue's expression requires, not a scan of every agent.
+- Waiting callers sit in one heap per (queue, escalation step), ordered by priority, then by
+  when they joined; a caller whose offer fails or who overflows to another queue keeps that
+  time, and so their place.
+- When an agent frees up, only the heads of the heaps are compared.
+"""
+
+from __future__ import annotations
+
+import ast
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from flows.expressions import Expression, ExpressionError, compile_expression
+
+from .agents import Agent, Happening, State
+
+Strategy = Literal["longest_idle", "most_skilled", "round_robin", "fewest_calls"]
+LEVELS = range(5, -1, -1)
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """After ``after`` seconds of waiting: new required skills, or another queue (keeping the caller's place)."""
+
+    after: float
+    skills: str | None = None
+    overflow: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    name: str
+    skills: str = "True"
+    strategy: Strategy = "longest_idle"
+    rank_skill: str | None = None  # most_skilled: the skill ranked (default: the first the expression requires)
+    escalations: tuple[Escalation, ...] = ()
+    max_waiting: int = 1000
+    max_wait: float = 3600.0
+    join_empty: bool = False  # False: a caller is refused when no agent who could take them is logged in
+    wrap_up: float = 10.0
+    max_misses: int = 3  # offers missed in a row before the agent is set away
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    caller: str
+    agent: str
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """A caller leaves the queue without an agent: ``max_wait``, ``full``, ``no_agents``."""
+
+    caller: str
+    queue: str
+    reason: str
+
+
+Decision = Offer | Left
+
+
+class Requirement:
+    """A skills expression over an agent's skills, with the skills it cannot do without."""
+
+    def __init__(self, text: str) -> None:
+        self.expression: Expression = compile_expression(text)
+        self.required = _required(ast.parse(text.strip(), mode="eval").body)
+
+    def matches(self, skills: dict[str, int]) -> bool:
+        try:
+            return self.expression.truth(skills)
+        except ExpressionError:
+            return False
+
+
+def _required(node: ast.expr) -> frozenset[str]:
+    """Skills every match must have: named by a top-level ``and`` term that is ``skill`` or ``skill >= n``."""
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        return frozenset().union(*(_required(value) for value in node.values))
+    if isinstance(node, ast.Name) and node.id not in ("True", "False"):
+        return frozenset({node.id})
+    if (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Name)
+            and isinstance(node.ops[0], (ast.Gt, ast.GtE, ast.Eq)) and isinstance(node.comparators[0], ast.Constant)
+            and isinstance(node.comparators[0].value, int) and node.comparators[0].value > 0):  # fmt: skip
+        return frozenset({node.left.id})
+    return frozenset()
+
+
+@dataclass(eq=False)
+class _Caller:
+    id: str
+    queue: str
+    priority: int
+    joined: float
+    step: int = 0
+    offered_to: str | None = None
+    seq: int = 0
+
+
+@dataclass(eq=False)
+class _Group:
+    """The callers of one queue at one escalation step."""
+
+    queue: QueueSpec
+    step: int
+    requirement: Requirement
+    heap: list[tuple[int, float, int, str]] = field(default_factory=list)
+
+
+class Router:
+    def __init__(self, queues: Iterable[QueueSpec]) -> None:
+        self.queues = {q.name: q for q in queues}
+        self.agents: dict[str, Agent] = {}
+        self.callers: dict[str, _Caller] = {}
+        self._groups: dict[tuple[str, int], _Group] = {}
+        for queue in self.queues.values():
+            texts = [queue.skills]
+            for step in queue.escalations:
+                texts.append(step.skills or texts[-1])
+            for index, text in enumerate(texts):
+                self._groups[(queue.name, index)] = _Group(queue, index, Requirement(text))
+        self._available: dict[str, dict[str, None]] = {"": {}}  # skill -> agents, longest idle first; "": all
+        self._by_level: dict[tuple[str, int], dict[str, None]] = {}
+        self._timers: list[tuple[float, int, str, str]] = []  # (when, seq, kind, id)
+        self._seq = itertools.count()
+        self._decisions: list[Decision] = []
+        self._last_offer: dict[tuple[str, str], float] = {}  # (queue, agent) -> when (round robin)
+        self._waiting: dict[str, int] = dict.fromkeys(self.queues, 0)
+        self._took_from: dict[str, str] = {}  # agent -> the queue of the call they took (its wrap-up)
+
+    # ---- what happens --------------------------------------------------------------------------
+
+    def add_agent(self, agent: Agent, now: float) -> None:
+        self.agents[agent.id] = agent
+        if agent.state is State.AVAILABLE:
+            self._index(agent)
+            self._serve_agent(agent, now)
+
+    def agent_available(self, agent_id: str, now: float) -> None:
+        agent = self.agents[agent_id]
+        agent.apply(Happening.AVAILABLE, now)
+        self._index(agent)
+        self._serve_agent(agent, now)
+
+    def agent_away(self, agent_id: str, now: float, reason: str) -> None:
+        agent = self.agents[agent_id]
+        agent.apply(Happening.AWAY, now, reason=reason)
+        self._unindex(agent)
+
+    def join(self, caller_id: str, queue_name: str, now: float, *, priority: int = 0) -> None:
+        """A caller waits in a queue (the decision may be an offer at once, or a refusal)."""
+        queue = self.queues[queue_name]
+        if self._waiting[queue_name] >= queue.max_waiting:
+            self._decisions.append(Left(caller_id, queue_name, "full"))
+            return
+        if not queue.join_empty and not self._anyone_for(self._groups[(queue_name, 0)].requirement):
+            self._decisions.append(Left(caller_id, queue_name, "no_agents"))
+            return
+        caller = _Caller(caller_id, queue_name, priority, now, seq=next(self._seq))
+        self.callers[caller_id] = caller
+        self._waiting[queue_name] += 1
+        self._timer(now + queue.max_wait, "max_wait", caller_id)
+        for index, step in enumerate(queue.escalations, start=1):
+            self._timer(now + step.after, f"step{index}", caller_id)
+        self._wait(caller, now)
+
+    def leave(self, caller_id: str, now: float) -> None:
+        """The caller hung up (abandoned), even while an agent's phone rings for them."""
+        caller = self._drop(caller_id)
+        if caller is not None and caller.offered_to is not None:
+            self._missed(caller.offered_to, caller.queue, now, count=False)
+
+    def answered(self, caller_id: str, now: float) -> None:
+        caller = self._drop(caller_id)
+        assert caller is not None and caller.offered_to is not None
+        self.agents[caller.offered_to].apply(Happening.ANSWER, now)
+        self._took_from[caller.offered_to] = caller.queue
+
+    def offer_failed(self, caller_id: str, now: float) -> None:
+        """No answer, busy or an error: the agent misses, the caller is first in line again."""
+        caller = self.callers[caller_id]
+        agent_id, caller.offered_to = caller.offered_to, None
+        assert agent_id is not None
+        self._missed(agent_id, caller.queue, now, count=True)
+        self._wait(caller, now, skip=agent_id)
+
+    def call_ended(self, agent_id: str, now: float) -> None:
+        agent = self.agents[agent_id]
+        agent.apply(Happening.END, now)
+        queue = self.queues.get(self._took_from.pop(agent_id, ""))
+        self._timer(now + (queue.wrap_up if queue else 0.0), "wrapped", agent_id)
+
+    def on_timer(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            _, _, kind, key = heapq.heappop(self._timers)
+            if kind == "wrapped":
+                agent = self.agents.get(key)
+                if agent is not None and agent.state is State.WRAP_UP:
+                    agent.apply(Happening.WRAPPED, now)
+                    self._index(agent)
+                    self._serve_agent(agent, now)
+                continue
+            caller = self.callers.get(key)
+            if caller is None or caller.offered_to is not None:
+                continue  # gone, or ringing an agent: escalation waits for the outcome
+            if kind == "max_wait":
+                self._drop(key)
+                self._decisions.append(Left(key, caller.queue, "max_wait"))
+            else:
+                self._escalate(caller, int(kind[4:]), now)
+
+    def next_deadline(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
+
+    def take_decisions(self) -> list[Decision]:
+        decisions, self._decisions = self._decisions, []
+        return decisions
+
+    def waiting(self, queue_name: str) -> int:
+        """Callers in the queue (those whose agent's phone rings included)."""
+        return self._waiting[queue_name]
+
+    def _drop(self, caller_id: str) -> _Caller | None:
+        caller = self.callers.pop(caller_id, None)
+        if caller is not None:
+            self._waiting[caller.queue] -= 1
+        return caller
+
+    # ---- matching -------------------------------------------------------------------------------
+
+    def _wait(self, caller: _Caller, now: float, *, skip: str | None = None) -> None:
+        group = self._groups[(caller.queue, caller.step)]
+        agent = self._best_agent(group, skip=skip)
+        if agent is not None:
+            self._offer(caller, agent, now)
+            return
+        heapq.heappush(group.heap, (-caller.priority, caller.joined, caller.seq, caller.id))
+
+    def _escalate(self, caller: _Caller, step: int, now: float) -> None:
+        queue = self.queues[caller.queue]
+        rule = queue.escalations[step - 1]
+        if rule.overflow is not None and rule.overflow in self.queues:
+            self._waiting[caller.queue] -= 1
+            self._waiting[rule.overflow] += 1
+            caller.queue, caller.step = rule.overflow, 0  # same joined time: the same place in line
+        else:
+            caller.step = step
+        self._wait(caller, now)
+
+    def _serve_agent(self, agent: Agent, now: float) -> None:
+        """An agent is free: the best caller among the heads of the groups the agent can serve."""
+        best: tuple[tuple[int, float, int], _Group] | None = None
+        for group in self._groups.values():
+            head = self._head(group)
+            if head is None or not group.requirement.matches(agent.skills):
+                continue
+            key = head[:3]
+            if best is None or key < best[0]:
+                best = (key, group)
+        if best is not None:
+            _, _, _, caller_id = heapq.heappop(best[1].heap)
+            self._offer(self.callers[caller_id], agent, now)
+
+    def _head(self, group: _Group) -> tuple[int, float, int, str] | None:
+        """The group's first caller still waiting in it (entries of callers who left or moved are dropped)."""
+        while group.heap:
+            head = group.heap[0]
+            caller = self.callers.get(head[3])
+            if (caller is not None and caller.offered_to is None and caller.queue == group.queue.name
+                    and caller.step == group.step and caller.seq == head[2]):  # fmt: skip
+                return head
+            heapq.heappop(group.heap)
+        return None
+
+    def _best_agent(self, group: _Group, *, skip: str | None = None) -> Agent | None:
+        requirement, queue = group.requirement, group.queue
+        candidates = (a for a in self._candidates(requirement, queue) if a.id != skip)
+        matching = (a for a in candidates if requirement.matches(a.skills))
+        if queue.strategy in ("longest_idle", "most_skilled"):
+            return next(matching, None)  # the candidates come in the strategy's order
+        pool = list(matching)
+        if not pool:
+            return None
+        if queue.strategy == "fewest_calls":
+            return min(pool, key=lambda a: (a.calls, a.since))
+        return min(pool, key=lambda a: self._last_offer.get((queue.name, a.id), float("-inf")))
+
+    def _candidates(self, requirement: Requirement, queue: QueueSpec) -> Iterator[Agent]:
+        if queue.strategy == "most_skilled":
+            rank = queue.rank_skill or min(requirement.required, default=None)
+            if rank is not None:
+                for level in LEVELS:
+                    yield from (self.agents[a] for a in self._by_level.get((rank, level), {}))
+                return
+        buckets = [self._available.get(skill, {}) for skill in requirement.required] or [self._available[""]]
+        # no copy: the caller stops iterating before an offer changes the index
+        yield from (self.agents[a] for a in min(buckets, key=len))
+
+    def _anyone_for(self, requirement: Requirement) -> bool:
+        return any(a.state is not State.AWAY and requirement.matches(a.skills) for a in self.agents.values())
+
+    def _offer(self, caller: _Caller, agent: Agent, now: float) -> None:
+        agent.apply(Happening.OFFER, now)
+        self._unindex(agent)
+        caller.offered_to = agent.id
+        self._last_offer[(caller.queue, agent.id)] = now
+        self._decisions.append(Offer(caller.id, agent.id, caller.queue))
+
+    def _missed(self, agent_id: str, queue_name: str, now: float, *, count: bool) -> None:
+        agent = self.agents[agent_id]
+        agent.apply(Happening.MISS, now)
+        if not count:
+            agent.misses_in_a_row -= 1  # the caller hung up: not the agent's miss
+        if agent.misses_in_a_row >= self.queues[queue_name].max_misses:
+            agent.apply(Happening.AWAY, now, reason=f"missed {agent.misses_in_a_row} calls in a row")
+            return
+        self._index(agent)
+        self._serve_agent(agent, now)
+
+    # ---- indexes --------------------------------------------------------------------------------
+
+    def _index(self, agent: Agent) -> None:
+        self._available[""][agent.id] = None
+        for skill, level in agent.skills.items():
+            self._available.setdefault(skill, {})[agent.id] = None
+            self._by_level.setdefault((skill, level), {})[agent.id] = None
+
+    def _unindex(self, agent: Agent) -> None:
+        self._available[""].pop(agent.id, None)
+        for skill, level in agent.skills.items():
+            self._available.get(skill, {}).pop(agent.id, None)
+            self._by_level.get((skill, level), {}).pop(agent.id, None)
+
+    def _timer(self, when: float, kind: str, key: str) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), kind, key))

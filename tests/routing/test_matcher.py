@@ -1,0 +1,151 @@
+"""The router and the agent state machine on a fake clock."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from routing.agents import TABLE, Agent, Happening, State, StateError
+from routing.matcher import Escalation, Left, Offer, QueueSpec, Router
+
+
+def ready(router: Router, now: float, agent_id: str, **skills: int) -> Agent:
+    agent = Agent(agent_id, dict(skills))
+    router.add_agent(agent, now)
+    router.agent_available(agent_id, now)
+    return agent
+
+
+def test_every_state_and_happening_follows_the_table():
+    for state, happening in itertools.product(State, Happening):
+        agent = Agent("a", {}, state=state)
+        target = TABLE.get((state, happening))
+        if target is None:
+            with pytest.raises(StateError):
+                agent.apply(happening, 1.0)
+            assert agent.state is state
+        else:
+            assert agent.apply(happening, 1.0) is target
+
+
+def test_time_in_each_state_is_kept():
+    agent = Agent("a", {}, since=0.0)
+    agent.apply(Happening.AVAILABLE, 10.0)
+    agent.apply(Happening.OFFER, 15.0)
+    agent.apply(Happening.ANSWER, 20.0)
+    assert agent.time_in_state(50.0) == {"available": 5.0, "offered": 5.0, "busy": 30.0, "wrap_up": 0.0,
+                                         "away": 10.0}  # fmt: skip
+    assert agent.calls == 1
+
+
+def test_the_longest_idle_agent_with_the_skills_gets_the_call():
+    router = Router([QueueSpec("billing", skills="billing >= 3 and spanish")])
+    ready(router, 1, "x", billing=5)
+    ready(router, 2, "y", billing=3, spanish=1)
+    ready(router, 3, "z", billing=2, spanish=5)
+    ready(router, 4, "w", billing=4, spanish=2)
+    router.join("c1", "billing", 10)
+    router.join("c2", "billing", 11)
+    assert router.take_decisions() == [Offer("c1", "y", "billing"), Offer("c2", "w", "billing")]
+
+
+def test_most_skilled_first_then_longest_idle():
+    router = Router([QueueSpec("tech", skills="tech >= 1", strategy="most_skilled")])
+    ready(router, 1, "junior", tech=2)
+    ready(router, 2, "senior", tech=5)
+    ready(router, 3, "senior2", tech=5)
+    for n in range(3):
+        router.join(f"c{n}", "tech", 10 + n)
+    assert [d.agent for d in router.take_decisions()] == ["senior", "senior2", "junior"]
+
+
+def test_fewest_calls_before_longest_idle():
+    router = Router([QueueSpec("q", strategy="fewest_calls")])
+    busy = ready(router, 1, "busy")
+    busy.calls = 9
+    ready(router, 2, "fresh")
+    router.join("c1", "q", 5)
+    assert router.take_decisions() == [Offer("c1", "fresh", "q")]
+
+
+def test_priority_then_waiting_time_when_an_agent_frees_up():
+    router = Router([QueueSpec("q", join_empty=True)])
+    router.join("early", "q", 1)
+    router.join("vip", "q", 2, priority=5)
+    router.join("late", "q", 3)
+    assert router.take_decisions() == []
+    for n in range(3):
+        ready(router, 10 + n, f"a{n}")
+    assert [d.caller for d in router.take_decisions()] == ["vip", "early", "late"]
+
+
+def test_escalation_relaxes_the_skills_and_overflow_keeps_the_place():
+    queues = [QueueSpec("expert", skills="billing >= 4", join_empty=True,
+                        escalations=(Escalation(30, skills="billing >= 1"), Escalation(60, overflow="general"))),
+              QueueSpec("general", join_empty=True)]  # fmt: skip
+    router = Router(queues)
+    router.join("patient", "expert", 0)
+    router.join("other", "general", 10)
+    novice = Agent("novice", {"sales": 3})
+    router.add_agent(novice, 0)
+    assert router.next_deadline() == 30
+    router.on_timer(30)
+    assert router.take_decisions() == []  # billing >= 1 still not met by a sales agent
+    router.on_timer(60)  # overflow to general, where "other" (joined at 10) waits behind "patient" (0)
+    router.agent_available("novice", 61)
+    assert router.take_decisions() == [Offer("patient", "novice", "general")]
+    assert router.waiting("general") == 2 and router.waiting("expert") == 0
+
+
+def test_a_missed_offer_puts_the_caller_first_again_and_misses_send_the_agent_away():
+    router = Router([QueueSpec("q", max_misses=2)])
+    ready(router, 1, "sleepy")
+    ready(router, 2, "awake")
+    router.join("c1", "q", 5)
+    assert router.take_decisions() == [Offer("c1", "sleepy", "q")]
+    router.offer_failed("c1", 25)
+    assert router.take_decisions() == [Offer("c1", "awake", "q")]  # not the agent who just missed
+    router.offer_failed("c1", 45)
+    assert router.take_decisions() == [Offer("c1", "sleepy", "q")]
+    router.offer_failed("c1", 65)  # sleepy's second miss in a row
+    sleepy = router.agents["sleepy"]
+    assert (sleepy.state, sleepy.reason) == (State.AWAY, "missed 2 calls in a row")
+    assert router.take_decisions() == [Offer("c1", "awake", "q")]
+
+
+def test_a_caller_who_hangs_up_while_offered_frees_the_agent_without_a_miss():
+    router = Router([QueueSpec("q", join_empty=True)])
+    agent = ready(router, 1, "a")
+    router.join("c1", "q", 2)
+    router.join("c2", "q", 3)
+    router.take_decisions()
+    router.leave("c1", 4)
+    assert router.take_decisions() == [Offer("c2", "a", "q")]
+    assert agent.misses_in_a_row == 0
+
+
+def test_wrap_up_then_the_next_caller():
+    router = Router([QueueSpec("q", wrap_up=15, join_empty=True)])
+    agent = ready(router, 0, "a")
+    router.join("c1", "q", 1)
+    router.join("c2", "q", 2)
+    router.answered("c1", 5)
+    router.call_ended("a", 65)
+    assert agent.state is State.WRAP_UP and router.next_deadline() == 80
+    router.on_timer(79)
+    assert router.take_decisions() == [Offer("c1", "a", "q")]
+    router.on_timer(80)
+    assert router.take_decisions() == [Offer("c2", "a", "q")]
+    assert agent.time_in_state(80)["wrap_up"] == 15.0
+
+
+def test_max_wait_full_queues_and_nobody_logged_in():
+    router = Router([QueueSpec("q", max_wait=120, max_waiting=1, join_empty=True), QueueSpec("empty")])
+    router.join("c1", "q", 0)
+    router.join("c2", "q", 1)
+    router.join("c3", "empty", 2)
+    router.on_timer(120)
+    assert router.take_decisions() == [Left("c2", "q", "full"), Left("c3", "empty", "no_agents"),
+                                       Left("c1", "q", "max_wait")]  # fmt: skip
+    assert router.waiting("q") == 0
