@@ -41,10 +41,15 @@ class SipConfig:
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
+    realm: str = "ivrd"
+    accounts: dict[str, str] = field(default_factory=dict)
+    digest_algorithms: tuple[Literal["SHA-256", "MD5"], ...] = ("SHA-256", "MD5")
 
     def check(self) -> str | None:
         if not self.listen:
             return "listen: expected at least one listener"
+        if not self.digest_algorithms or len(set(self.digest_algorithms)) != len(self.digest_algorithms):
+            return "digest_algorithms: expected SHA-256 and/or MD5, each once"
         if len(set(self.listen)) != len(self.listen):
             return "listen: the same listener is given twice"
         if not 0 <= self.answer_after <= 60:

@@ -22,6 +22,7 @@ from .media.tts import Speaker
 from .sdnotify import notify
 from .sip.transaction import Timers
 from .sip.ua import (
+    AuthFailed,
     CallConfirmed,
     CallEnded,
     CallLeg,
@@ -33,6 +34,7 @@ from .sip.ua import (
     MessageRejected,
     ReferAnswered,
     ReferProgress,
+    Registered,
     UaSettings,
     UserAgent,
 )
@@ -70,7 +72,8 @@ class Daemon:
                 user_agent=sip.user_agent, codecs=config.media.codecs,
                 max_calls=config.calls.max_concurrent, max_message_bytes=sip.max_message_bytes,
                 timers=Timers(sip.t1, sip.t2, sip.t4), invite_rate=sip.invites_per_second_per_source,
-                invite_burst=sip.invite_burst_per_source, trusted_sources=sip.trusted_sources)),
+                invite_burst=sip.invite_burst_per_source, trusted_sources=sip.trusted_sources,
+                realm=sip.realm, accounts=sip.accounts, digest_algorithms=sip.digest_algorithms)),
             self._on_events, max_connections=sip.max_tcp_connections, max_message_bytes=sip.max_message_bytes,
         )  # fmt: skip
 
@@ -127,6 +130,12 @@ class Daemon:
         for ev in events:
             if isinstance(ev, IncomingCall):
                 self._start_call(ev.leg)
+            elif isinstance(ev, Registered):
+                event(log, "sip.registered", user=ev.user, contacts=",".join(ev.contacts) or "none",
+                      remote=f"{ev.flow.remote[0]}:{ev.flow.remote[1]}")  # fmt: skip
+            elif isinstance(ev, AuthFailed):  # one stable line per failure, for fail2ban
+                event(log, "security.auth_failed", logging.WARNING, remote=ev.flow.remote[0],
+                      port=ev.flow.remote[1], user=ev.user, reason=ev.reason)  # fmt: skip
             elif isinstance(ev, MessageRejected):
                 event(log, "sip.rejected", logging.INFO if ev.status else logging.WARNING, status=ev.status,
                       reason=ev.reason, remote=f"{ev.flow.remote[0]}:{ev.flow.remote[1]}",

@@ -18,11 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from .auth import DigestAuth, parse_digest
 from .build import make_response
 from .dialog import AnswerRetransmitter, Dialog, DialogId, dialog_id_of_request
 from .errors import ParseError, SdpError
 from .limits import RateLimiter, SourceList
 from .message import Headers, Message, Request, Response, has_control_chars, parse_message
+from .registrar import MIN_EXPIRES, Registrar, TooBrief
 from .sdp import AudioSession, SessionDescription, accept_answer, answer_offer, make_offer, parse_sdp
 from .transaction import (
     ClientNonInviteTransaction,
@@ -194,8 +196,26 @@ class ReferProgress:
     status: int
 
 
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """An account's bindings after a REGISTER it proved (none: it unregistered)."""
+
+    user: str
+    contacts: tuple[str, ...]
+    flow: Flow
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """A request whose credentials did not prove an account (one log line each, for fail2ban)."""
+
+    flow: Flow
+    user: str
+    reason: str
+
+
 Event = (IncomingCall | CallConfirmed | MediaChanged | DtmfInfo | CallEnded | MessageRejected | ReferAnswered
-         | ReferProgress)  # fmt: skip
+         | ReferProgress | Registered | AuthFailed)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +228,9 @@ class UaSettings:
     invite_rate: float = 0.0  # new calls a second from one source address (0: no limit)
     invite_burst: float = 1.0
     trusted_sources: tuple[str, ...] = ()  # addresses or networks the rate limit does not apply to
+    realm: str = "ivrd"
+    accounts: dict[str, str] = field(default_factory=dict)  # user -> password; none: REGISTER is refused (405)
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")  # offered in this order
 
 
 @dataclass(slots=True)
@@ -255,6 +278,9 @@ class UserAgent:
         self.active_calls = 0
         self._invite_limit = RateLimiter(settings.invite_rate, settings.invite_burst)
         self._trusted = SourceList(settings.trusted_sources)
+        self.registrar = Registrar()
+        self._auth = DigestAuth(settings.realm, secrets.token_bytes(32), algorithms=settings.digest_algorithms)
+        self._allowed = ALLOWED + (("REGISTER",) if settings.accounts else ())
 
     # ---- driver interface -------------------------------------------------------------------------
 
@@ -373,6 +399,8 @@ class UserAgent:
             self._receive_in_dialog(request, flow, now)
         elif method == "INVITE":
             self._receive_invite(request, flow, now)
+        elif method == "REGISTER":
+            self._receive_register(request, flow, now)
         elif method == "OPTIONS":
             self._respond(request, flow, 200, now, extra=self._capabilities())
         else:
@@ -381,10 +409,10 @@ class UserAgent:
     def _check_request(self, request: Request) -> tuple[int, str | None, tuple[tuple[str, str], ...]]:
         """RFC 3261 §8.2 inspections, in order; status 0 when the request may proceed."""
         method = request.method
-        if method not in ALLOWED:
+        if method not in self._allowed:
             if method in KNOWN_UNSUPPORTED:
-                return 405, None, (("allow", ", ".join(ALLOWED)),)
-            return 501, None, (("allow", ", ".join(ALLOWED)),)
+                return 405, None, (("allow", ", ".join(self._allowed)),)
+            return 501, None, (("allow", ", ".join(self._allowed)),)
         if request.max_forwards == 0:
             return 483, None, ()
         if request.request_uri.scheme not in SUPPORTED_SCHEMES:
@@ -429,6 +457,43 @@ class UserAgent:
         self._send_on(tx, make_response(request, 100), flow, now)
         self.active_calls += 1
         self._events.append(IncomingCall(leg))
+
+    def _receive_register(self, request: Request, flow: Flow, now: float) -> None:
+        source = flow.remote[0]
+        if source not in self._trusted and not self._invite_limit.allow(source, now):
+            self._respond(request, flow, 503, now, extra=(("retry-after", "1"),))
+            return
+        credentials = request.headers.get("authorization")
+        if credentials is None:
+            self._challenge(request, flow, now)
+            return
+        result = self._auth.verify("REGISTER", credentials, now, self.settings.accounts.get)
+        claimed = (parse_digest(credentials) or {}).get("username", "")
+        if result.user is None:
+            if not result.stale:
+                self._events.append(AuthFailed(flow, claimed, result.reason))
+            self._challenge(request, flow, now, stale=result.stale)
+            return
+        if request.to.uri.user != result.user:  # an account registers its own address, no one else's
+            self._events.append(AuthFailed(flow, result.user, f"registering {request.to.uri.user!r}"))
+            self._respond(request, flow, 403, now)
+            return
+        try:
+            bindings = self.registrar.register(result.user, request, now)
+        except TooBrief:
+            self._respond(request, flow, 423, now, extra=(("min-expires", str(MIN_EXPIRES)),))
+            return
+        except ParseError as exc:
+            self._respond(request, flow, exc.status, now, reason=exc.reason)
+            return
+        contacts = tuple(f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}" for b in bindings)
+        self._respond(request, flow, 200, now, extra=tuple(("contact", c) for c in contacts))
+        self._events.append(Registered(result.user, tuple(b.contact for b in bindings), flow))
+
+    def _challenge(self, request: Request, flow: Flow, now: float, *, stale: bool = False) -> None:
+        """401 with a challenge per algorithm (unknown user and wrong password look the same)."""
+        challenges = self._auth.challenges(now, stale=stale)
+        self._respond(request, flow, 401, now, extra=tuple(("www-authenticate", c) for c in challenges))
 
     def _receive_cancel(self, request: Request, flow: Flow, now: float) -> None:
         invite_tx = self._server.get(server_key(request, "INVITE"))
@@ -752,7 +817,7 @@ class UserAgent:
         return f"<sip:ivrd@{self._sent_by(flow)}{transport}>"
 
     def _capabilities(self) -> tuple[tuple[str, str], ...]:
-        return (("allow", ", ".join(ALLOWED)), ("accept", "application/sdp, " + ", ".join(DTMF_TYPES)),
+        return (("allow", ", ".join(self._allowed)), ("accept", "application/sdp, " + ", ".join(DTMF_TYPES)),
                 ("server", self.settings.user_agent))  # fmt: skip
 
 

@@ -18,8 +18,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[3] / "shared" / "peers" / "baresip
 class Baresip:
     """baresip with the shared headless config, on free SIP and control ports."""
 
-    def __init__(self, *, speaks: Path | None = None) -> None:
-        """``speaks``: a WAV file the phone sends as its microphone, from the moment a call is up."""
+    def __init__(self, *, speaks: Path | None = None, account: str | None = None) -> None:
+        """``speaks``: a WAV file the phone sends as its microphone, from the moment a call is up;
+        ``account``: the accounts file's line (an address to register, with its password)."""
         self.dir = Path(tempfile.mkdtemp(prefix="baresip-"))
         self.sip_port, self.ctrl_port = free_port(), free_port()
         config = (CONFIG_DIR / "config").read_text()
@@ -28,7 +29,10 @@ class Baresip:
         config = config.replace("127.0.0.1:5062", f"127.0.0.1:{self.sip_port}")
         config = config.replace("127.0.0.1:4444", f"127.0.0.1:{self.ctrl_port}")
         (self.dir / "config").write_text(config)
-        shutil.copy(CONFIG_DIR / "accounts", self.dir / "accounts")
+        if account is None:
+            shutil.copy(CONFIG_DIR / "accounts", self.dir / "accounts")
+        else:
+            (self.dir / "accounts").write_text(account + "\n")
         self.log = (self.dir / "baresip.log").open("wb")
         self.proc = subprocess.Popen(["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT)

@@ -8,6 +8,7 @@ import pytest
 
 from ivrd.sip.message import Response, parse_message
 from ivrd.sip.ua import (
+    AuthFailed,
     CallConfirmed,
     CallEnded,
     DtmfInfo,
@@ -17,10 +18,12 @@ from ivrd.sip.ua import (
     MediaChanged,
     ReferAnswered,
     ReferProgress,
+    Registered,
     UaSettings,
     UserAgent,
 )
 from tests.sip.helpers import OFFER, request
+from tests.sip.test_auth import answer
 
 FLOW = Flow("udp", ("10.0.0.1", 5060), ("10.0.0.2", 5062))
 
@@ -338,3 +341,43 @@ def test_reinvite_2xx_is_retransmitted_after_the_first_transaction_ended():
     start = h.now
     sent = h.advance(start + 2.0)
     assert [round(t - start, 3) for t, m in sent if getattr(m, "status", 0) == 200] == [0.5, 1.5]
+
+
+def register(h, *, cseq, credentials="", contact="<sip:1001@10.0.0.2:5062>", expires="", user="1001"):
+    extra = f"Authorization: {credentials}\r\n" if credentials else ""
+    extra += f"Expires: {expires}\r\n" if expires else ""
+    text = (f"REGISTER sip:10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bKr{cseq}\r\n"
+            f"From: <sip:{user}@10.0.0.1>;tag=r1\r\nTo: <sip:{user}@10.0.0.1>\r\nCall-ID: reg1\r\n"
+            f"CSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\nContact: {contact}\r\n{extra}Content-Length: 0\r\n\r\n")
+    return h.feed(text.encode())
+
+
+def test_register_is_challenged_then_bound_refreshed_and_removed():
+    h = Harness(accounts={"1001": "s3cret"})
+    sends, events = register(h, cseq=1)
+    (challenge, _, _), = sends
+    assert challenge.status == 401 and [(type(e).__name__, e.status) for e in events] == [("MessageRejected", 401)]
+    sha256, md5 = challenge.headers.get_all("www-authenticate")
+    assert "algorithm=SHA-256" in sha256 and "algorithm=MD5" in md5
+    auth = h.ua._auth
+    sends, events = register(h, cseq=2, credentials=answer(auth, sha256, uri="sip:10.0.0.1"), expires="120")
+    (ok, _, _), = sends
+    assert ok.status == 200 and ok.headers.get("contact") == "<sip:1001@10.0.0.2:5062>;expires=120"
+    assert isinstance(events[0], Registered) and events[0].contacts == ("sip:1001@10.0.0.2:5062",)
+    assert [b.contact for b in h.ua.registrar.contacts("1001", 100.0)] == ["sip:1001@10.0.0.2:5062"]
+    assert h.ua.registrar.contacts("1001", 121.0) == []  # bindings expire
+    sends, _ = register(h, cseq=3, credentials=answer(auth, sha256, uri="sip:10.0.0.1", nc="00000002"),
+                        expires="30")  # fmt: skip
+    assert statuses(sends) == [423] and sends[0][0].headers.get("min-expires") == "60"
+    sends, events = register(h, cseq=4, credentials=answer(auth, md5, uri="sip:10.0.0.1", user="1001",
+                                                           password="nope"))  # fmt: skip
+    assert statuses(sends) == [401] and [e.reason for e in events if isinstance(e, AuthFailed)] == ["wrong password"]
+    sends, _ = register(h, cseq=5, credentials=answer(auth, sha256, uri="sip:10.0.0.1", nc="00000003"),
+                        user="1002")  # fmt: skip
+    assert statuses(sends) == [403]  # 1001's credentials do not register 1002
+
+
+def test_register_without_accounts_is_405():
+    h = Harness()
+    sends, _ = register(h, cseq=1)
+    assert statuses(sends) == [405] and "REGISTER" not in sends[0][0].headers.get("allow")
