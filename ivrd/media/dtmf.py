@@ -9,6 +9,7 @@ report of the same digit from another source while the first press is still fres
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,6 +106,15 @@ COLUMNS = (1209.0, 1336.0, 1477.0, 1633.0)
 KEYPAD = ("123A", "456B", "789C", "*0#D")
 
 
+@functools.cache
+def _basis(rate: int, block: int) -> npt.NDArray[np.complex128]:
+    """The eight DTMF frequencies' Goertzel basis (the same for every call: made once)."""
+    n = np.arange(block)
+    basis: npt.NDArray[np.complex128] = np.exp(-2j * np.pi * np.outer(np.array(ROWS + COLUMNS), n) / rate)
+    basis.flags.writeable = False  # shared by every detector
+    return basis
+
+
 class InbandDetector:
     """Tones in the audio (ITU-T Q.24), one 20 ms block at a time.
 
@@ -116,9 +126,7 @@ class InbandDetector:
     """
 
     def __init__(self, *, rate: int = 8000, block: int = 160, min_blocks: int = 2, min_level: float = 1.0e5) -> None:
-        n = np.arange(block)
-        freqs = np.array(ROWS + COLUMNS)
-        self._basis = np.exp(-2j * np.pi * np.outer(freqs, n) / rate)
+        self._basis = _basis(rate, block)
         self._block = block
         self._min_blocks = min_blocks
         self._min_energy = min_level * block  # mean square amplitude floor, about -40 dBm0
