@@ -134,6 +134,17 @@ class AsrConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    address: str = "127.0.0.1"
+    port: int = 9460
+
+    def check(self) -> str | None:
+        if not 0 <= self.port < 65536:
+            return "port: expected 1-65535, or 0 for no HTTP server"
+        return _check_ip(self.address, "address")
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -145,6 +156,7 @@ class Config:
     calls: CallsConfig = field(default_factory=CallsConfig)
     flows: FlowsConfig = field(default_factory=FlowsConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
@@ -172,5 +184,5 @@ def load_config(path: Path) -> Config:
     return dataclasses.replace(config, calls=calls, flows=flows, asr=asr)
 
 
-__all__ = ["AsrConfig", "CallsConfig", "Config", "ConfigError", "FlowsConfig", "Listen", "LogConfig", "MediaConfig",
-           "SipConfig", "load_config"]
+__all__ = ["AsrConfig", "CallsConfig", "Config", "ConfigError", "FlowsConfig", "HttpConfig", "Listen", "LogConfig",
+           "MediaConfig", "SipConfig", "load_config"]

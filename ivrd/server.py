@@ -13,6 +13,7 @@ from pathlib import Path
 from .call import BYE_GRACE, Call
 from .config import Config
 from .flowset import FlowSet
+from .http import HttpServer
 from .logs import event
 from .lookup import Lookups
 from .media.dtmf import Digit
@@ -60,6 +61,8 @@ class Daemon:
                              transfer_targets=config.flows.transfer_targets,
                              check_phrases=self.speech.check_phrases)  # fmt: skip
         self.lookups = Lookups(config.flows.lookup_max_bytes)
+        self.http = HttpServer(self)
+        self.accepting = True  # False once stopping: /readyz says so
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-disk")  # recordings, in order
         self.speaker = Speaker(voice=config.media.tts_voice)
         media = config.media
@@ -84,6 +87,8 @@ class Daemon:
         await loop.run_in_executor(None, self.flows.load)
         for listen in self.config.sip.listen:
             self.bound_ports.append(await self.sip.listen(listen.transport, listen.address, listen.port))
+        if self.config.http.port:
+            await self.http.start(self.config.http.address, self.config.http.port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -107,6 +112,7 @@ class Daemon:
 
     async def shutdown(self) -> None:
         notify("STOPPING=1")
+        self.accepting = False
         event(log, "stopping", calls=len(self.calls))
         loop = asyncio.get_running_loop()
         for call in list(self.calls.values()):
@@ -122,6 +128,7 @@ class Daemon:
         for helper in list(self._helpers):
             helper.cancel()
         await self.lookups.close()
+        await self.http.close()
         self.speech.shutdown()
         self.sip.close()
         event(log, "stopped")

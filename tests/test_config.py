@@ -20,7 +20,7 @@ def test_example_config_loads_and_documents_every_key():
     config = load_config(ETC)
     assert Listen("udp", "0.0.0.0", 5080) in config.sip.listen
     text = ETC.read_text()
-    for section in ("sip", "media", "calls", "flows", "asr", "log"):
+    for section in ("sip", "media", "calls", "flows", "asr", "http", "log"):
         for key in getattr(Config(), section).__dataclass_fields__:
             assert f"{key}:" in text, f"etc/ivrd.yaml does not show {section}.{key}"
 

@@ -6,7 +6,7 @@ import asyncio
 import socket
 
 from ivrd.call import Call
-from ivrd.config import Config, Listen, SipConfig
+from ivrd.config import Config, HttpConfig, Listen, SipConfig
 from ivrd.server import Daemon
 from ivrd.sip.message import Response, parse_message
 from tests.integration.daemon import free_port
@@ -21,7 +21,7 @@ def test_a_call_that_fails_is_rejected_not_left_ringing(monkeypatch):
     port = free_port()
 
     async def scenario() -> list[int]:
-        daemon = Daemon(Config(sip=SipConfig(listen=(Listen("udp", "127.0.0.1", port),))))
+        daemon = Daemon(Config(sip=SipConfig(listen=(Listen("udp", "127.0.0.1", port),)), http=HttpConfig(port=0)))
         await daemon.start()
         loop = asyncio.get_running_loop()
         caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -41,3 +41,4 @@ def test_a_call_that_fails_is_rejected_not_left_ringing(monkeypatch):
         return statuses
 
     assert asyncio.run(scenario()) == [100, 480]
+

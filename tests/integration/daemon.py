@@ -54,6 +54,7 @@ class RunningDaemon:
     port: int
     workdir: Path
     log_path: Path
+    http_port: int
 
     final_log: str = ""  # the whole log, kept once the daemon has stopped and its folder is gone
 
@@ -85,7 +86,7 @@ def start_daemon(
     extra_yaml: str = "", *, sip_section: str = "", rtp_ports: tuple[int, int] | None = None
 ) -> RunningDaemon:
     workdir = Path(tempfile.mkdtemp(prefix="ivrd-"))
-    port = free_port()
+    port, http_port = free_port(), free_port()
     rtp = random.randrange(20000, 60000, 1000)
     first, last = rtp_ports or (rtp, rtp + 998)
     config = workdir / "ivrd.yaml"
@@ -98,6 +99,7 @@ def start_daemon(
         f"    - {{transport: tcp, address: '::1', port: {port}}}\n"
         f"{sip_section}"
         f"media:\n  rtp_port_min: {first}\n  rtp_port_max: {last}\n"
+        f"http:\n  port: {http_port}\n"
         f"{extra_yaml}"
     )
     notify_path = workdir / "notify"
@@ -121,7 +123,7 @@ def start_daemon(
                     raise AssertionError(f"daemon not ready (exit {proc.poll()}):\n{log_path.read_text()}") from None
     finally:
         notify.close()
-    return RunningDaemon(proc, port, workdir, log_path)
+    return RunningDaemon(proc, port, workdir, log_path, http_port)
 
 
 @contextlib.contextmanager

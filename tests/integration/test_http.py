@@ -1,0 +1,44 @@
+"""The daemon's HTTP side, as a load balancer and a supervisor see it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.integration.daemon import daemon_running
+from tests.integration.logfmt import events
+from tests.integration.rtp_caller import RtpCaller
+
+
+def test_health_and_readiness_over_http():
+    with daemon_running() as daemon:
+        base = f"http://127.0.0.1:{daemon.http_port}"
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as alive:
+            assert (alive.status, json.load(alive)) == (200, {"alive": True})
+        with urllib.request.urlopen(f"{base}/readyz", timeout=10) as ready:
+            body = json.load(ready)
+    assert ready.status == 200 and body["ready"] is True and body["listeners"] == 4
+    assert body["flows_builtin"] is True and len(body["flows"]) == 12 and body["stopping"] is False
+    (loaded,) = events(daemon.final_log, "flows.loaded")
+    assert body["flows"] == loaded["version"]
+
+
+def test_a_stopping_daemon_is_not_ready_while_its_calls_end():
+    with daemon_running() as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            daemon.proc.send_signal(signal.SIGTERM)
+            daemon.wait_for_event("stopping")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{daemon.http_port}/readyz", timeout=10)
+            body = json.load(refused.value)
+            caller.wait_bye()  # the daemon ends the call it still had, then exits
+        finally:
+            caller.close()
+    assert refused.value.code == 503
+    assert (body["ready"], body["stopping"], body["calls"]) == (False, True, 1)
