@@ -95,6 +95,7 @@ class MediaConfig:
 class CallsConfig:
     max_concurrent: int = 1000
     max_duration: float = 3600.0
+    drain_seconds: float = 0.0
     record: bool = False
     recordings_dir: str = "recordings"
 
@@ -103,6 +104,8 @@ class CallsConfig:
             return "max_concurrent: expected at least 1"
         if self.max_duration <= 0:
             return "max_duration: expected a positive number of seconds"
+        if not 0 <= self.drain_seconds <= 86400:
+            return "drain_seconds: expected 0-86400"
         return None
 
 

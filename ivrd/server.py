@@ -113,8 +113,14 @@ class Daemon:
     async def shutdown(self) -> None:
         notify("STOPPING=1")
         self.accepting = False
-        event(log, "stopping", calls=len(self.calls))
+        self.sip.ua.draining = True
+        drain = self.config.calls.drain_seconds
+        event(log, "stopping", calls=len(self.calls), drain_seconds=drain)
         loop = asyncio.get_running_loop()
+        if self._tasks and drain > 0:  # calls in progress may finish on their own first
+            await asyncio.wait(set(self._tasks), timeout=drain)
+            if self.calls:
+                event(log, "drain.timeout", calls=len(self.calls))
         for call in list(self.calls.values()):
             self.sip.ua.hangup(call.leg, loop.time())
         self.sip.flush()

@@ -279,6 +279,7 @@ class UserAgent:
         self._invite_limit = RateLimiter(settings.invite_rate, settings.invite_burst)
         self._trusted = SourceList(settings.trusted_sources)
         self.registrar = Registrar()
+        self.draining = False  # stopping: new calls are sent elsewhere (503), calls in progress go on
         self._auth = DigestAuth(settings.realm, secrets.token_bytes(32), algorithms=settings.digest_algorithms)
         self._allowed = ALLOWED + (("REGISTER",) if settings.accounts else ())
 
@@ -437,6 +438,9 @@ class UserAgent:
         if source not in self._trusted and not self._invite_limit.allow(source, now):
             # One address flooding must not starve the others: it alone is told to come back later.
             self._respond(request, flow, 503, now, reason="Rate Limited", extra=(("retry-after", "1"),))
+            return
+        if self.draining:
+            self._respond(request, flow, 503, now, reason="Shutting Down", extra=(("retry-after", "60"),))
             return
         if self.active_calls >= self.settings.max_calls:
             self._respond(request, flow, 503, now, reason="Too Many Calls", extra=(("retry-after", "5"),))

@@ -91,13 +91,17 @@ class RtpCaller:
             if isinstance(message, Response) and message.status >= 200:
                 return message
 
-    def call(self, *, telephone_event: bool = True) -> Response:
+    def invite(self, *, telephone_event: bool = True) -> Response:
+        """Send the INVITE; its final response (not acknowledged yet when it is a 2xx)."""
         port = self.rtp.getsockname()[1]
         formats = "0 101\r\na=rtpmap:101 telephone-event/8000" if telephone_event else "0"
         sdp = ("v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
                f"m=audio {port} RTP/AVP {formats}\r\n")
         self.sip.sendto(self._request("INVITE", sdp, "application/sdp"), ("127.0.0.1", self.daemon_port))
-        ok = self._final()
+        return self._final()
+
+    def call(self, *, telephone_event: bool = True) -> Response:
+        ok = self.invite(telephone_event=telephone_event)
         assert ok.status == 200, ok
         self.to_tag = ok.to.tag or ""
         media = next(line for line in ok.body.decode().splitlines() if line.startswith("m=audio"))

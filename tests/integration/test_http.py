@@ -28,7 +28,7 @@ def test_health_and_readiness_over_http():
 
 
 def test_a_stopping_daemon_is_not_ready_while_its_calls_end():
-    with daemon_running() as daemon:
+    with daemon_running("calls:\n  drain_seconds: 1\n") as daemon:
         caller = RtpCaller(daemon.port)
         try:
             caller.call()
@@ -37,8 +37,28 @@ def test_a_stopping_daemon_is_not_ready_while_its_calls_end():
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(f"http://127.0.0.1:{daemon.http_port}/readyz", timeout=10)
             body = json.load(refused.value)
-            caller.wait_bye()  # the daemon ends the call it still had, then exits
+            caller.wait_bye()  # the drain time is up: the daemon ends the call it still had, then exits
+            assert daemon.proc.wait(20) == 0
         finally:
             caller.close()
     assert refused.value.code == 503
     assert (body["ready"], body["stopping"], body["calls"]) == (False, True, 1)
+
+
+def test_draining_sends_new_calls_away_and_lets_calls_in_progress_finish():
+    with daemon_running("calls:\n  drain_seconds: 30\n") as daemon:
+        talking, late = RtpCaller(daemon.port), RtpCaller(daemon.port)
+        try:
+            talking.call()
+            daemon.proc.send_signal(signal.SIGTERM)
+            daemon.wait_for_event("stopping")
+            refused = late.invite()
+            assert (refused.status, refused.headers.get("retry-after")) == (503, "60")
+            assert talking.bye() == 200  # the call in progress ends its own way, and the daemon exits
+            assert daemon.proc.wait(20) == 0
+        finally:
+            talking.close()
+            late.close()
+    assert not events(daemon.final_log, "drain.timeout")
+    (end,) = events(daemon.final_log, "call.end")
+    assert end["reason"] == "bye"
