@@ -18,7 +18,7 @@ from tests.integration.peers import require
 FRAME = 160
 
 
-async def listen(engine, samples: np.ndarray, phrases=("billing", "sales"), max_speech=10.0):
+async def listen(engine, samples: np.ndarray, phrases=("billing", "sales"), max_speech=10.0, fed=lambda: None):
     happened: list[object] = []
     done = asyncio.Event()
 
@@ -32,6 +32,7 @@ async def listen(engine, samples: np.ndarray, phrases=("billing", "sales"), max_
         for i in range(0, len(samples) - FRAME + 1, FRAME):
             stream.feed(samples[i : i + FRAME])
             await asyncio.sleep(0)  # the loop turns between frames, as it does between RTP packets
+        fed()
         await asyncio.wait_for(done.wait(), 10)
     return happened, stream
 
@@ -96,13 +97,8 @@ def test_a_decoder_that_falls_behind_drops_the_oldest_audio_not_memory():
     talk = (np.sin(np.arange(8000 * 30) / 3) * 8000).astype(np.int16)  # 30 s of "speech", then a second of quiet
     loud = np.concatenate([talk, np.zeros(8000, dtype=np.int16)])
 
-    async def main():
-        task = asyncio.create_task(listen(engine, loud, phrases=(), max_speech=60))
-        await asyncio.sleep(0.5)
-        engine.release.set()
-        return await task
-
-    happened, stream = asyncio.run(main())
+    # the decoder stays stuck on its first chunk until every frame has been fed
+    happened, stream = asyncio.run(listen(engine, loud, phrases=(), max_speech=60, fed=engine.release.set))
     assert happened[-1] == Result("slow", 1.0)
     assert stream.dropped > 0
     assert engine.chunks <= MAX_PENDING + 2  # what waited while the decoder was stuck was bounded
