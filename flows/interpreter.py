@@ -132,9 +132,12 @@ class TransferCall:
 
 @dataclass(frozen=True, slots=True)
 class JoinQueue:
-    """Hand the caller to a queue; when the caller leaves it without an agent, report :class:`QueueLeft`."""
+    """Hand the caller to a queue: report :class:`AgentConnected` when an agent takes the call, or
+    :class:`QueueLeft` when the caller leaves the queue without one."""
 
     queue: str
+    priority: int = 0
+    skills: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +206,16 @@ class QueueLeft:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AgentConnected:
+    """An agent answered: the caller talks to them until one of them hangs up; the flow has done its part."""
+
+    agent: str
+    waited: float
+
+
 Event = (KeyPressed | PromptDone | SpeechStarted | SpeechHeard | LookupDone | RecordingDone | TransferFailed
-         | Transferred | QueueLeft)  # fmt: skip
+         | Transferred | QueueLeft | AgentConnected)  # fmt: skip
 
 # ---- the run --------------------------------------------------------------------------------------
 
@@ -424,9 +435,15 @@ class FlowRun:
             self._waiting_for = (TransferFailed, Transferred)
             return None
         if isinstance(step, Queue):
-            self._record(now, "queue", queue=step.queue)
-            self._actions.append(JoinQueue(step.queue))
-            self._waiting_for = QueueLeft
+            priority = self._evaluate(step.priority.expression.evaluate, step.priority.at) if step.priority else 0
+            if not isinstance(priority, (int, float)) or isinstance(priority, bool):
+                if step.priority is not None:
+                    self._notice(f"{_where(step.priority.at)}: the priority is {priority!r}, not a number; 0 is used")
+                priority = 0
+            skills = self._evaluate(step.skills.template.render, step.skills.at) if step.skills else None
+            self._record(now, "queue", queue=step.queue.name, priority=int(priority), skills=skills)
+            self._actions.append(JoinQueue(step.queue.name, int(priority), skills or None))
+            self._waiting_for = (QueueLeft, AgentConnected)
             return None
         if isinstance(step, Wait):
             self._record(now, "wait", seconds=step.wait)
@@ -490,6 +507,8 @@ class FlowRun:
         elif isinstance(step, Queue) and isinstance(event, QueueLeft):
             self._record(now, "queue_left", reason=event.reason)
             self._continue(step.next, now)
+        elif isinstance(step, Queue) and isinstance(event, AgentConnected):
+            self._record(now, "agent", agent=event.agent, waited=round(event.waited, 1))  # then it waits for the end
 
     def _on_key(self, key: str, now: float) -> None:
         step = self._current()

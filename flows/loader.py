@@ -38,6 +38,8 @@ from .schema import (
     Menu,
     Prompt,
     PromptPart,
+    Queue,
+    QueueName,
     Return,
     StepAt,
     Steps,
@@ -82,7 +84,7 @@ class Flow:
 
 def _targets(value: object) -> Iterator[Target]:
     """Every step reference held in a step (recursively through choices and branch cases)."""
-    if isinstance(value, CalendarName):
+    if isinstance(value, (CalendarName, QueueName)):
         return
     if isinstance(value, Target):
         yield value
@@ -131,14 +133,15 @@ PhraseCheck = Callable[[str | None, Sequence[str]], str | None]
 
 
 def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
-                    transfer_targets: Collection[str] | None = None,
+                    transfer_targets: Collection[str] | None = None, queues: Collection[str] | None = None,
                     check_phrases: PhraseCheck | None = None) -> Deployment:  # fmt: skip
     """Read and check every flow under ``directory``; raise :class:`ConfigError` with all problems.
 
     ``load_prompt`` loads one prompt file (raising ``ValueError`` or ``OSError`` with a reason
     when it cannot); without it prompt files are only checked to exist. ``transfer_targets``
     are the SIP addresses transfers may go to (``sip:*@pbx.example.com`` style patterns);
-    None leaves transfer steps unchecked (when the daemon's configuration is not known).
+    None leaves transfer steps unchecked (when the daemon's configuration is not known); so do
+    ``queues``, the names of the agent queues.
     ``check_phrases(language, phrases)`` says what is wrong with listening for those phrases
     (no model for the language, words outside its vocabulary), or None.
     """
@@ -181,6 +184,8 @@ def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
     _check_speech(flows, problems)
     if transfer_targets is not None:
         _check_transfers(flows, transfer_targets, problems)
+    if queues is not None:
+        _check_queues(flows, queues, problems)
     if check_phrases is not None:
         _check_listening(flows, check_phrases, problems)
     if problems:
@@ -384,6 +389,16 @@ def _check_transfers(flows: Mapping[str, Flow], allowed: Collection[str], proble
                 problems.append(step.transfer.at.problem(
                     f"step {step_at.name}: {step.transfer.uri} is not in flows.transfer_targets of the "
                     "configuration (transfers go only where it allows)"))  # fmt: skip
+
+
+def _check_queues(flows: Mapping[str, Flow], queues: Collection[str], problems: list[Problem]) -> None:
+    for flow in flows.values():
+        for step_at in flow.steps.values():
+            step = step_at.step
+            if isinstance(step, Queue) and step.queue.name not in queues:
+                known = ", ".join(sorted(queues)) or "none are configured"
+                problems.append(step.queue.at.problem(
+                    f"step {step_at.name}: no agent queue {step.queue.name!r} in routing.queues ({known})"))
 
 
 def _check_listening(flows: Mapping[str, Flow], check: PhraseCheck, problems: list[Problem]) -> None:

@@ -94,6 +94,13 @@ class CalendarName(Target):
 
 
 @dataclass(frozen=True, slots=True)
+class QueueName(Target):
+    """The name of an agent queue in the configuration's routing.queues."""
+
+    DESCRIPTION: ClassVar[str] = "a queue name"
+
+
+@dataclass(frozen=True, slots=True)
 class Name:
     """A variable a step stores into."""
 
@@ -517,9 +524,11 @@ class Transfer:
 
 @dataclass(frozen=True, slots=True)
 class Queue:
-    """Hand the caller to an agent queue."""
+    """Hand the caller to an agent queue, optionally with a priority and the caller's own skills expression."""
 
-    queue: str
+    queue: QueueName
+    priority: Condition | None = None  # a number: higher waits less (evaluated as the caller joins)
+    skills: Text | None = None  # replaces the queue's skills expression for this caller
     next: Target | None = None
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Coroutine
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from asr.base import Result
 from flows.interpreter import (
     Action,
+    AgentConnected,
     CallInfo,
     Event,
     Fetch,
@@ -49,6 +51,7 @@ from .logs import event
 from .media.capture import Capture
 from .media.dtmf import Digit, DigitStream
 from .media.player import BEEP, Prompt
+from .media.ports import bind_pair
 from .media.recorder import Recorder, recording_path
 from .media.session import MediaSession
 from .media.tts import TtsError
@@ -70,6 +73,8 @@ class Call:
     """The life of one incoming call, driven by :meth:`run` in its own task."""
 
     def __init__(self, leg: CallLeg, daemon: Daemon) -> None:
+        self.id = secrets.token_urlsafe(9)  # in the context link agents get: short, and not guessable
+        self.started = time.time()
         self.leg = leg
         self.daemon = daemon
         self.ended = asyncio.Event()
@@ -87,12 +92,17 @@ class Call:
         self._capture: Capture | None = None
         self._transfer_timer: asyncio.TimerHandle | None = None  # a REFER whose outcome has not come
         self._speech: SpeechStream | None = None
+        self._hold: Prompt | None = None  # looped while the caller waits in a queue
+        self.queue: str | None = None
+        self.agent: str | None = None
 
     # ---- events from the SIP core and the media session ---------------------------------------------
 
     def on_ended(self, reason: str) -> None:
         self.end_reason = reason
         self.ended.set()
+        if self.queue is not None:
+            self.daemon.contact_center.caller_gone(self)
 
     def on_confirmed(self) -> None:
         if self.media is None and self.leg.audio is not None and self._sock is not None:
@@ -177,28 +187,11 @@ class Call:
     # ---- media ------------------------------------------------------------------------------------
 
     def _bind_media(self, address: str) -> int | None:
-        """Take a port pair from the pool (RTP even, RTCP the odd one above) and bind both, skipping
-        pairs something else holds."""
-        pool = self.daemon.ports
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
-        for _ in range(16):
-            port = pool.acquire()
-            if port is None:
-                return None
-            pair = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(2)]
-            try:
-                for offset, sock in enumerate(pair):
-                    sock.bind((wildcard, port + offset))
-                    sock.setblocking(False)
-            except OSError:
-                for sock in pair:
-                    sock.close()
-                pool.release(port)
-                continue
-            (self._sock, self._rtcp_sock), self._port = pair, port
-            return port
-        return None
+        bound = bind_pair(self.daemon.ports, address)
+        if bound is None:
+            return None
+        self._sock, self._rtcp_sock, self._port = bound.rtp, bound.rtcp, bound.port
+        return bound.port
 
     def _start_media(self, audio: AudioSession) -> None:
         assert self._sock is not None
@@ -296,7 +289,8 @@ class Call:
         elif isinstance(action, TransferCall):
             self._transfer(action.uri)
         elif isinstance(action, JoinQueue):
-            self._soon(QueueLeft("no agent queues are configured"))
+            self.queue = action.queue
+            self.daemon.contact_center.join(self, action)
         elif isinstance(action, HangUp):
             self._spawn(self.hangup())
         elif isinstance(action, Notice):
@@ -402,7 +396,62 @@ class Call:
             media.player.play(prompt)
 
     def _prompt_finished(self) -> None:
+        if self._hold is not None and self.media is not None:
+            self.media.player.play(self._hold)  # hold music loops; the flow waits for the queue, not prompts
+            return
         self._soon(PromptDone())
+
+    # ---- in a queue (driven by the contact center) -----------------------------------------------------
+
+    def hold(self, music: Prompt | None) -> None:
+        """Loop ``music`` while the caller waits (None: stop it; silence when the queue has none)."""
+        self._prompt_serial += 1
+        self._hold = music
+        if self.media is not None:
+            self.media.player.stop()
+            if music is not None:
+                self.media.player.play(music)
+
+    def announce(self, text: str) -> None:
+        """Say ``text`` over the hold music; the music comes back after it."""
+        self._prompt_serial += 1
+        serial = self._prompt_serial
+
+        async def say() -> None:
+            try:
+                prompt = await self.daemon.speaker.say(text, None)
+            except TtsError as exc:
+                event(log, "call.say_failed", logging.WARNING, call_id=self.leg.call_id, error=str(exc))
+                return
+            if serial == self._prompt_serial and self.media is not None and self._hold is not None:
+                self.media.player.stop()
+                self.media.player.play(prompt)
+
+        self._spawn(say())
+
+    def queue_event(self, happened: QueueLeft | AgentConnected) -> None:
+        if isinstance(happened, AgentConnected):
+            self.agent = happened.agent
+        else:
+            self.queue = None
+        self._soon(happened)
+
+    def flow_notice(self, notice: Notice) -> None:
+        self._do(notice)
+
+    def agent_gone(self) -> None:
+        """The agent hung up: the call is over for the caller too."""
+        self.queue = None
+        self._spawn(self.hangup())
+
+    def context(self) -> dict[str, object]:
+        """What the agent should know: who calls, what they did in the IVR, what the lookups found."""
+        leg, run = self.leg, self.flow_run
+        return {"id": self.id, "call_id": leg.call_id, "caller": {"number": leg.caller_number, "name": leg.caller_name},
+                "dialed": leg.dialed_number, "started": self.started, "queue": self.queue, "agent": self.agent,
+                "digits": self.digits.text, "state": "ended" if self.ended.is_set() else leg.state.value,
+                "flow": run.flow.name if run else None, "flow_version": run.deployment.version if run else None,
+                "path": run.path if run else [], "variables": run.variables if run else {}}  # fmt: skip
 
     async def _fetch(self, request: Fetch) -> None:
         started = time.monotonic()

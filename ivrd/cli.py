@@ -69,6 +69,7 @@ def _check(paths: list[Path]) -> int:
             try:
                 deployment = load_deployment(path if path.is_dir() else _flows_of(config), load_wav,
                                              transfer_targets=None if path.is_dir() else config.flows.transfer_targets,
+                                             queues=None if path.is_dir() else config.routing.queues,
                                              check_phrases=speech.check_phrases)  # fmt: skip
             finally:
                 speech.shutdown()

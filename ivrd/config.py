@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from flows.expressions import ExpressionError
+from routing.matcher import Escalation, Requirement
+
 from .yaml_loader import ConfigError, Problem, bind, compose_file
 
 
@@ -140,11 +143,77 @@ class AsrConfig:
 class HttpConfig:
     address: str = "127.0.0.1"
     port: int = 9460
+    token: str | None = None  # when set, the API asks for "Authorization: Bearer <token>"
 
     def check(self) -> str | None:
         if not 0 <= self.port < 65536:
             return "port: expected 1-65535, or 0 for no HTTP server"
         return _check_ip(self.address, "address")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """One agent queue (the matcher's :class:`~routing.matcher.QueueSpec`, plus what the caller hears)."""
+
+    skills: str = "True"
+    strategy: Literal["longest_idle", "most_skilled", "round_robin", "fewest_calls"] = "longest_idle"
+    rank_skill: str | None = None
+    escalations: tuple[Escalation, ...] = ()
+    max_waiting: int = 1000
+    max_wait: float = 3600.0
+    join_empty: bool = False
+    wrap_up: float = 10.0
+    max_misses: int = 3
+    hold_music: str | None = None  # a WAV file, looped while the caller waits
+    announce_every: float = 0.0  # seconds between position and expected-wait announcements (0: none)
+    service_level: float = 20.0  # seconds: answered within it counts as served in time
+
+    def check(self) -> str | None:
+        for text in (self.skills, *(e.skills for e in self.escalations if e.skills)):
+            try:
+                Requirement(text)
+            except ExpressionError as exc:
+                return f"skills: {text!r} is not a skills expression ({exc})"
+        if self.max_waiting < 1 or self.max_wait <= 0 or self.wrap_up < 0 or self.max_misses < 1:
+            return "max_waiting, max_wait, wrap_up, max_misses: expected >= 1, > 0, >= 0, >= 1"
+        if [e.after for e in self.escalations] != sorted(e.after for e in self.escalations):
+            return "escalations: expected in order of their `after` seconds"
+        if self.announce_every and self.announce_every < 10:
+            return "announce_every: expected 0 (none) or at least 10 seconds"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    name: str = ""
+    skills: dict[str, int] = field(default_factory=dict)
+    # "registered": the phones registered for the account of the same name (sip.accounts); or a SIP URI
+    contact: str = "registered"
+    logged_in: bool = False  # at start; agents log in and out through the HTTP API
+
+    def check(self) -> str | None:
+        if any(not 0 <= level <= 5 for level in self.skills.values()):
+            return "skills: expected proficiencies 0-5"
+        if self.contact != "registered" and not self.contact.startswith(("sip:", "sips:")):
+            return f"contact: expected \"registered\" or a sip: URI, got {self.contact!r}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    offer_timeout: float = 20.0  # seconds an agent's phone rings before the offer counts as missed
+    queues: dict[str, QueueConfig] = field(default_factory=dict)
+    agents: dict[str, AgentConfig] = field(default_factory=dict)
+    context_url: str | None = None  # where agents fetch a call's context (default: this daemon's HTTP server)
+
+    def check(self) -> str | None:
+        if not 1 <= self.offer_timeout <= 300:
+            return "offer_timeout: expected 1-300 seconds"
+        for name, queue in self.queues.items():
+            for step in queue.escalations:
+                if step.overflow is not None and step.overflow not in self.queues:
+                    return f"queues: {name} overflows to {step.overflow!r}, which is not a queue here"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +229,15 @@ class Config:
     flows: FlowsConfig = field(default_factory=FlowsConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     log: LogConfig = field(default_factory=LogConfig)
+
+    def check(self) -> str | None:
+        for agent_id, agent in self.routing.agents.items():
+            if agent.contact == "registered" and agent_id not in self.sip.accounts:
+                return (f"routing.agents.{agent_id}: its phone registers, but sip.accounts has no account "
+                        f"{agent_id!r} (or give the agent a contact: sip:...)")
+        return None
 
 
 def _check_ip(text: str, key: str) -> str | None:
@@ -184,8 +261,11 @@ def load_config(path: Path) -> Config:
     flows = dataclasses.replace(config.flows, dir=str(here / config.flows.dir) if config.flows.dir else None,
                                 voicemail_dir=str(here / config.flows.voicemail_dir))  # fmt: skip
     asr = dataclasses.replace(config.asr, models={k: str(here / v) for k, v in config.asr.models.items()})
-    return dataclasses.replace(config, calls=calls, flows=flows, asr=asr)
+    queues = {name: dataclasses.replace(q, hold_music=str(here / q.hold_music) if q.hold_music else None)
+              for name, q in config.routing.queues.items()}  # fmt: skip
+    routing = dataclasses.replace(config.routing, queues=queues)
+    return dataclasses.replace(config, calls=calls, flows=flows, asr=asr, routing=routing)
 
 
-__all__ = ["AsrConfig", "CallsConfig", "Config", "ConfigError", "FlowsConfig", "HttpConfig", "Listen", "LogConfig",
-           "MediaConfig", "SipConfig", "load_config"]
+__all__ = ["AgentConfig", "AsrConfig", "CallsConfig", "Config", "ConfigError", "FlowsConfig", "HttpConfig", "Listen",
+           "LogConfig", "MediaConfig", "QueueConfig", "RoutingConfig", "SipConfig", "load_config"]

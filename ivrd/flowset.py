@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import os
+from collections.abc import Collection
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -40,10 +41,11 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
 
 class FlowSet:
     def __init__(self, directory: Path | None, *, transfer_targets: tuple[str, ...] = (),
-                 check_phrases: PhraseCheck | None = None, executor: Executor | None = None) -> None:  # fmt: skip
+                 queues: Collection[str] = (), check_phrases: PhraseCheck | None = None,
+                 executor: Executor | None = None) -> None:  # fmt: skip
         self.directory = directory or BUILTIN
         self._load = functools.partial(load_deployment, self.directory, load_wav, transfer_targets=transfer_targets,
-                                       check_phrases=check_phrases)  # fmt: skip
+                                       queues=queues, check_phrases=check_phrases)  # fmt: skip
         self.builtin = directory is None
         self._executor = executor
         self._lock = asyncio.Lock()

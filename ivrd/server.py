@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .call import BYE_GRACE, Call
 from .config import Config
+from .contact_center import ContactCenter
 from .flowset import FlowSet
 from .http import HttpServer
 from .logs import event
@@ -24,9 +25,11 @@ from .sdnotify import notify
 from .sip.transaction import Timers
 from .sip.ua import (
     AuthFailed,
+    CallAnswered,
     CallConfirmed,
     CallEnded,
     CallLeg,
+    CallRinging,
     DtmfInfo,
     Event,
     IncomingCall,
@@ -56,11 +59,13 @@ class Daemon:
         self._stop = asyncio.Event()
         self._helpers: set[asyncio.Task[object]] = set()  # reloads and the file watcher
         self.bound_ports: list[int] = []
+        self.listeners: list[tuple[str, str, int]] = []  # (transport, address, port) as bound
         self.speech = Speech(config.asr)
         self.flows = FlowSet(Path(config.flows.dir) if config.flows.dir else None,
-                             transfer_targets=config.flows.transfer_targets,
+                             transfer_targets=config.flows.transfer_targets, queues=config.routing.queues,
                              check_phrases=self.speech.check_phrases)  # fmt: skip
         self.lookups = Lookups(config.flows.lookup_max_bytes)
+        self.contact_center = ContactCenter(self)
         self.http = HttpServer(self)
         self.accepting = True  # False once stopping: /readyz says so
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-disk")  # recordings, in order
@@ -86,7 +91,9 @@ class Daemon:
         await loop.run_in_executor(None, self.speech.load)  # models first: the flows' phrases are checked against them
         await loop.run_in_executor(None, self.flows.load)
         for listen in self.config.sip.listen:
-            self.bound_ports.append(await self.sip.listen(listen.transport, listen.address, listen.port))
+            port = await self.sip.listen(listen.transport, listen.address, listen.port)
+            self.bound_ports.append(port)
+            self.listeners.append((listen.transport, listen.address, port))
         if self.config.http.port:
             await self.http.start(self.config.http.address, self.config.http.port)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -153,7 +160,9 @@ class Daemon:
                 event(log, "sip.rejected", logging.INFO if ev.status else logging.WARNING, status=ev.status,
                       reason=ev.reason, remote=f"{ev.flow.remote[0]}:{ev.flow.remote[1]}",
                       transport=ev.flow.transport)  # fmt: skip
-            else:
+            elif id(ev.leg) in self.contact_center.legs:
+                self.contact_center.on_leg_event(ev)
+            elif not isinstance(ev, (CallRinging, CallAnswered)):
                 call = self.calls.get(id(ev.leg))
                 if call is not None:
                     self._to_call(call, ev)

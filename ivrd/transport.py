@@ -17,8 +17,9 @@ from typing import cast
 
 from .logs import event
 from .sip.errors import ParseError
+from .sip.flow import Flow
 from .sip.message import StreamFramer
-from .sip.ua import Event, Flow, Send, UserAgent
+from .sip.ua import Event, Send, UserAgent
 
 log = logging.getLogger("ivrd.sip")
 _WILDCARDS = ("0.0.0.0", "::")

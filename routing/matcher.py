@@ -107,6 +107,11 @@ class _Caller:
     step: int = 0
     offered_to: str | None = None
     seq: int = 0
+    skills: str | None = None  # this caller's own skills expression (until the first escalation step)
+
+    @property
+    def group_key(self) -> tuple[str, int, str | None]:
+        return (self.queue, self.step, self.skills if self.step == 0 else None)
 
 
 @dataclass(eq=False)
@@ -116,6 +121,7 @@ class _Group:
     queue: QueueSpec
     step: int
     requirement: Requirement
+    skills: str | None  # a caller's own expression, or None for the queue's
     heap: list[tuple[int, float, int, str]] = field(default_factory=list)
 
 
@@ -124,13 +130,13 @@ class Router:
         self.queues = {q.name: q for q in queues}
         self.agents: dict[str, Agent] = {}
         self.callers: dict[str, _Caller] = {}
-        self._groups: dict[tuple[str, int], _Group] = {}
+        self._groups: dict[tuple[str, int, str | None], _Group] = {}
         for queue in self.queues.values():
             texts = [queue.skills]
             for step in queue.escalations:
                 texts.append(step.skills or texts[-1])
             for index, text in enumerate(texts):
-                self._groups[(queue.name, index)] = _Group(queue, index, Requirement(text))
+                self._groups[(queue.name, index, None)] = _Group(queue, index, Requirement(text), None)
         self._available: dict[str, dict[str, None]] = {"": {}}  # skill -> agents, longest idle first; "": all
         self._by_level: dict[tuple[str, int], dict[str, None]] = {}
         self._timers: list[tuple[float, int, str, str]] = []  # (when, seq, kind, id)
@@ -159,16 +165,20 @@ class Router:
         agent.apply(Happening.AWAY, now, reason=reason)
         self._unindex(agent)
 
-    def join(self, caller_id: str, queue_name: str, now: float, *, priority: int = 0) -> None:
-        """A caller waits in a queue (the decision may be an offer at once, or a refusal)."""
+    def join(self, caller_id: str, queue_name: str, now: float, *, priority: int = 0,
+             skills: str | None = None) -> None:  # fmt: skip
+        """A caller waits in a queue (the decision may be an offer at once, or a refusal). ``skills``
+        replaces the queue's expression for this caller until the first escalation step; it raises
+        :class:`~flows.expressions.ExpressionError` when it is not an expression."""
         queue = self.queues[queue_name]
+        group = self._group(queue_name, 0, skills)
         if self._waiting[queue_name] >= queue.max_waiting:
             self._decisions.append(Left(caller_id, queue_name, "full"))
             return
-        if not queue.join_empty and not self._anyone_for(self._groups[(queue_name, 0)].requirement):
+        if not queue.join_empty and not self._anyone_for(group.requirement):
             self._decisions.append(Left(caller_id, queue_name, "no_agents"))
             return
-        caller = _Caller(caller_id, queue_name, priority, now, seq=next(self._seq))
+        caller = _Caller(caller_id, queue_name, priority, now, seq=next(self._seq), skills=skills)
         self.callers[caller_id] = caller
         self._waiting[queue_name] += 1
         self._timer(now + queue.max_wait, "max_wait", caller_id)
@@ -228,6 +238,10 @@ class Router:
         decisions, self._decisions = self._decisions, []
         return decisions
 
+    def requirement(self, queue_name: str) -> Requirement:
+        """The skills a queue asks for before any escalation."""
+        return self._groups[(queue_name, 0, None)].requirement
+
     def waiting(self, queue_name: str) -> int:
         """Callers in the queue (those whose agent's phone rings included)."""
         return self._waiting[queue_name]
@@ -241,7 +255,7 @@ class Router:
     # ---- matching -------------------------------------------------------------------------------
 
     def _wait(self, caller: _Caller, now: float, *, skip: str | None = None) -> None:
-        group = self._groups[(caller.queue, caller.step)]
+        group = self._group(*caller.group_key)
         agent = self._best_agent(group, skip=skip)
         if agent is not None:
             self._offer(caller, agent, now)
@@ -254,7 +268,7 @@ class Router:
         if rule.overflow is not None and rule.overflow in self.queues:
             self._waiting[caller.queue] -= 1
             self._waiting[rule.overflow] += 1
-            caller.queue, caller.step = rule.overflow, 0  # same joined time: the same place in line
+            caller.queue, caller.step, caller.skills = rule.overflow, 0, None  # same joined time: the same place
         else:
             caller.step = step
         self._wait(caller, now)
@@ -273,13 +287,24 @@ class Router:
             _, _, _, caller_id = heapq.heappop(best[1].heap)
             self._offer(self.callers[caller_id], agent, now)
 
+    def _group(self, queue_name: str, step: int, skills: str | None) -> _Group:
+        """The group of a queue's step, made for a caller's own skills expression when it is new."""
+        group = self._groups.get((queue_name, step, skills))
+        if group is None:
+            assert skills is not None  # the queues' own groups are made with the router
+            if len(self._groups) > 10_000:  # callers' expressions come from flow variables: bounded
+                self._groups = {key: g for key, g in self._groups.items() if key[2] is None or g.heap}
+            group = self._groups[(queue_name, step, skills)] = _Group(
+                self.queues[queue_name], step, Requirement(skills), skills)  # fmt: skip
+        return group
+
     def _head(self, group: _Group) -> tuple[int, float, int, str] | None:
         """The group's first caller still waiting in it (entries of callers who left or moved are dropped)."""
         while group.heap:
             head = group.heap[0]
             caller = self.callers.get(head[3])
-            if (caller is not None and caller.offered_to is None and caller.queue == group.queue.name
-                    and caller.step == group.step and caller.seq == head[2]):  # fmt: skip
+            if (caller is not None and caller.offered_to is None and caller.seq == head[2]
+                    and caller.group_key == (group.queue.name, group.step, group.skills)):  # fmt: skip
                 return head
             heapq.heappop(group.heap)
         return None

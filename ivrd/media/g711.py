@@ -75,3 +75,13 @@ def decode(payload: bytes, codec: Codec) -> Samples:
 def encode(samples: Samples, codec: Codec) -> bytes:
     """16-bit linear samples to G.711 bytes."""
     return ENCODE[codec][samples.astype(np.int16).view(np.uint16)].tobytes()
+
+
+# μ-law <-> A-law one byte at a time (through linear, as G.711 Appendix tables do): bytes.translate tables.
+_LAWS: tuple[tuple[Codec, Codec], ...] = (("PCMU", "PCMA"), ("PCMA", "PCMU"))
+TRANSCODE = {(source, target): encode(DECODE[source][np.arange(256)], target) for source, target in _LAWS}
+
+
+def transcode(payload: bytes, source: Codec, target: Codec) -> bytes:
+    """One law's bytes in the other's (unchanged when they are the same law)."""
+    return payload if source == target else payload.translate(TRANSCODE[(source, target)])

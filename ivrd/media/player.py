@@ -24,6 +24,9 @@ from .g711 import SILENCE, Codec, Samples, encode
 
 RATE = 8000
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+# Relayed frames held at most: the two calls' ticks are not in step, so one frame waits at times; more would
+# only add delay (a backlog after a stall is dropped from the old end).
+RELAY_FRAMES = 2
 
 
 class PromptError(ValueError):
@@ -96,6 +99,8 @@ class Player:
         self._silence = bytes([SILENCE[codec]]) * FRAME_SAMPLES
         self._talking = False
         self.on_finished: Callable[[], None] | None = None  # the queue has played to its end
+        self._relayed: deque[bytes] = deque(maxlen=RELAY_FRAMES)
+        self.relaying = False  # bridged: the other side's audio is what this call hears
 
     @property
     def playing(self) -> Prompt | None:
@@ -111,6 +116,10 @@ class Player:
         self._index = 0
         return cut
 
+    def relay(self, frame: bytes) -> None:
+        """A frame of the bridged party's audio, already in this player's codec; prompts go first."""
+        self._relayed.append(frame)
+
     def next_frame(self) -> tuple[bytes | None, bool]:
         """``(payload, marker)`` for this tick; payload None means send nothing (idle, no silence)."""
         while self._queue:
@@ -125,7 +134,13 @@ class Player:
             self._index = 0
             if not self._queue and self.on_finished is not None:
                 self.on_finished()  # after a stop(), nothing was left to finish: no call
+        if self._relayed:
+            marker = not self._talking
+            self._talking = True
+            return self._relayed.popleft(), marker
         self._talking = False
+        if self.relaying:  # a frame the other side lost: theirs to conceal, not ours to fill
+            return None, False
         return (self._silence if self.idle_silence else None), False
 
 

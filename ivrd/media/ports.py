@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from collections import deque
+from dataclasses import dataclass
 
 
 class PortPool:
@@ -26,3 +28,35 @@ class PortPool:
             self._used.remove(port)
             self._free.append(port)
 
+
+
+@dataclass(slots=True)
+class BoundPorts:
+    """An RTP socket on an even port and the RTCP socket on the odd one above, bound and non-blocking."""
+
+    port: int
+    rtp: socket.socket
+    rtcp: socket.socket
+
+
+def bind_pair(pool: PortPool, address: str) -> BoundPorts | None:
+    """Take a port pair from ``pool`` and bind both (on the wildcard of ``address``'s family), skipping
+    pairs something else holds; None when the pool runs dry."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
+    for _ in range(16):
+        port = pool.acquire()
+        if port is None:
+            return None
+        pair = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(2)]
+        try:
+            for offset, sock in enumerate(pair):
+                sock.bind((wildcard, port + offset))
+                sock.setblocking(False)
+        except OSError:
+            for sock in pair:
+                sock.close()
+            pool.release(port)
+            continue
+        return BoundPorts(port, pair[0], pair[1])
+    return None

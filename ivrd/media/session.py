@@ -24,7 +24,7 @@ import numpy as np
 from ..sip.sdp import AudioSession
 from .capture import Capture
 from .dtmf import Digit, DtmfError, InbandDetector, Rfc4733Receiver
-from .g711 import Codec, Samples, decode
+from .g711 import Codec, Samples, decode, transcode
 from .jitter import JitterBuffer
 from .pacer import Pacer
 from .player import FRAME_SAMPLES, Player
@@ -84,6 +84,7 @@ class MediaSession:
         self.recorder: Recorder | None = None
         self.capture: Capture | None = None  # a message being recorded
         self.speech: Callable[[Samples], None] | None = None  # a recognizer listening to the caller
+        self.bridged_to: MediaSession | None = None  # the other leg of a bridged call: it hears our caller
         self._configure_inband()
         self._on_digit = on_digit
         self._on_digit_start = on_digit_start
@@ -140,6 +141,18 @@ class MediaSession:
                 transport.close()
         self._transport = self._rtcp_transport = None
 
+    def bridge(self, other: MediaSession) -> None:
+        """Each side hears the other from now on (prompts still play first on either side)."""
+        self.bridged_to, other.bridged_to = other, self
+        self.player.relaying = other.player.relaying = True
+
+    def unbridge(self) -> None:
+        other, self.bridged_to = self.bridged_to, None
+        self.player.relaying = False
+        if other is not None:
+            other.bridged_to = None
+            other.player.relaying = False
+
     def update(self, audio: AudioSession) -> None:
         """A renegotiation (re-INVITE): new remote address, codec or direction; relearn the source."""
         self.audio = audio
@@ -174,6 +187,9 @@ class MediaSession:
         frame = self.jitter.pop()
         if frame is not None:
             self.frames_out += 1
+            peer = self.bridged_to
+            if peer is not None:  # the same law is relayed as it came; the other is mapped byte by byte
+                peer.player.relay(transcode(frame, self.player.codec, peer.player.codec))
         if self.inband is not None or self.recorder is not None or self.capture is not None or self.speech is not None:
             self._listen(frame)
         self._timer = self._loop.call_at(self._pacer.deadline, self._tick)

@@ -45,16 +45,25 @@ def make_response(
 
 def make_ack_for_failure(invite: Request, response: Response) -> Request:
     """The ACK a client INVITE transaction sends for a 3xx-6xx (RFC 3261 §17.1.1.3)."""
+    return _same_transaction(invite, "ACK", response.headers.get("to") or "")
+
+
+def make_cancel(invite: Request) -> Request:
+    """The CANCEL of a client INVITE (RFC 3261 §9.1)."""
+    return _same_transaction(invite, "CANCEL", invite.headers.get("to") or "")
+
+
+def _same_transaction(invite: Request, method: str, to: str) -> Request:
+    """A request with the INVITE's Request-URI, top Via, Call-ID, From, CSeq number and Route."""
     headers = Headers()
     headers.add("via", invite.headers.values("via")[0])
     for name in ("max-forwards", "from"):
         value = invite.headers.get(name)
         if value is not None:
             headers.add(name, value)
-    headers.add("to", response.headers.get("to") or "")
+    headers.add("to", to)
     headers.add("call-id", invite.call_id)
-    headers.add("cseq", f"{invite.cseq.number} ACK")
+    headers.add("cseq", f"{invite.cseq.number} {method}")
     for route in invite.headers.get_all("route"):
         headers.add("route", route)
-    return Request("ACK", invite.uri, headers)
-
+    return Request(method, invite.uri, headers)

@@ -1,4 +1,4 @@
-"""Dialogs (RFC 3261 §12) on the UAS side, and the 2xx retransmission of §13.3.1.4."""
+"""Dialogs (RFC 3261 §12) on both sides, and the 2xx retransmission of §13.3.1.4."""
 
 from __future__ import annotations
 
@@ -52,6 +52,21 @@ class Dialog:
             remote_cseq=invite.cseq.number,
         )
 
+    @classmethod
+    def as_uac(cls, invite: Request, response: Response) -> Dialog:
+        """The dialog a 2xx to our ``invite`` creates (§12.1.2): the route set is the Record-Route reversed."""
+        contacts = response.contacts
+        return cls(
+            call_id=invite.call_id,
+            local_tag=invite.from_.tag or "",
+            remote_tag=response.to.tag or "",
+            local_uri=invite.headers.get("from") or "",
+            remote_uri=response.headers.get("to") or "",
+            remote_target=contacts[0].uri if contacts else invite.request_uri,
+            route_set=list(reversed(response.headers.values("record-route"))),
+            local_cseq=invite.cseq.number,
+        )
+
     def accept_remote_cseq(self, request: Request) -> bool:
         """§12.2.2: a request with a CSeq lower than the last one is out of order (answered 500)."""
         number = request.cseq.number
@@ -73,9 +88,11 @@ class Dialog:
         return self.remote_target
 
     def new_request(self, method: str, via: str, *, contact: str | None = None, body: bytes = b"",
-                    extra: tuple[tuple[str, str], ...] = ()) -> Request:  # fmt: skip
-        """A request within the dialog (§12.2.1.1), loose or strict routing as the route set says."""
-        self.local_cseq += 1
+                    extra: tuple[tuple[str, str], ...] = (), cseq: int | None = None) -> Request:  # fmt: skip
+        """A request within the dialog (§12.2.1.1), loose or strict routing as the route set says.
+        ``cseq`` is for the ACK of a 2xx, which repeats its INVITE's number (§13.2.2.4)."""
+        if cseq is None:
+            self.local_cseq += 1
         routes = list(self.route_set)
         uri = self.remote_target
         if routes and "lr" not in parse_name_addr(routes[0], what="Route").uri.params:
@@ -87,7 +104,7 @@ class Dialog:
         headers.add("from", self.local_uri)
         headers.add("to", self.remote_uri)
         headers.add("call-id", self.call_id)
-        headers.add("cseq", f"{self.local_cseq} {method}")
+        headers.add("cseq", f"{self.local_cseq if cseq is None else cseq} {method}")
         for route in routes:
             headers.add("route", route)
         if contact is not None:

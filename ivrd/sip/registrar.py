@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ParseError
+from .flow import Flow
 from .message import Request
 
 DEFAULT_EXPIRES = 3600
@@ -19,6 +20,7 @@ class Binding:
     expires_at: float
     call_id: str
     cseq: int
+    flow: Flow | None = None  # where the REGISTER came from: a phone behind NAT is reached back there
 
 
 class TooBrief(Exception):
@@ -34,7 +36,7 @@ class Registrar:
         live = [b for b in self._bindings.get(user, {}).values() if b.expires_at > now]
         return sorted(live, key=lambda b: -b.expires_at)
 
-    def register(self, user: str, request: Request, now: float) -> list[Binding]:
+    def register(self, user: str, request: Request, now: float, flow: Flow | None = None) -> list[Binding]:
         """Apply a REGISTER that proved it is ``user``'s; the bindings after it (§10.3 steps 6-8)."""
         header = request.headers.get("expires")
         try:
@@ -72,5 +74,5 @@ class Registrar:
             if expires == 0:
                 current.pop(uri, None)
             else:
-                current[uri] = Binding(uri, now + min(expires, MAX_EXPIRES), call_id, cseq)
+                current[uri] = Binding(uri, now + min(expires, MAX_EXPIRES), call_id, cseq, flow)
         return self.contacts(user, now)

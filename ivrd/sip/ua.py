@@ -13,20 +13,23 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from .auth import DigestAuth, parse_digest
-from .build import make_response
+from .build import make_cancel, make_response
 from .dialog import AnswerRetransmitter, Dialog, DialogId, dialog_id_of_request
 from .errors import ParseError, SdpError
+from .flow import Flow
 from .limits import RateLimiter, SourceList
 from .message import Headers, Message, Request, Response, has_control_chars, parse_message
 from .registrar import MIN_EXPIRES, Registrar, TooBrief
 from .sdp import AudioSession, SessionDescription, accept_answer, answer_offer, make_offer, parse_sdp
 from .transaction import (
+    ClientInviteTransaction,
     ClientNonInviteTransaction,
     Deliver,
     Output,
@@ -52,20 +55,6 @@ _DTMF_SIGNALS = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D
 
 
 @dataclass(frozen=True, slots=True)
-class Flow:
-    """Where a message came from: transport, our local address, the peer's, and the TCP connection."""
-
-    transport: str  # "udp" or "tcp"
-    local: tuple[str, int]
-    remote: tuple[str, int]
-    connection: int | None = None
-
-    @property
-    def reliable(self) -> bool:
-        return self.transport != "udp"
-
-
-@dataclass(frozen=True, slots=True)
 class Send:
     """Send ``data`` to ``host``:``port``; on a stream flow whose connection is open, over that connection."""
 
@@ -77,6 +66,7 @@ class Send:
 
 class LegState(enum.Enum):
     INCOMING = "incoming"  # INVITE received, no final response yet
+    CALLING = "calling"  # our INVITE is out, no final response yet
     ANSWERED = "answered"  # 2xx sent, waiting for the ACK
     CONFIRMED = "confirmed"
     ENDING = "ending"  # our BYE is out
@@ -85,11 +75,11 @@ class LegState(enum.Enum):
 
 @dataclass(slots=True, eq=False)
 class CallLeg:
-    """One incoming call's signalling state."""
+    """One call's signalling state: an incoming call, or one we place (``outgoing``)."""
 
     invite: Request
     flow: Flow
-    transaction: ServerInviteTransaction
+    transaction: ServerInviteTransaction | ClientInviteTransaction
     local_tag: str
     offer: SessionDescription | None
     audio: AudioSession | None  # what offer/answer agreed (a preview until answered)
@@ -103,6 +93,13 @@ class CallLeg:
     sdp_version: int = 0
     end_reason: str = "hangup"  # reported when our BYE completes
     answer_route: tuple[str, int, Flow] | None = None  # where a 2xx being retransmitted goes
+    outgoing: bool = False
+    peer: tuple[str, int] | None = None  # outgoing: where in-dialog requests go when no route set says otherwise
+    final_status: int | None = None  # outgoing: the final response our INVITE got
+    provisional: bool = False  # outgoing: a provisional response came (a CANCEL may be sent)
+    cancelled: bool = False  # outgoing: we gave up on it
+    cancel_deadline: float | None = None  # outgoing: no final response after our CANCEL by then: ended (§9.1)
+    ack: bytes = b""  # outgoing: the ACK of the 2xx, sent again for each retransmission of it
 
     @property
     def call_id(self) -> str:
@@ -123,7 +120,11 @@ class CallLeg:
 
     @property
     def caller_name(self) -> str:
-        return self.invite.from_.display or ""
+        """The From display name, its quotes and escapes taken off."""
+        display = (self.invite.from_.display or "").strip()
+        if len(display) >= 2 and display[0] == display[-1] == '"':
+            display = re.sub(r"\\(.)", r"\1", display[1:-1])
+        return display
 
     @property
     def dialed_number(self) -> str:
@@ -151,6 +152,20 @@ class CallConfirmed:
 
 
 @dataclass(frozen=True, slots=True)
+class CallRinging:
+    """A call we placed is ringing (a provisional response above 100)."""
+
+    leg: CallLeg
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """A call we placed was answered and acknowledged; ``leg.audio`` is what the two sides agreed."""
+
+    leg: CallLeg
+
+
+@dataclass(frozen=True, slots=True)
 class MediaChanged:
     """A re-INVITE changed the media (hold, resume, new address)."""
 
@@ -168,7 +183,9 @@ class DtmfInfo:
 @dataclass(frozen=True, slots=True)
 class CallEnded:
     leg: CallLeg
-    reason: str  # "bye", "cancel", "hangup", "rejected", "ack-timeout", "bye-timeout"
+    # "bye", "cancel", "hangup", "rejected", "ack-timeout", "bye-timeout"; for a call we placed that was
+    # not answered, "failed" (its status in leg.final_status), "timeout" or "cancel"
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +231,8 @@ class AuthFailed:
     reason: str
 
 
-Event = (IncomingCall | CallConfirmed | MediaChanged | DtmfInfo | CallEnded | MessageRejected | ReferAnswered
-         | ReferProgress | Registered | AuthFailed)  # fmt: skip
+Event = (IncomingCall | CallConfirmed | CallRinging | CallAnswered | MediaChanged | DtmfInfo | CallEnded
+         | MessageRejected | ReferAnswered | ReferProgress | Registered | AuthFailed)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,12 +252,15 @@ class UaSettings:
 
 @dataclass(slots=True)
 class _BranchRequest:
-    transaction: ClientNonInviteTransaction
+    transaction: ClientNonInviteTransaction | ClientInviteTransaction
     method: str
     leg: CallLeg
     flow: Flow
     host: str
     port: int
+
+
+_CLIENT = (ClientNonInviteTransaction, ClientInviteTransaction)
 
 
 def _new_token() -> str:
@@ -334,24 +354,27 @@ class UserAgent:
 
     def ring(self, leg: CallLeg, now: float) -> None:
         """Send 180 Ringing (with our To tag: an early dialog)."""
-        if leg.state is LegState.INCOMING:
-            self._send_on(leg.transaction, make_response(leg.invite, 180, to_tag=leg.local_tag), leg.flow, now)
+        tx = leg.transaction
+        if leg.state is LegState.INCOMING and isinstance(tx, ServerInviteTransaction):
+            self._send_on(tx, make_response(leg.invite, 180, to_tag=leg.local_tag), leg.flow, now)
 
     def answer(self, leg: CallLeg, *, media_address: str, media_port: int, now: float) -> None:
         """Send 200 OK with our SDP (an answer to the INVITE's offer, or our offer when it had none)."""
-        if leg.state is not LegState.INCOMING:
+        tx = leg.transaction
+        if leg.state is not LegState.INCOMING or not isinstance(tx, ServerInviteTransaction):
             return
         sdp = self._local_sdp(leg, leg.offer, media_address, media_port)
         leg.dialog = Dialog.as_uas(leg.invite, leg.local_tag)
         self._legs[leg.dialog.id] = leg
         leg.state = LegState.ANSWERED
-        self._send_2xx(leg, leg.transaction, leg.invite, sdp, now)
+        self._send_2xx(leg, tx, leg.invite, sdp, now)
 
     def reject(self, leg: CallLeg, status: int, now: float, *, reason: str = "rejected") -> None:
         """Answer a call that was not answered yet with a final failure response."""
-        if leg.state is not LegState.INCOMING:
+        tx = leg.transaction
+        if leg.state is not LegState.INCOMING or not isinstance(tx, ServerInviteTransaction):
             return
-        self._send_on(leg.transaction, make_response(leg.invite, status, to_tag=leg.local_tag), leg.flow, now)
+        self._send_on(tx, make_response(leg.invite, status, to_tag=leg.local_tag), leg.flow, now)
         self._end(leg, reason)
 
     def refer(self, leg: CallLeg, target: str, now: float) -> bool:
@@ -365,13 +388,61 @@ class UserAgent:
         self._send_refer(leg, target, now)
         return True
 
+    def _cancel(self, leg: CallLeg, now: float) -> None:
+        """§9.1: CANCEL once a provisional response has come (before, the CANCEL waits for one)."""
+        if leg.cancelled and leg.cancel_deadline is not None:
+            return
+        leg.cancelled = True
+        if not leg.provisional:
+            return
+        cancel = make_cancel(leg.invite)
+        tx = ClientNonInviteTransaction(cancel, reliable=leg.flow.reliable, timers=self.settings.timers)
+        host, port = leg.peer or (bare_host(leg.flow.remote[0]), leg.flow.remote[1])
+        self._client[client_key(cancel)] = _BranchRequest(tx, "CANCEL", leg, leg.flow, host, port)
+        self._run(tx, tx.start(now), leg.flow, now, host=host, port=port)
+        leg.cancel_deadline = now + 64 * self.settings.timers.t1  # then the INVITE is given up without its 487
+        self._track(leg)
+
     def _send_refer(self, leg: CallLeg, target: str, now: float) -> None:
         leg.refer_after_ack = None
         self._send_in_dialog(leg, "REFER", now, extra=(("refer-to", f"<{target}>"),))
 
+    def call(self, target: str, *, host: str, port: int, flow: Flow, caller: str, caller_name: str,
+             media_address: str, media_port: int, now: float, extra: tuple[tuple[str, str], ...] = ()) -> CallLeg:
+        """Place a call to ``target`` (a SIP URI), sent to ``host``:``port`` over ``flow``, from ``caller``
+        (a number, shown as ``caller_name``) with our SDP offer. :class:`CallRinging`, then
+        :class:`CallAnswered` or :class:`CallEnded` tell how it goes; :meth:`hangup` cancels it."""
+        local_tag, branch = self._token(), "z9hG4bK" + self._token()
+        sdp = make_offer(codecs=self.settings.codecs, address=media_address, port=media_port,
+                         session_id=int.from_bytes(secrets.token_bytes(4), "big"), version=1)  # fmt: skip
+        user = quote(caller, safe="-_.!~*'()&=+$,;?/") or "anonymous"
+        display = caller_name.replace("\\", "\\\\").replace('"', '\\"')
+        headers = Headers()
+        headers.add("via", f"SIP/2.0/{flow.transport.upper()} {self._sent_by(flow)};branch={branch};rport")
+        headers.add("max-forwards", "70")
+        headers.add("from", f'"{display}" <sip:{user}@{self._sent_by(flow)}>;tag={local_tag}' if display
+                    else f"<sip:{user}@{self._sent_by(flow)}>;tag={local_tag}")  # fmt: skip
+        headers.add("to", f"<{target}>")
+        headers.add("call-id", f"{self._token()}{self._token()}")
+        headers.add("cseq", "1 INVITE")
+        headers.add("contact", self._contact(flow))
+        for name, value in (*self._capabilities()[:2], ("user-agent", self.settings.user_agent), *extra):
+            headers.add(name, value)
+        headers.add("content-type", "application/sdp")
+        invite = Request("INVITE", target, headers, sdp.to_bytes())
+        tx = ClientInviteTransaction(invite, reliable=flow.reliable, timers=self.settings.timers)
+        leg = CallLeg(invite, flow, tx, local_tag, None, None, LegState.CALLING, local_sdp=sdp,
+                      awaiting_answer=sdp, outgoing=True, peer=(host, port))  # fmt: skip
+        self._client[(branch, "INVITE")] = _BranchRequest(tx, "INVITE", leg, flow, host, port)
+        self._run(tx, tx.start(now), flow, now, host=host, port=port)
+        return leg
+
     def hangup(self, leg: CallLeg, now: float) -> None:
-        """End the call from our side: BYE when answered (after the ACK, §15), 480 before."""
-        if leg.state is LegState.INCOMING:
+        """End the call from our side: BYE when answered (after the ACK, §15), 480 before; a call we
+        placed that is not answered yet is cancelled."""
+        if leg.state is LegState.CALLING:
+            self._cancel(leg, now)
+        elif leg.state is LegState.INCOMING:
             self.reject(leg, 480, now, reason="hangup")
         elif leg.state is LegState.ANSWERED:
             leg.hangup_after_ack = True
@@ -483,7 +554,7 @@ class UserAgent:
             self._respond(request, flow, 403, now)
             return
         try:
-            bindings = self.registrar.register(result.user, request, now)
+            bindings = self.registrar.register(result.user, request, now, flow)
         except TooBrief:
             self._respond(request, flow, 423, now, extra=(("min-expires", str(MIN_EXPIRES)),))
             return
@@ -643,6 +714,8 @@ class UserAgent:
         tx = ClientNonInviteTransaction(request, reliable=flow.reliable, timers=self.settings.timers)
         host = hop.params.get("maddr") or bare_host(hop.host)
         port = hop.port or 5060
+        if leg.peer is not None and not leg.dialog.route_set:  # a phone behind NAT: back where it registered from
+            host, port = leg.peer
         self._client[(branch, method)] = _BranchRequest(tx, method, leg, flow, host, port)
         self._run(tx, tx.start(now), flow, now, host=host, port=port)
 
@@ -653,22 +726,85 @@ class UserAgent:
         self._run(entry.transaction, entry.transaction.on_response(response, now), entry.flow, now,
                   host=entry.host, port=entry.port)  # fmt: skip
 
-    def _client_output(self, entry: _BranchRequest, output: Output) -> None:
+    def _client_output(self, entry: _BranchRequest, output: Output, now: float) -> None:
         final = isinstance(output, Deliver) and output.response.status >= 200
-        if entry.method == "REFER":
+        if entry.method == "INVITE":
+            self._invite_output(entry, output, now)
+        elif entry.method == "REFER":
             if final or isinstance(output, TimedOut):
                 status = output.response.status if isinstance(output, Deliver) else 408
                 self._events.append(ReferAnswered(entry.leg, status))
+        elif entry.method != "BYE":
+            return  # a CANCEL's answer: the INVITE's own final response tells how it ended
         elif final:
             self._end(entry.leg, entry.leg.end_reason)
         elif isinstance(output, TimedOut):
             self._end(entry.leg, "bye-timeout")
 
+    def _invite_output(self, entry: _BranchRequest, output: Output, now: float) -> None:
+        """What a call we placed hears back: ringing, the answer (ACKed here, §13.2.2.4), or a failure."""
+        leg = entry.leg
+        if isinstance(output, TimedOut):
+            leg.final_status = 408
+            self._end(leg, "cancel" if leg.cancelled else "timeout")
+            return
+        if not isinstance(output, Deliver):
+            return
+        response = output.response
+        if response.status < 200:
+            if not leg.provisional:
+                leg.provisional = True
+                if leg.cancelled:
+                    self._cancel(leg, now)
+            if response.status > 100 and leg.state is LegState.CALLING:
+                self._events.append(CallRinging(leg))
+            return
+        if response.status >= 300:
+            leg.final_status = response.status
+            self._end(leg, "cancel" if leg.cancelled else "failed")
+            return
+        if leg.dialog is not None:  # a retransmission of the 2xx: its ACK was lost
+            if response.to.tag == leg.dialog.remote_tag and leg.ack:
+                self._sends.append(Send(leg.ack, *self._hop(leg), entry.flow))
+            return
+        leg.final_status = response.status
+        leg.dialog = Dialog.as_uac(leg.invite, response)
+        self._legs[leg.dialog.id] = leg
+        leg.cancel_deadline = None
+        self._untrack(leg)
+        via = f"SIP/2.0/{entry.flow.transport.upper()} {self._sent_by(entry.flow)};branch=z9hG4bK{self._token()};rport"
+        ack = leg.dialog.new_request("ACK", via, cseq=leg.invite.cseq.number,
+                                     extra=(("user-agent", self.settings.user_agent),))  # fmt: skip
+        leg.ack = ack.to_bytes()
+        self._sends.append(Send(leg.ack, *self._hop(leg), entry.flow))
+        leg.state = LegState.CONFIRMED
+        try:
+            assert leg.awaiting_answer is not None
+            leg.audio = accept_answer(leg.awaiting_answer, parse_sdp(response.body))
+            leg.awaiting_answer = None
+        except (SdpError, ParseError) as exc:
+            self._events.append(MessageRejected(entry.flow, None, f"bad answer in 2xx: {exc.reason}"))
+            leg.end_reason = "bad-answer"
+            self._send_bye(leg, now)
+            return
+        if leg.cancelled:  # answered as we gave up on it (§9.1's race): end it at once
+            self._send_bye(leg, now)
+            return
+        self._events.append(CallAnswered(leg))
+
+    def _hop(self, leg: CallLeg) -> tuple[str, int]:
+        """Where a request in ``leg``'s dialog goes (the ACK of a 2xx included)."""
+        assert leg.dialog is not None
+        if leg.peer is not None and not leg.dialog.route_set:
+            return leg.peer
+        hop = leg.dialog.next_hop()
+        return hop.params.get("maddr") or bare_host(hop.host), hop.port or 5060
+
     # ---- timers ---------------------------------------------------------------------------------
 
     def _track(self, target: Transaction | CallLeg) -> None:
         deadline = target.deadline if isinstance(target, Transaction) else (
-            target.retransmitter.deadline if target.retransmitter else None)  # fmt: skip
+            target.retransmitter.deadline if target.retransmitter else target.cancel_deadline)  # fmt: skip
         if deadline is None:
             self._pushed.pop(id(target), None)
             return
@@ -680,7 +816,7 @@ class UserAgent:
         self._pushed.pop(id(target), None)
 
     def _transaction_timer(self, tx: Transaction, now: float) -> None:
-        entry = self._client.get(client_key(tx.request)) if isinstance(tx, ClientNonInviteTransaction) else None
+        entry = self._client.get(client_key(tx.request)) if isinstance(tx, _CLIENT) else None
         if entry is not None:
             self._run(tx, tx.on_timer(now), entry.flow, now, host=entry.host, port=entry.port)
         else:
@@ -688,6 +824,9 @@ class UserAgent:
 
     def _leg_timer(self, leg: CallLeg, now: float) -> None:
         if leg.retransmitter is None:
+            if leg.cancel_deadline is not None and now >= leg.cancel_deadline and leg.state is LegState.CALLING:
+                leg.final_status = 408
+                self._end(leg, "cancel")  # §9.1: no final response 64*T1 after our CANCEL
             return
         action = leg.retransmitter.on_timer(now)
         if action == "retransmit" and leg.answer_route is not None:
@@ -706,7 +845,7 @@ class UserAgent:
     def _run(self, tx: Transaction, outputs: list[Output], flow: Flow | None, now: float, *,
              host: str | None = None, port: int | None = None) -> None:  # fmt: skip
         """Carry out a transaction's outputs, then track its deadline or forget it when it has ended."""
-        entry = self._client.get(client_key(tx.request)) if isinstance(tx, ClientNonInviteTransaction) else None
+        entry = self._client.get(client_key(tx.request)) if isinstance(tx, _CLIENT) else None
         for output in outputs:
             if isinstance(output, Transmit):
                 message = output.message
@@ -717,7 +856,7 @@ class UserAgent:
                 elif flow is not None and host is not None and port is not None:
                     self._sends.append(Send(message.to_bytes(), host, port, flow))
             elif entry is not None:
-                self._client_output(entry, output)
+                self._client_output(entry, output, now)
             elif isinstance(output, TimedOut) and isinstance(tx, ServerInviteTransaction):
                 leg = self._leg_of(tx)
                 if leg is not None:
@@ -809,7 +948,8 @@ class UserAgent:
         self._untrack(leg)
         if leg.dialog is not None:
             self._legs.pop(leg.dialog.id, None)
-        self.active_calls -= 1
+        if not leg.outgoing:  # max_calls bounds the calls that come in; ours are bounded by them
+            self.active_calls -= 1
         self._events.append(CallEnded(leg, reason))
 
     def _sent_by(self, flow: Flow) -> str:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.interpreter import (
+    AgentConnected,
     CallInfo,
     Fetch,
     FlowRun,
@@ -395,6 +396,34 @@ def test_a_queue_that_lets_the_caller_go_continues_the_flow(tmp_path):
     assert run.take_actions() == [JoinQueue("sales")]
     run.feed(QueueLeft("no agents"), T0 + 1)
     assert run.take_actions() == [PlayPrompt((Sound(text="busy"),), False)]
+
+
+def test_a_queue_gets_priority_and_skills_from_variables_and_an_agent_ends_the_flows_part(tmp_path):
+    run = start(deploy(tmp_path, main="""\
+        default: true
+        steps:
+          s:
+            set: {tier: "4", vip: "True"}
+          q:
+            queue: billing
+            priority: "vip and 10 or 0"
+            skills: "billing >= {{ tier }}"
+          full:
+            hangup: busy
+        """))
+    assert run.take_actions() == [JoinQueue("billing", 10, "billing >= 4")]
+    run.feed(AgentConnected("2001", 12.5), T0 + 13)
+    assert run.take_actions() == [] and not run.finished  # talking to the agent until either hangs up
+    run.feed(QueueLeft("max_wait"), T0 + 14)  # nothing is awaited any more
+    assert run.take_actions() == [] and run.path[-1]["event"] == "agent" and run.path[-1]["agent"] == "2001"
+
+
+def test_a_priority_that_is_not_a_number_is_a_notice_and_zero(tmp_path):
+    run = start(deploy(tmp_path, main="default: true\nsteps:\n  q:\n    queue: b\n    priority: \"'high'\"\n"
+                                      "  z:\n    hangup: true\n"))
+    actions = run.take_actions()
+    assert isinstance(actions[0], Notice) and "not a number" in actions[0].message
+    assert actions[1:] == [JoinQueue("b", 0, None)]
 
 
 def test_a_loop_that_never_waits_at_run_time_ends_the_call(tmp_path):

@@ -237,3 +237,13 @@ def test_yaml_traps_duplicates_and_syntax_are_reported_with_the_rest(tmp_path):
 
 def test_a_directory_without_flows(tmp_path):
     assert problems_in(tmp_path) == [f"{tmp_path.name}:1:1: no flows here (expected *.yaml files)"]
+
+
+def test_a_queue_step_names_a_configured_queue(tmp_path):
+    (tmp_path / "main.yaml").write_text("default: true\nsteps:\n  q:\n    queue: biling\n  z:\n    hangup: true\n")
+    with pytest.raises(ConfigError) as info:
+        load_deployment(tmp_path, load_wav, queues=["billing", "sales"])
+    (problem,) = info.value.problems
+    assert (problem.line, problem.column) == (4, 12)
+    assert problem.message == "step q: no agent queue 'biling' in routing.queues (billing, sales)"
+    assert load_deployment(tmp_path, load_wav, queues=None).flows  # the queues unknown: not checked

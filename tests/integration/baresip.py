@@ -18,9 +18,10 @@ CONFIG_DIR = Path(__file__).resolve().parents[3] / "shared" / "peers" / "baresip
 class Baresip:
     """baresip with the shared headless config, on free SIP and control ports."""
 
-    def __init__(self, *, speaks: Path | None = None, account: str | None = None) -> None:
+    def __init__(self, *, speaks: Path | None = None, account: str | None = None, hears: bool = False) -> None:
         """``speaks``: a WAV file the phone sends as its microphone, from the moment a call is up;
-        ``account``: the accounts file's line (an address to register, with its password)."""
+        ``account``: the accounts file's line (an address to register, with its password);
+        ``hears``: what the phone receives is written to ``dump-*-dec.wav`` in :attr:`dir` (sndfile)."""
         self.dir = Path(tempfile.mkdtemp(prefix="baresip-"))
         self.sip_port, self.ctrl_port = free_port(), free_port()
         config = (CONFIG_DIR / "config").read_text()
@@ -28,6 +29,8 @@ class Baresip:
             config = config.replace("ausine,440", f"aufile,{speaks}")
         config = config.replace("127.0.0.1:5062", f"127.0.0.1:{self.sip_port}")
         config = config.replace("127.0.0.1:4444", f"127.0.0.1:{self.ctrl_port}")
+        if hears:
+            config += f"\nmodule\t\t\tsndfile.so\nsnd_path\t\t{self.dir}\n"
         (self.dir / "config").write_text(config)
         if account is None:
             shutil.copy(CONFIG_DIR / "accounts", self.dir / "accounts")

@@ -83,7 +83,7 @@ class RunningDaemon:
 
 
 def start_daemon(
-    extra_yaml: str = "", *, sip_section: str = "", rtp_ports: tuple[int, int] | None = None
+    extra_yaml: str = "", *, sip_section: str = "", http_section: str = "", rtp_ports: tuple[int, int] | None = None
 ) -> RunningDaemon:
     workdir = Path(tempfile.mkdtemp(prefix="ivrd-"))
     port, http_port = free_port(), free_port()
@@ -99,7 +99,7 @@ def start_daemon(
         f"    - {{transport: tcp, address: '::1', port: {port}}}\n"
         f"{sip_section}"
         f"media:\n  rtp_port_min: {first}\n  rtp_port_max: {last}\n"
-        f"http:\n  port: {http_port}\n"
+        f"http:\n  port: {http_port}\n{http_section}"
         f"{extra_yaml}"
     )
     notify_path = workdir / "notify"
@@ -127,10 +127,11 @@ def start_daemon(
 
 
 @contextlib.contextmanager
-def daemon_running(extra_yaml: str = "", *, sip_section: str = "", expected_errors: tuple[str, ...] = ()):
+def daemon_running(extra_yaml: str = "", *, sip_section: str = "", http_section: str = "",
+                   expected_errors: tuple[str, ...] = ()):  # fmt: skip
     """A daemon for the block; on leaving, SIGTERM must end it with exit code 0, and its log must hold no
     error but the events named in ``expected_errors``."""
-    daemon = start_daemon(extra_yaml, sip_section=sip_section)
+    daemon = start_daemon(extra_yaml, sip_section=sip_section, http_section=http_section)
     try:
         yield daemon
     finally:

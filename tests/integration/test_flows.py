@@ -50,7 +50,8 @@ def example_flows(tmp_path: Path, webhook_port: int) -> Path:
 
 def serving(flows: Path) -> str:
     """The configuration snippet for the example deployment in ``flows``."""
-    return f'flows:\n  dir: {flows}\n  transfer_targets: ["sip:operator@pbx.example.com"]\n'
+    return ("routing:\n  queues:\n    general: {}\n"  # flows last: callers add keys to that section
+            f'flows:\n  dir: {flows}\n  transfer_targets: ["sip:operator@pbx.example.com"]\n')
 
 
 def dial(daemon, tmp_path, digit: str):

@@ -62,3 +62,37 @@ def test_draining_sends_new_calls_away_and_lets_calls_in_progress_finish():
     assert not events(daemon.final_log, "drain.timeout")
     (end,) = events(daemon.final_log, "call.end")
     assert end["reason"] == "bye"
+
+
+def _status(url: str, *, method: str = "GET", body: bytes | None = None, token: str | None = None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, method=method, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_the_agents_api_answers_bad_requests_clearly_and_asks_for_its_token():
+    routing = ('routing:\n  queues:\n    sales: {}\n'
+               '  agents:\n    "7": {skills: {sales: 3}, contact: "sip:7@127.0.0.1:5999"}\n')
+    with daemon_running(routing, http_section='  token: "t0ken"\n') as daemon:
+        base = f"http://127.0.0.1:{daemon.http_port}"
+        assert _status(f"{base}/agents")[0] == 401
+        assert _status(f"{base}/agents", token="wrong")[0] == 401
+        assert _status(f"{base}/healthz")[0] == 200  # health stays open to the supervisor
+        state = f"{base}/agents/7/state"
+        assert _status(state, method="POST", body=b"{", token="t0ken") == (400, {"error": "expected a JSON body"})
+        assert _status(state, method="POST", body=b'{"state": "asleep"}', token="t0ken")[0] == 400
+        assert _status(f"{base}/agents/8/state", method="POST", body=b'{"state": "away"}', token="t0ken")[0] == 404
+        code, agent = _status(state, method="POST", body=b'{"state": "available"}', token="t0ken")
+        assert code == 200 and agent["state"] == "available" and agent["reachable"] is True
+        code, agent = _status(state, method="POST", body=b'{"state": "away", "reason": "lunch"}', token="t0ken")
+        assert (code, agent["state"], agent["reason"]) == (200, "away", "lunch")
+        code, queues = _status(f"{base}/queues", token="t0ken")
+        assert code == 200 and queues == [{"name": "sales", "waiting": 0, "oldest_wait": 0, "staffed": 0,
+                                           "handle_seconds": 180.0}]  # fmt: skip
+        assert _status(f"{base}/calls/nope", token="t0ken")[0] == 404
+    states = [(e["agent"], e["state"]) for e in events(daemon.final_log, "agent.state")]
+    assert states == [("7", "available"), ("7", "away")]

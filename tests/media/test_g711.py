@@ -46,3 +46,20 @@ def test_encoding_is_monotonic_and_error_is_bounded(codec, bound):
     assert np.abs(decoded - ALL).max() <= bound
     small = np.arange(-100, 101, dtype=np.int16)
     assert np.abs(g711.decode(g711.encode(small, codec), codec) - small).max() <= 8
+
+
+@pytest.mark.parametrize(("source", "target"), [("PCMU", "PCMA"), ("PCMA", "PCMU")])
+def test_transcoding_keeps_each_code_within_the_coarser_laws_step(source, target):
+    codes = bytes(range(256))
+    out = g711.transcode(codes, source, target)
+    before = g711.decode(codes, source).astype(np.int32)
+    after = g711.decode(out, target).astype(np.int32)
+    # the error is at most one step of the target law at that level (about 1/16 of the value, 16 near 0)
+    assert np.all(np.abs(after - before) <= np.maximum(np.abs(before) // 16, 16) + 8)
+    quiet = g711.transcode(bytes([g711.SILENCE[source]]), source, target)
+    assert abs(int(g711.decode(quiet, target)[0])) <= 8  # silence stays (near) silence
+
+
+def test_same_law_is_relayed_untouched():
+    payload = bytes(range(160))
+    assert g711.transcode(payload, "PCMU", "PCMU") is payload

@@ -83,3 +83,17 @@ def test_pacer_skips_frames_after_a_stall():
     pacer.tick(0.0)
     assert pacer.tick(0.105) == 4  # frames 1-4 were missed; frame 5 goes now
     assert pacer.deadline == pytest.approx(0.12)
+
+
+def test_relayed_audio_plays_after_prompts_and_gaps_stay_empty():
+    player = Player("PCMU")
+    player.relaying = True
+    prompt = prompt_from_samples("p", np.zeros(FRAME_SAMPLES, dtype=np.int16))
+    player.play(prompt)
+    player.relay(b"a" * 160)
+    assert player.next_frame() == (prompt.frames["PCMU"][0], True)  # a prompt (a whisper) goes first
+    assert player.next_frame() == (b"a" * 160, False)
+    assert player.next_frame() == (None, False)  # the other side lost a frame: nothing is made up
+    for frame in (b"b" * 160, b"c" * 160, b"d" * 160):  # a backlog is cut from its old end
+        player.relay(frame)
+    assert [player.next_frame()[0] for _ in range(3)] == [b"c" * 160, b"d" * 160, None]

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from flows.expressions import ExpressionError
 from routing.agents import TABLE, Agent, Happening, State, StateError
 from routing.matcher import Escalation, Left, Offer, QueueSpec, Router
 
@@ -148,4 +149,27 @@ def test_max_wait_full_queues_and_nobody_logged_in():
     router.on_timer(120)
     assert router.take_decisions() == [Left("c2", "q", "full"), Left("c3", "empty", "no_agents"),
                                        Left("c1", "q", "max_wait")]  # fmt: skip
+    assert router.waiting("q") == 0
+
+
+def test_a_callers_own_skills_pick_the_agent_then_escalation_relaxes_them():
+    relax = (Escalation(30, skills="billing"),)
+    router = Router([QueueSpec("q", skills="billing", join_empty=True, escalations=relax)])
+    router.add_agent(Agent("basic", {"billing": 1}, state=State.AVAILABLE), 0)
+    router.join("vip", "q", 1, skills="billing >= 4")
+    assert router.take_decisions() == []  # the only agent free is not skilled enough for this caller
+    router.join("plain", "q", 2)
+    assert router.take_decisions() == [Offer("plain", "basic", "q")]
+    router.answered("plain", 3)
+    router.call_ended("basic", 10)
+    router.on_timer(25)  # wrapped up (10 s): free again, still not for the VIP
+    assert router.take_decisions() == []
+    router.on_timer(31)  # the VIP's first escalation step: the queue's own "billing"
+    assert router.take_decisions() == [Offer("vip", "basic", "q")]
+
+
+def test_a_bad_skills_expression_from_a_flow_is_refused_at_join():
+    router = Router([QueueSpec("q", join_empty=True)])
+    with pytest.raises(ExpressionError):
+        router.join("c", "q", 0, skills="billing >=")
     assert router.waiting("q") == 0

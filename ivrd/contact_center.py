@@ -1,0 +1,386 @@
+"""Agent queues on the event loop: the router's decisions become calls to agents' phones, bridged to callers.
+
+The :class:`~routing.matcher.Router` decides who takes whom; this module carries it out. An offer
+is an outgoing INVITE to the agent's phone (registered, or a static contact) carrying the caller's
+number and a ``Call-Info`` link to the call's context; the phone rings for ``offer_timeout`` at most.
+An answer bridges the two media sessions; no answer, busy or an error is a miss and the caller is
+first in line again. While a caller waits they hear the queue's hold music, and their place in line
+and expected wait every ``announce_every`` seconds. Either side hanging up ends the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from flows.expressions import ExpressionError
+from flows.interpreter import AgentConnected, JoinQueue, Notice, QueueLeft
+from routing.agents import Agent, State
+from routing.estimate import HandleTime, expected_wait
+from routing.matcher import Left, Offer, QueueSpec, Router
+
+from .logs import event
+from .media.player import Prompt, PromptError, load_wav
+from .media.ports import BoundPorts, bind_pair
+from .media.session import MediaSession
+from .sip.errors import ParseError
+from .sip.flow import Flow
+from .sip.ua import CallAnswered, CallEnded, CallLeg, CallRinging, Event, LegState, MediaChanged
+from .sip.uri import bare_host, parse_uri
+from .yaml_loader import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from .call import Call
+    from .server import Daemon
+
+log = logging.getLogger("ivrd.queue")
+
+
+@dataclass(eq=False)
+class AgentCall:
+    """One offer to an agent: the leg to their phone, its media, and the caller it is for."""
+
+    agent: str
+    caller: Call
+    queue: str
+    leg: CallLeg
+    ports: BoundPorts
+    offered_at: float
+    media: MediaSession | None = None
+    answered_at: float | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(eq=False)
+class Waiting:
+    call: Call
+    queue: str
+    priority: int
+    joined: float
+    announcer: asyncio.TimerHandle | None = None
+    offer: AgentCall | None = None
+
+
+class ContactCenter:
+    """See the module docstring. The daemon hands it the SIP events of the legs it placed."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.config = daemon.config.routing
+        spec_fields = [f.name for f in fields(QueueSpec) if f.name != "name"]
+        self.router = Router(QueueSpec(name, **{f: getattr(q, f) for f in spec_fields})
+                             for name, q in self.config.queues.items())  # fmt: skip
+        self.hold_music: dict[str, Prompt] = {}
+        for name, queue in self.config.queues.items():
+            if queue.hold_music:
+                try:
+                    self.hold_music[name] = load_wav(Path(queue.hold_music))
+                except PromptError as exc:
+                    raise ConfigError([Problem(queue.hold_music, 1, 1, f"queue {name}'s hold_music: {exc}")]) from None
+        self.handle_time = {name: HandleTime() for name in self.config.queues}
+        self.waiting: dict[str, Waiting] = {}  # caller id -> their place
+        self.legs: dict[int, AgentCall] = {}  # id(leg) -> the offer it carries
+        self.connected: dict[str, AgentCall] = {}  # caller id -> the agent they talk to
+        self.subscribers: dict[str, set[web.WebSocketResponse]] = {}  # agent id -> desktops listening
+        self._timer: asyncio.TimerHandle | None = None
+        now = self._now()
+        for agent_id, agent in self.config.agents.items():
+            self.router.add_agent(Agent(agent_id, dict(agent.skills), name=agent.name or agent_id,
+                                        contact=agent.contact, since=now), now)  # fmt: skip
+            if agent.logged_in:
+                self.router.agent_available(agent_id, now)
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    # ---- agents (the HTTP API) ---------------------------------------------------------------------
+
+    def set_state(self, agent_id: str, state: str, reason: str = "") -> dict[str, Any]:
+        """Log an agent in (``available``) or out / on a break (``away`` with a reason). Raises KeyError
+        for an unknown agent and :class:`~routing.agents.StateError` when the state does not allow it."""
+        agent = self.router.agents[agent_id]
+        now = self._now()
+        if state == "available":
+            self.router.agent_available(agent_id, now)
+        else:
+            self.router.agent_away(agent_id, now, reason or "away")
+        event(log, "agent.state", agent=agent_id, state=agent.state.value, reason=agent.reason or None)
+        self._decide()
+        return self.agent_view(agent)
+
+    def agent_view(self, agent: Agent) -> dict[str, Any]:
+        now = self._now()
+        return {"id": agent.id, "name": agent.name, "state": agent.state.value, "reason": agent.reason,
+                "skills": agent.skills, "calls": agent.calls, "misses_in_a_row": agent.misses_in_a_row,
+                "seconds_in_state": round(now - agent.since, 1), "time_in_state": agent.time_in_state(now),
+                "reachable": self._reach(agent) is not None}  # fmt: skip
+
+    def queue_view(self, name: str) -> dict[str, Any]:
+        now = self._now()
+        waits = [now - w.joined for w in self.waiting.values() if w.queue == name]
+        return {"name": name, "waiting": self.router.waiting(name), "oldest_wait": round(max(waits, default=0), 1),
+                "staffed": self._staffed(name), "handle_seconds": round(self.handle_time[name].seconds, 1)}
+
+    def _staffed(self, queue: str) -> int:
+        requirement = self.router.requirement(queue)
+        return sum(1 for a in self.router.agents.values() if a.state is not State.AWAY
+                   and requirement.matches(a.skills))  # fmt: skip
+
+    # ---- callers ------------------------------------------------------------------------------------
+
+    def join(self, call: Call, action: JoinQueue) -> None:
+        if action.queue not in self.router.queues:  # flows are checked against the queues at load
+            call.queue_event(QueueLeft("no such queue"))
+            return
+        now = self._now()
+        place = Waiting(call, action.queue, action.priority, now)
+        self.waiting[call.id] = place
+        event(log, "queue.join", call_id=call.leg.call_id, queue=action.queue, priority=action.priority,
+              skills=action.skills)  # fmt: skip
+        try:
+            self.router.join(call.id, action.queue, now, priority=action.priority, skills=action.skills)
+        except ExpressionError as exc:
+            call.flow_notice(Notice(f"queue {action.queue}: skills {action.skills!r}: {exc}; the queue's own used"))
+            self.router.join(call.id, action.queue, now, priority=action.priority)
+        if call.id in self.waiting:  # not refused at once
+            call.hold(self.hold_music.get(action.queue))
+            every = self.config.queues[action.queue].announce_every
+            if every:
+                place.announcer = asyncio.get_running_loop().call_later(every, self._announce, place)
+        self._decide()
+
+    def caller_gone(self, call: Call) -> None:
+        """The caller's call ended: out of the line, their agent's phone stops ringing, or the agent's call ends."""
+        place = self.waiting.pop(call.id, None)
+        if place is not None:
+            self._stop_waiting(place)
+            self.router.leave(call.id, self._now())
+            event(log, "queue.abandoned", call_id=call.leg.call_id, queue=place.queue,
+                  waited=round(self._now() - place.joined, 1))  # fmt: skip
+            if place.offer is not None:
+                self._hang_up(place.offer)
+            self._decide()
+        connected = self.connected.get(call.id)
+        if connected is not None:
+            self._hang_up(connected)
+
+    def _stop_waiting(self, place: Waiting) -> None:
+        if place.announcer is not None:
+            place.announcer.cancel()
+            place.announcer = None
+        place.call.hold(None)
+
+    def _announce(self, place: Waiting) -> None:
+        if self.waiting.get(place.call.id) is not place or place.offer is not None:
+            return
+        ahead = [w for w in self.waiting.values() if w.queue == place.queue
+                 and (-w.priority, w.joined) < (-place.priority, place.joined)]  # fmt: skip
+        position = len(ahead) + 1
+        wait = expected_wait(position, self.handle_time[place.queue].seconds, self._staffed(place.queue))
+        minutes = "more than an hour" if math.isinf(wait) or wait > 3600 else (
+            "less than a minute" if wait < 60 else f"about {round(wait / 60)} minutes")  # fmt: skip
+        place.call.announce(f"You are number {position} in line. The expected wait is {minutes}.")
+        every = self.config.queues[place.queue].announce_every
+        place.announcer = asyncio.get_running_loop().call_later(every, self._announce, place)
+
+    # ---- the router's decisions -------------------------------------------------------------------
+
+    def _decide(self) -> None:
+        while decisions := self.router.take_decisions():
+            for decision in decisions:
+                if isinstance(decision, Offer):
+                    self._offer(decision)
+                elif isinstance(decision, Left):
+                    self._left(decision)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.router.next_deadline()
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.router.on_timer(self._now())
+        self._decide()
+
+    def _left(self, decision: Left) -> None:
+        place = self.waiting.pop(decision.caller, None)
+        if place is None:
+            return
+        self._stop_waiting(place)
+        event(log, "queue.left", call_id=place.call.leg.call_id, queue=decision.queue, reason=decision.reason,
+              waited=round(self._now() - place.joined, 1))  # fmt: skip
+        place.call.queue_event(QueueLeft(decision.reason))
+
+    def _offer(self, decision: Offer) -> None:
+        place = self.waiting[decision.caller]
+        agent = self.router.agents[decision.agent]
+        daemon = self.daemon
+        now = self._now()
+        reach = self._reach(agent)
+        address = daemon.config.media.address or (reach[3].local[0] if reach else "")
+        ports = bind_pair(daemon.ports, address) if reach else None
+        if reach is None or ports is None:
+            event(log, "queue.offer_failed", logging.WARNING, agent=agent.id, call_id=place.call.leg.call_id,
+                  reason="no registered phone" if reach is None else "no media port")  # fmt: skip
+            self.router.offer_failed(decision.caller, now)
+            return
+        uri, host, port, flow = reach
+        caller = place.call.leg
+        leg = daemon.sip.ua.call(
+            uri, host=host, port=port, flow=flow, caller=caller.caller_number, caller_name=caller.caller_name,
+            media_address=address, media_port=ports.port, now=now,
+            extra=(("call-info", f"<{self.context_url(place.call)}>;purpose=info"),
+                   ("subject", f"queue {decision.queue}")))  # fmt: skip
+        daemon.sip.flush()
+        offer = AgentCall(agent.id, place.call, decision.queue, leg, ports, now)
+        offer.timer = asyncio.get_running_loop().call_later(self.config.offer_timeout, self._hang_up, offer)
+        self.legs[id(leg)] = place.offer = offer
+        event(log, "queue.offer", call_id=caller.call_id, agent=agent.id, queue=decision.queue,
+              agent_call_id=leg.call_id, context=place.call.id)  # fmt: skip
+        self._push(agent.id, "offer", place.call)
+
+    def context_url(self, call: Call) -> str:
+        base = self.config.context_url
+        if base is None:
+            http = self.daemon.config.http
+            host = http.address if http.address not in ("0.0.0.0", "::") else "127.0.0.1"
+            base = f"http://{host if ':' not in host else f'[{host}]'}:{http.port}"
+        return f"{base.rstrip('/')}/calls/{call.id}"
+
+    def _reach(self, agent: Agent) -> tuple[str, str, int, Flow] | None:
+        """Where the agent's phone is: (Request-URI, host, port, flow); None when it is not registered."""
+        sip = self.daemon.sip
+        if agent.contact == "registered":
+            bindings = sip.ua.registrar.contacts(agent.id, self._now())
+            if not bindings or bindings[0].flow is None:
+                return None
+            binding = bindings[0]
+            flow = binding.flow
+            assert flow is not None
+            return binding.contact, flow.remote[0], flow.remote[1], flow  # back where it registered from (NAT)
+        try:
+            uri = parse_uri(agent.contact)
+        except ParseError:
+            return None
+        transport = (uri.params.get("transport") or "udp").lower()
+        listen = next((entry for entry in self.daemon.listeners if entry[0] == transport), None)
+        if listen is None:
+            return None
+        host, port = bare_host(uri.host), uri.port or 5060
+        local = (sip.local_address(listen[1], host), listen[2])
+        return str(uri), host, port, Flow(transport, local, (host, port))
+
+    def _hang_up(self, offer: AgentCall) -> None:
+        """Stop ringing (the offer timed out, or the caller left), or end the agent's call."""
+        if offer.leg.state is not LegState.ENDED:
+            self.daemon.sip.ua.hangup(offer.leg, self._now())
+            self.daemon.sip.flush()
+
+    # ---- the agents' legs ---------------------------------------------------------------------------
+
+    def on_leg_event(self, ev: Event) -> None:
+        offer = self.legs.get(id(getattr(ev, "leg", None)))
+        if offer is None:
+            return
+        if isinstance(ev, CallRinging):
+            event(log, "queue.ringing", agent=offer.agent, call_id=offer.caller.leg.call_id)
+        elif isinstance(ev, CallAnswered):
+            self._answered(offer)
+        elif isinstance(ev, MediaChanged) and offer.media is not None:
+            offer.media.update(ev.audio)
+        elif isinstance(ev, CallEnded):
+            self._leg_ended(offer, ev)
+
+    def _answered(self, offer: AgentCall) -> None:
+        if offer.timer is not None:
+            offer.timer.cancel()
+        place = self.waiting.get(offer.caller.id)
+        if place is None or place.offer is not offer:  # the caller left as the agent picked up
+            self._hang_up(offer)
+            return
+        now = self._now()
+        del self.waiting[offer.caller.id]
+        self._stop_waiting(place)
+        self.router.answered(offer.caller.id, now)
+        offer.answered_at = now
+        self.connected[offer.caller.id] = offer
+        waited = now - place.joined
+        event(log, "queue.answered", call_id=offer.caller.leg.call_id, agent=offer.agent, queue=offer.queue,
+              waited=round(waited, 2), agent_call_id=offer.leg.call_id)  # fmt: skip
+        assert offer.leg.audio is not None
+        media = MediaSession(offer.leg.audio, self.daemon.media_settings, on_digit=lambda _: None,
+                             on_digit_start=lambda _: None)  # fmt: skip
+        offer.media = media
+        ports = offer.ports
+        rtcp = None if offer.leg.audio.rtcp_mux else ports.rtcp
+        if rtcp is None:
+            ports.rtcp.close()
+        task = asyncio.get_running_loop().create_task(media.open(ports.rtp, rtcp))
+        task.add_done_callback(lambda _: self._bridge(offer))
+        offer.caller.queue_event(AgentConnected(offer.agent, waited))
+        self._push(offer.agent, "answered", offer.caller)
+
+    def _bridge(self, offer: AgentCall) -> None:
+        media, caller_media = offer.media, offer.caller.media
+        if media is None or offer.leg.state is LegState.ENDED:
+            return
+        media.start()
+        if caller_media is not None and offer.caller.id in self.connected:
+            caller_media.player.stop()
+            caller_media.bridge(media)
+            event(log, "queue.bridged", call_id=offer.caller.leg.call_id, agent=offer.agent,
+                  caller_codec=caller_media.player.codec, agent_codec=media.player.codec)  # fmt: skip
+
+    def _leg_ended(self, offer: AgentCall, ended: CallEnded) -> None:
+        del self.legs[id(offer.leg)]
+        if offer.timer is not None:
+            offer.timer.cancel()
+        media = offer.media.summary() if offer.media else {}
+        if offer.media is not None:
+            offer.media.unbridge()
+            offer.media.close()
+        else:
+            offer.ports.rtp.close()
+            offer.ports.rtcp.close()
+        self.daemon.ports.release(offer.ports.port)
+        now = self._now()
+        place = self.waiting.get(offer.caller.id)
+        if offer.answered_at is None:
+            if place is not None and place.offer is offer:  # still waiting for this agent: a miss
+                place.offer = None
+                event(log, "queue.missed", agent=offer.agent, call_id=offer.caller.leg.call_id,
+                      reason=ended.reason, status=offer.leg.final_status)  # fmt: skip
+                self.router.offer_failed(offer.caller.id, now)
+                self._push(offer.agent, "missed", offer.caller)
+                self._decide()
+            return
+        self.connected.pop(offer.caller.id, None)
+        talk = now - offer.answered_at
+        self.handle_time[offer.queue].add(talk + self.config.queues[offer.queue].wrap_up)
+        self.router.call_ended(offer.agent, now)
+        event(log, "queue.call_end", call_id=offer.caller.leg.call_id, agent=offer.agent, queue=offer.queue,
+              talk=round(talk, 2), agent_call_id=offer.leg.call_id, by=ended.reason, **media)  # fmt: skip
+        self._push(offer.agent, "ended", offer.caller)
+        offer.caller.agent_gone()
+        self._decide()
+
+    # ---- desktops -----------------------------------------------------------------------------------
+
+    def _push(self, agent_id: str, what: str, call: Call) -> None:
+        sockets = self.subscribers.get(agent_id)
+        if not sockets:
+            return
+        message = {"event": what, "agent": agent_id, "at": time.time(), "call": call.context()}
+        for ws in list(sockets):
+            task = asyncio.get_running_loop().create_task(ws.send_json(message))
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)

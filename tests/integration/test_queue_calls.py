@@ -1,0 +1,134 @@
+"""Callers reach agents: baresip phones register as agents, callers choose a queue by DTMF, wait, and are
+bridged to the agent the skills call for; audio goes both ways; a missed offer goes to the next agent."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import wave
+
+import numpy as np
+import pytest
+
+from ivrd.media import g711
+from tests.integration.baresip import CONFIG_DIR, Baresip
+from tests.integration.daemon import daemon_running, one_flow
+from tests.integration.logfmt import events
+from tests.integration.peers import require
+from tests.integration.rtp_caller import RtpCaller
+
+pytestmark = [pytest.mark.peers, pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")]
+
+ACCOUNTS = '  accounts: {"2001": "pw-one", "2002": "pw-two"}\n  digest_algorithms: [MD5]\n'
+ROUTING = """routing:
+  offer_timeout: 3
+  queues:
+    billing: { skills: "billing >= 3", wrap_up: 1 }
+    support: { skills: "support >= 1", wrap_up: 1 }
+  agents:
+    "2001": { skills: { billing: 4, support: 2 } }
+    "2002": { skills: { billing: 1, support: 5 } }
+"""
+STEPS = """  menu:
+    menu: "Press 1 for billing, 2 for support."
+    choices:
+      - { key: 1, goto: billing }
+      - { key: 2, goto: support }
+  billing:
+    queue: billing
+    next: nobody
+  support:
+    queue: support
+    next: nobody
+  nobody:
+    hangup: "Nobody is there."
+"""
+
+
+def tone_level(samples: np.ndarray, rate: int, hz: float) -> float:
+    """How much of the signal's energy is within 20 Hz of ``hz`` (0-1)."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    return float(spectrum[np.abs(freqs - hz) < 20].sum() / max(spectrum.sum(), 1e-9))
+
+
+def api(daemon, method: str, path: str, body: dict | None = None):
+    request = urllib.request.Request(f"http://127.0.0.1:{daemon.http_port}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def agent_phone(daemon, user: str, password: str, *, auto: bool, codecs: str) -> Baresip:
+    answer = ";answermode=auto" if auto else ""
+    return Baresip(hears=True, account=f"<sip:{user}@127.0.0.1:{daemon.port};transport=udp>;auth_pass={password};"
+                                       f"regint=600;audio_codecs={codecs}{answer}")  # fmt: skip
+
+
+def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the_next(tmp_path):
+    require("baresip", "espeak-ng")
+    config = one_flow(tmp_path / "flows", STEPS) + ROUTING
+    with daemon_running(config, sip_section=ACCOUNTS) as daemon:
+        # 2001 answers at once and speaks A-law only (the caller speaks μ-law: transcoded); 2002 never answers
+        ada = agent_phone(daemon, "2001", "pw-one", auto=True, codecs="PCMA")
+        grace = agent_phone(daemon, "2002", "pw-two", auto=False, codecs="PCMU,PCMA")
+        callers: list[RtpCaller] = []
+        try:
+            daemon.wait_for_event("sip.registered", 2)
+            for agent in ("2001", "2002"):
+                assert api(daemon, "POST", f"/agents/{agent}/state", {"state": "available"})["state"] == "available"
+
+            # billing >= 3: only 2001 may take it, though 2002 has been idle longer
+            caller = RtpCaller(daemon.port)
+            callers.append(caller)
+            caller.call()
+            daemon.wait_for_event("call.flow")  # keys before the flow runs are not anyone's answer
+            caller.press_rfc4733(1)
+            daemon.wait_for_event("queue.bridged")
+            before = len(caller.received)
+            tone = (np.sin(2 * np.pi * 1000 * np.arange(8000 * 2) / 8000) * 8000).astype(np.int16)
+            caller.stream(tone)  # 2 s of 1 kHz to the agent, while the agent's 440 Hz comes back
+            heard = b"".join(p.payload for p in caller.received[before:] if p.payload_type == 0)
+            assert tone_level(g711.decode(heard, "PCMU"), 8000, 440) > 0.5  # the agent's voice reached the caller
+            context = api(daemon, "GET", f"/calls/{events(daemon.log, 'queue.offer')[0]['context']}")
+            assert context["queue"] == "billing" and context["agent"] == "2001" and context["digits"] == "1"
+            assert [step["event"] for step in context["path"]][-2:] == ["queue", "agent"]
+            assert caller.bye() == 200
+            ada.wait_event("CALL_CLOSED")  # the caller's hang-up ended the agent's call
+            (dump,) = ada.dir.glob("dump-*-dec.wav")  # what the agent's phone received, closed with the call
+            with wave.open(str(dump)) as wav:
+                rate, raw, channels = wav.getframerate(), wav.readframes(wav.getnframes()), wav.getnchannels()
+            assert tone_level(np.frombuffer(raw, dtype="<i2")[::channels], rate, 1000) > 0.3  # the caller's tone
+            daemon.wait_for_event("queue.call_end")
+            assert api(daemon, "GET", "/agents")[0]["state"] in ("wrap_up", "available")
+
+            # support: 2002 has been idle longest and is offered first; it never answers, so after the offer
+            # timeout it is a miss and 2001 (after its wrap-up) gets the caller
+            second = RtpCaller(daemon.port)
+            callers.append(second)
+            second.call()
+            daemon.wait_for_event("call.flow", 2)
+            second.press_rfc4733(2)
+            grace.wait_event("CALL_INCOMING")
+            daemon.wait_for_event("queue.missed")
+            daemon.wait_for_event("queue.bridged", 2)
+            agents = {a["id"]: a for a in api(daemon, "GET", "/agents")}
+            assert agents["2002"]["misses_in_a_row"] == 1 and agents["2002"]["state"] == "available"
+            assert agents["2001"]["state"] == "busy" and agents["2001"]["calls"] == 2
+            assert second.bye() == 200
+            daemon.wait_for_event("queue.call_end", 2)
+        finally:
+            for caller in callers:
+                caller.close()
+            ada.close()
+            grace.close()
+    log = daemon.final_log
+    offers = [(o["agent"], o["queue"]) for o in events(log, "queue.offer")]
+    assert offers == [("2001", "billing"), ("2002", "support"), ("2001", "support")]
+    (missed,) = events(log, "queue.missed")
+    assert missed["agent"] == "2002" and missed["reason"] == "cancel"
+    bridged = events(log, "queue.bridged")
+    assert [(b["caller_codec"], b["agent_codec"]) for b in bridged] == [("PCMU", "PCMA")] * 2
+    first_end = events(log, "queue.call_end")[0]
+    # packets both ways on the agent's leg: the caller's audio relayed out, the agent's audio in
+    assert int(first_end["rtp_sent"]) >= 80 and int(first_end["rtp_received"]) >= 80
