@@ -200,12 +200,12 @@ class ContactCenter:
                     self._offer(decision)
                 elif isinstance(decision, Left):
                     self._left(decision)
+        deadline = self.router.next_deadline()
+        if self._timer is not None and self._timer.when() == deadline:
+            return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
-        deadline = self.router.next_deadline()
-        if deadline is not None:
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer) if deadline is not None else None
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -304,7 +304,8 @@ class Router:
             head = group.heap[0]
             caller = self.callers.get(head[3])
             if (caller is not None and caller.offered_to is None and caller.seq == head[2]
-                    and caller.group_key == (group.queue.name, group.step, group.skills)):  # fmt: skip
+                    and caller.step == group.step and caller.queue == group.queue.name
+                    and (caller.skills if caller.step == 0 else None) == group.skills):  # fmt: skip
                 return head
             heapq.heappop(group.heap)
         return None

@@ -712,10 +712,7 @@ class UserAgent:
         request = leg.dialog.new_request(method, via, contact=contact,
                                          extra=(("user-agent", self.settings.user_agent), *extra))  # fmt: skip
         tx = ClientNonInviteTransaction(request, reliable=flow.reliable, timers=self.settings.timers)
-        host = hop.params.get("maddr") or bare_host(hop.host)
-        port = hop.port or 5060
-        if leg.peer is not None and not leg.dialog.route_set:  # a phone behind NAT: back where it registered from
-            host, port = leg.peer
+        host, port = self._hop(leg)
         self._client[(branch, method)] = _BranchRequest(tx, method, leg, flow, host, port)
         self._run(tx, tx.start(now), flow, now, host=host, port=port)
 
@@ -795,7 +792,7 @@ class UserAgent:
     def _hop(self, leg: CallLeg) -> tuple[str, int]:
         """Where a request in ``leg``'s dialog goes (the ACK of a 2xx included)."""
         assert leg.dialog is not None
-        if leg.peer is not None and not leg.dialog.route_set:
+        if leg.peer is not None and not leg.dialog.route_set:  # a phone behind NAT: back where it registered from
             return leg.peer
         hop = leg.dialog.next_hop()
         return hop.params.get("maddr") or bare_host(hop.host), hop.port or 5060
