@@ -55,6 +55,7 @@ from .media.ports import bind_pair
 from .media.recorder import Recorder, recording_path
 from .media.session import MediaSession
 from .media.tts import TtsError
+from .metrics import STEP_RESULTS
 from .sip.sdp import AudioSession
 from .sip.ua import CallLeg, LegState
 from .speech import SpeechStream
@@ -93,6 +94,7 @@ class Call:
         self._transfer_timer: asyncio.TimerHandle | None = None  # a REFER whose outcome has not come
         self._speech: SpeechStream | None = None
         self._hold: Prompt | None = None  # looped while the caller waits in a queue
+        self._path_counted = 0  # path entries already counted in the metrics
         self.queue: str | None = None
         self.agent: str | None = None
 
@@ -140,9 +142,8 @@ class Call:
         try:
             sip.ua.ring(leg, loop.time())
             sip.flush()
-            if config.sip.answer_after and await self._wait_end(config.sip.answer_after):
-                return
-            if self.ended.is_set():
+            if (config.sip.answer_after and await self._wait_end(config.sip.answer_after)) or self.ended.is_set():
+                self.daemon.metrics.call_setups.labels("cancelled").inc()
                 return
             address = config.media.address or leg.flow.local[0]
             port = self._bind_media(address)
@@ -150,9 +151,11 @@ class Call:
                 event(log, "call.no_media_port", logging.WARNING, call_id=leg.call_id)
                 sip.ua.reject(leg, 503, loop.time(), reason="no-media-port")
                 sip.flush()
+                self.daemon.metrics.call_setups.labels("rejected").inc()
                 return
             sip.ua.answer(leg, media_address=address, media_port=port, now=loop.time())
             sip.flush()
+            self.daemon.metrics.call_setups.labels("answered").inc()
             if leg.audio is not None and leg.awaiting_answer is None:
                 self._start_media(leg.audio)
             if not await self._wait_end(config.calls.max_duration):
@@ -237,6 +240,7 @@ class Call:
         self.flow_run = FlowRun(deployment, info, zone=LOCAL_ZONE)
         self.flow_run.start(time.time())
         event(log, "call.flow", call_id=leg.call_id, flow=self.flow_run.flow.name, version=deployment.version)
+        self.daemon.metrics.flow_calls.labels(self.flow_run.flow.name, deployment.version).inc()
         self._drive()
 
     def _feed(self, happened: Event) -> None:
@@ -248,6 +252,7 @@ class Call:
         """Carry out what the run asks for, then wait for its next deadline."""
         run = self.flow_run
         assert run is not None
+        self._count_answers(run)
         while actions := run.take_actions():
             for action in actions:
                 self._do(action)
@@ -257,6 +262,18 @@ class Call:
         if run.deadline is not None and not run.finished:
             self._flow_timer = asyncio.get_running_loop().call_later(max(0.0, run.deadline - time.time()),
                                                                      self._flow_deadline)  # fmt: skip
+
+    def _count_answers(self, run: FlowRun) -> None:
+        """Count the questions answered since the last look (the path is the record of them)."""
+        metrics = self.daemon.metrics
+        for entry in run.path[self._path_counted:]:
+            result = STEP_RESULTS.get(entry["event"])
+            if result is None:
+                continue
+            metrics.step_results.labels(entry["flow"], entry["step"], result).inc()
+            if result == "noinput" and self._speech is not None:  # listened and heard nobody
+                metrics.speech_results.labels(self._speech.language, result).inc()
+        self._path_counted = len(run.path)
 
     def _flow_deadline(self) -> None:
         self._flow_timer = None
@@ -362,7 +379,17 @@ class Call:
         self._stop_listening()
         event(log, "call.speech", call_id=self.leg.call_id, text=result.text, confidence=round(result.confidence, 3),
               latency_ms=round(latency * 1000), dropped=stream.dropped or None)  # fmt: skip
+        metrics, language = self.daemon.metrics, stream.language
+        if result.text:
+            metrics.speech_confidence.labels(language).observe(result.confidence)
+            metrics.speech_latency.labels(language).observe(latency)
+        run = self.flow_run
+        answered_at = len(run.path) if run is not None else 0
         self._feed(SpeechHeard(result.text, result.confidence))
+        if run is not None:  # what the flow made of it: accepted, refused (low confidence, not a choice), nobody
+            events = {entry["event"] for entry in run.path[answered_at:]}
+            outcome = "match" if events & {"choice", "speech"} else "noinput" if "noinput" in events else "nomatch"
+            metrics.speech_results.labels(language, outcome).inc()
 
     def _soon(self, happened: Event) -> None:
         """Report ``happened`` on the next turn of the loop (never from inside :meth:`_drive`)."""
@@ -456,8 +483,13 @@ class Call:
     async def _fetch(self, request: Fetch) -> None:
         started = time.monotonic()
         done = await self.daemon.lookups.fetch(request)
+        seconds = time.monotonic() - started
         event(log, "flow.lookup", call_id=self.leg.call_id, url=request.url, ok=done.error is None,
-              error=done.error, seconds=round(time.monotonic() - started, 3))  # fmt: skip
+              error=done.error, seconds=round(seconds, 3))  # fmt: skip
+        flow = self.flow_run.flow.name if self.flow_run is not None else ""
+        self.daemon.metrics.lookup_seconds.labels(flow).observe(seconds)
+        if done.error is not None:
+            self.daemon.metrics.lookup_failures.labels(flow).inc()
         self._feed(done)
 
     def _start_capture(self, action: StartRecording) -> None:
@@ -505,6 +537,8 @@ class Call:
     def _close_media(self) -> None:
         if self.media is not None:
             self.media.close()
+            self.daemon.metrics.session_closed(self.media)
+            self.media = None  # counted in the totals now, not among the live sessions
         for sock in (self._sock, self._rtcp_sock):
             if sock is not None:
                 sock.close()

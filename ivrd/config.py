@@ -167,6 +167,7 @@ class QueueConfig:
     hold_music: str | None = None  # a WAV file, looped while the caller waits
     announce_every: float = 0.0  # seconds between position and expected-wait announcements (0: none)
     service_level: float = 20.0  # seconds: answered within it counts as served in time
+    short_abandon: float = 5.0  # seconds: a caller who hangs up sooner is not counted against the service level
 
     def check(self) -> str | None:
         for text in (self.skills, *(e.skills for e in self.escalations if e.skills)):
@@ -176,6 +177,8 @@ class QueueConfig:
                 return f"skills: {text!r} is not a skills expression ({exc})"
         if self.max_waiting < 1 or self.max_wait <= 0 or self.wrap_up < 0 or self.max_misses < 1:
             return "max_waiting, max_wait, wrap_up, max_misses: expected >= 1, > 0, >= 0, >= 1"
+        if self.service_level <= 0 or self.short_abandon < 0:
+            return "service_level, short_abandon: expected > 0 and >= 0 seconds"
         if [e.after for e in self.escalations] != sorted(e.after for e in self.escalations):
             return "escalations: expected in order of their `after` seconds"
         if self.announce_every and self.announce_every < 10:

@@ -38,6 +38,7 @@ from .yaml_loader import ConfigError, Problem
 
 if TYPE_CHECKING:
     from .call import Call
+    from .metrics import Metrics
     from .server import Daemon
 
 log = logging.getLogger("ivrd.queue")
@@ -71,8 +72,9 @@ class Waiting:
 class ContactCenter:
     """See the module docstring. The daemon hands it the SIP events of the legs it placed."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, metrics: Metrics) -> None:
         self.daemon = daemon
+        self.metrics = metrics
         self.config = daemon.config.routing
         spec_fields = [f.name for f in fields(QueueSpec) if f.name != "name"]
         self.router = Router(QueueSpec(name, **{f: getattr(q, f) for f in spec_fields})
@@ -143,6 +145,7 @@ class ContactCenter:
         now = self._now()
         place = Waiting(call, action.queue, action.priority, now)
         self.waiting[call.id] = place
+        self.metrics.queue_offered.labels(action.queue).inc()
         event(log, "queue.join", call_id=call.leg.call_id, queue=action.queue, priority=action.priority,
               skills=action.skills)  # fmt: skip
         try:
@@ -163,8 +166,10 @@ class ContactCenter:
         if place is not None:
             self._stop_waiting(place)
             self.router.leave(call.id, self._now())
-            event(log, "queue.abandoned", call_id=call.leg.call_id, queue=place.queue,
-                  waited=round(self._now() - place.joined, 1))  # fmt: skip
+            waited = self._now() - place.joined
+            event(log, "queue.abandoned", call_id=call.leg.call_id, queue=place.queue, waited=round(waited, 1))
+            self.metrics.queue_abandoned.labels(place.queue).inc()
+            self.metrics.queue_wait.labels(place.queue, "abandoned").observe(waited)
             if place.offer is not None:
                 self._hang_up(place.offer)
             self._decide()
@@ -217,8 +222,11 @@ class ContactCenter:
         if place is None:
             return
         self._stop_waiting(place)
+        waited = self._now() - place.joined
         event(log, "queue.left", call_id=place.call.leg.call_id, queue=decision.queue, reason=decision.reason,
-              waited=round(self._now() - place.joined, 1))  # fmt: skip
+              waited=round(waited, 1))  # fmt: skip
+        self.metrics.queue_overflowed.labels(decision.queue, decision.reason).inc()
+        self.metrics.queue_wait.labels(decision.queue, "overflowed").observe(waited)
         place.call.queue_event(QueueLeft(decision.reason))
 
     def _offer(self, decision: Offer) -> None:
@@ -232,6 +240,7 @@ class ContactCenter:
         if reach is None or ports is None:
             event(log, "queue.offer_failed", logging.WARNING, agent=agent.id, call_id=place.call.leg.call_id,
                   reason="no registered phone" if reach is None else "no media port")  # fmt: skip
+            self.metrics.agent_offers.labels(decision.queue, "failed").inc()
             self.router.offer_failed(decision.caller, now)
             return
         uri, host, port, flow = reach
@@ -317,6 +326,9 @@ class ContactCenter:
         waited = now - place.joined
         event(log, "queue.answered", call_id=offer.caller.leg.call_id, agent=offer.agent, queue=offer.queue,
               waited=round(waited, 2), agent_call_id=offer.leg.call_id)  # fmt: skip
+        self.metrics.queue_answered.labels(offer.queue).inc()
+        self.metrics.queue_wait.labels(offer.queue, "answered").observe(waited)
+        self.metrics.agent_offers.labels(offer.queue, "answered").inc()
         assert offer.leg.audio is not None
         media = MediaSession(offer.leg.audio, self.daemon.media_settings, on_digit=lambda _: None,
                              on_digit_start=lambda _: None)  # fmt: skip
@@ -349,6 +361,7 @@ class ContactCenter:
         if offer.media is not None:
             offer.media.unbridge()
             offer.media.close()
+            self.daemon.metrics.session_closed(offer.media)
         else:
             offer.ports.rtp.close()
             offer.ports.rtcp.close()
@@ -360,13 +373,17 @@ class ContactCenter:
                 place.offer = None
                 event(log, "queue.missed", agent=offer.agent, call_id=offer.caller.leg.call_id,
                       reason=ended.reason, status=offer.leg.final_status)  # fmt: skip
+                self.metrics.agent_offers.labels(offer.queue, "missed").inc()
                 self.router.offer_failed(offer.caller.id, now)
                 self._push(offer.agent, "missed", offer.caller)
                 self._decide()
             return
         self.connected.pop(offer.caller.id, None)
         talk = now - offer.answered_at
-        self.handle_time[offer.queue].add(talk + self.config.queues[offer.queue].wrap_up)
+        wrap_up = self.config.queues[offer.queue].wrap_up
+        self.handle_time[offer.queue].add(talk + wrap_up)
+        self.metrics.handle_seconds.labels(offer.queue, "talk").observe(talk)
+        self.metrics.handle_seconds.labels(offer.queue, "wrap_up").observe(wrap_up)
         self.router.call_ended(offer.agent, now)
         event(log, "queue.call_end", call_id=offer.caller.leg.call_id, agent=offer.agent, queue=offer.queue,
               talk=round(talk, 2), agent_call_id=offer.leg.call_id, by=ended.reason, **media)  # fmt: skip

@@ -1,8 +1,9 @@
-"""The daemon's HTTP side: /healthz (the process answers), /readyz (it should be sent calls), and the
-contact-center API: agents' states (log in, log out, breaks), queues, a call's context for the agent
-who takes it, and a WebSocket per agent that pushes offers as they happen.
+"""The daemon's HTTP side: /healthz (the process answers), /readyz (it should be sent calls), /metrics
+(Prometheus), and the contact-center API: agents' states (log in, log out, breaks), queues, a call's
+context for the agent who takes it, and a WebSocket per agent that pushes offers as they happen.
 
-With ``http.token`` set, everything but /healthz and /readyz asks for ``Authorization: Bearer TOKEN``."""
+With ``http.token`` set, everything but /healthz and /readyz (so /metrics too) asks for
+``Authorization: Bearer TOKEN``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from routing.agents import StateError
 
@@ -27,6 +29,7 @@ class HttpServer:
         app = web.Application(middlewares=[self._authorize], client_max_size=64 << 10)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/agents", self.agents)
         app.router.add_post("/agents/{agent}/state", self.agent_state)
         app.router.add_get("/agents/{agent}/events", self.agent_events)
@@ -99,6 +102,10 @@ class HttpServer:
         if call is None:
             return _error(404, "no such call (or it has ended)")
         return web.json_response(call.context(), dumps=_dumps)
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        """The Prometheus text format (version 0.0.4)."""
+        return web.Response(body=self.daemon.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"alive": True})

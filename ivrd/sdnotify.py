@@ -1,4 +1,4 @@
-"""sd_notify(3): tell systemd (or a test harness) over $NOTIFY_SOCKET that we are ready or stopping."""
+"""sd_notify(3): tell systemd (or a test harness) over $NOTIFY_SOCKET that we are ready, alive or stopping."""
 
 from __future__ import annotations
 
@@ -18,3 +18,12 @@ def notify(state: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between watchdog pings when systemd asks for them (half of WatchdogSec), else None."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6

@@ -21,7 +21,8 @@ from .media.dtmf import Digit
 from .media.ports import PortPool
 from .media.session import MediaSettings
 from .media.tts import Speaker
-from .sdnotify import notify
+from .metrics import Metrics
+from .sdnotify import notify, watchdog_interval
 from .sip.transaction import Timers
 from .sip.ua import (
     AuthFailed,
@@ -46,6 +47,7 @@ from .speech import Speech
 from .transport import SipTransport
 
 log = logging.getLogger("ivrd")
+LAG_INTERVAL = 0.5  # seconds between event-loop lag samples
 
 
 class Daemon:
@@ -65,7 +67,8 @@ class Daemon:
                              transfer_targets=config.flows.transfer_targets, queues=config.routing.queues,
                              check_phrases=self.speech.check_phrases)  # fmt: skip
         self.lookups = Lookups(config.flows.lookup_max_bytes)
-        self.contact_center = ContactCenter(self)
+        self.metrics = Metrics(self)
+        self.contact_center = ContactCenter(self, self.metrics)
         self.http = HttpServer(self)
         self.accepting = True  # False once stopping: /readyz says so
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-disk")  # recordings, in order
@@ -101,8 +104,24 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         if self.config.flows.watch_seconds > 0 and not self.flows.builtin:
             self._background(self.flows.watch(self.config.flows.watch_seconds))
+        self._background(self._heartbeat(watchdog_interval()))
         notify("READY=1")
         event(log, "ready", listeners=len(self.bound_ports))
+
+    async def _heartbeat(self, watchdog: float | None) -> None:
+        """Measure how late the loop runs a timer, and tell systemd's watchdog the loop still turns:
+        a loop stuck in one callback misses its pings and gets the process restarted."""
+        loop = asyncio.get_running_loop()
+        every = min(LAG_INTERVAL, watchdog) if watchdog else LAG_INTERVAL
+        next_ping = loop.time()
+        while True:
+            due = loop.time() + every
+            await asyncio.sleep(every)
+            now = loop.time()
+            self.metrics.loop_lag.observe(max(0.0, now - due))
+            if watchdog and now >= next_ping:
+                notify("WATCHDOG=1")
+                next_ping = now + watchdog
 
     def _on_sighup(self) -> None:
         self._background(self.flows.reload("SIGHUP"))

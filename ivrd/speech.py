@@ -94,6 +94,7 @@ class SpeechStream:
                  max_speech: float, on_start: Callable[[], None],
                  on_result: Callable[[Result, float], None]) -> None:  # fmt: skip
         self._engine = engine
+        self.language = engine.language
         self._phrases = tuple(phrases)
         self._executor = executor
         self._endpoint = Endpointer(end_silence=end_silence, max_speech=max_speech)

@@ -59,13 +59,17 @@ class Offer:
     queue: str
 
 
+OverflowReason = Literal["max_wait", "full", "no_agents"]
+OVERFLOW_REASONS: tuple[OverflowReason, ...] = ("max_wait", "full", "no_agents")
+
+
 @dataclass(frozen=True, slots=True)
 class Left:
     """A caller leaves the queue without an agent: ``max_wait``, ``full``, ``no_agents``."""
 
     caller: str
     queue: str
-    reason: str
+    reason: OverflowReason
 
 
 Decision = Offer | Left

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
+# Upper bounds (seconds) for how late a frame leaves: a tick is due every 20 ms.
+LATENESS_BOUNDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
+
 
 class Pacer:
     """The schedule of one call's outgoing frames.
@@ -29,3 +34,22 @@ class Pacer:
         missed = max(0, due - self.index)
         self.index += missed + 1
         return missed
+
+
+class Lateness:
+    """How late frames were sent: a count per bucket (``bounds`` are upper bounds, inclusive; the
+    last bucket is unbounded) and the sum. Cheap enough for every tick of every call."""
+
+    def __init__(self, bounds: tuple[float, ...] = LATENESS_BOUNDS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.sum += seconds
+
+    def add(self, other: Lateness) -> None:
+        """Add ``other``'s observations (same bounds) to these."""
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.sum += other.sum

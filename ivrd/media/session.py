@@ -26,7 +26,7 @@ from .capture import Capture
 from .dtmf import Digit, DtmfError, InbandDetector, Rfc4733Receiver
 from .g711 import Codec, Samples, decode, transcode
 from .jitter import JitterBuffer
-from .pacer import Pacer
+from .pacer import Lateness, Pacer
 from .player import FRAME_SAMPLES, Player
 from .recorder import Recorder
 from .rtcp import ReportBlock, RtcpError, SenderReport, build_report, ntp_time, parse_rtcp
@@ -96,6 +96,7 @@ class MediaSession:
         self._timer: asyncio.TimerHandle | None = None
         self._pacer: Pacer | None = None
         self.sent = 0
+        self.lateness = Lateness()
         self.skipped = 0
         self.malformed = 0
         self.wrong_payload = 0
@@ -172,7 +173,9 @@ class MediaSession:
 
     def _tick(self) -> None:
         assert self._loop is not None and self._pacer is not None
-        missed = self._pacer.tick(self._loop.time())
+        now = self._loop.time()
+        self.lateness.observe(max(0.0, now - self._pacer.deadline))
+        missed = self._pacer.tick(now)
         if missed:  # the loop was held up: skip the missed frames, keep the RTP clock true
             self.skipped += missed
             self._timestamp += missed * FRAME_SAMPLES

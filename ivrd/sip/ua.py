@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote
 
 from .auth import DigestAuth, parse_digest
 from .build import make_cancel, make_response
+from .counts import SipCounts
 from .dialog import AnswerRetransmitter, Dialog, DialogId, dialog_id_of_request
 from .errors import ParseError, SdpError
 from .flow import Flow
@@ -299,6 +300,7 @@ class UserAgent:
         self._invite_limit = RateLimiter(settings.invite_rate, settings.invite_burst)
         self._trusted = SourceList(settings.trusted_sources)
         self.registrar = Registrar()
+        self.counts = SipCounts()
         self.draining = False  # stopping: new calls are sent elsewhere (503), calls in progress go on
         self._auth = DigestAuth(settings.realm, secrets.token_bytes(32), algorithms=settings.digest_algorithms)
         self._allowed = ALLOWED + (("REGISTER",) if settings.accounts else ())
@@ -339,11 +341,14 @@ class UserAgent:
             message = parse_message(data, stream=flow.reliable, max_bytes=self.settings.max_message_bytes)
             message.validate()
         except ParseError as exc:
+            self.counts.unparsable += 1
             self._reject_unparsable(data, flow, exc)
             return
         if isinstance(message, Response):
+            self.counts.response("in", message.cseq.method, message.status)
             self._receive_response(message, now)
             return
+        self.counts.request("in", message.method)
         self._stamp_via(message, flow)
         try:
             self._receive_request(message, flow, now)
@@ -762,7 +767,7 @@ class UserAgent:
             return
         if leg.dialog is not None:  # a retransmission of the 2xx: its ACK was lost
             if response.to.tag == leg.dialog.remote_tag and leg.ack:
-                self._sends.append(Send(leg.ack, *self._hop(leg), entry.flow))
+                self._send_ack(leg, entry.flow)
             return
         leg.final_status = response.status
         leg.dialog = Dialog.as_uac(leg.invite, response)
@@ -773,7 +778,7 @@ class UserAgent:
         ack = leg.dialog.new_request("ACK", via, cseq=leg.invite.cseq.number,
                                      extra=(("user-agent", self.settings.user_agent),))  # fmt: skip
         leg.ack = ack.to_bytes()
-        self._sends.append(Send(leg.ack, *self._hop(leg), entry.flow))
+        self._send_ack(leg, entry.flow)
         leg.state = LegState.CONFIRMED
         try:
             assert leg.awaiting_answer is not None
@@ -827,7 +832,7 @@ class UserAgent:
             return
         action = leg.retransmitter.on_timer(now)
         if action == "retransmit" and leg.answer_route is not None:
-            self._sends.append(Send(leg.retransmitter.response.to_bytes(), *leg.answer_route))
+            self._send(leg.retransmitter.response, *leg.answer_route)
             self._track(leg)
         elif action == "give_up":
             leg.retransmitter = None
@@ -849,10 +854,13 @@ class UserAgent:
                 if isinstance(message, Response):
                     route = self._routes.get(id(tx))
                     if route is not None:
-                        self._sends.append(Send(message.to_bytes(), *route))
+                        self._send(message, *route)
                 elif flow is not None and host is not None and port is not None:
-                    self._sends.append(Send(message.to_bytes(), host, port, flow))
-            elif entry is not None:
+                    self._send(message, host, port, flow)
+                continue
+            if isinstance(output, TimedOut):
+                self.counts.timeout(tx.request.method)
+            if entry is not None:
                 self._client_output(entry, output, now)
             elif isinstance(output, TimedOut) and isinstance(tx, ServerInviteTransaction):
                 leg = self._leg_of(tx)
@@ -868,6 +876,17 @@ class UserAgent:
                 self._incoming.pop(id(tx), None)
         else:
             self._track(tx)
+
+    def _send(self, message: Request | Response, host: str, port: int, flow: Flow) -> None:
+        if isinstance(message, Response):
+            self.counts.response("out", message.cseq.method, message.status)
+        else:
+            self.counts.request("out", message.method)
+        self._sends.append(Send(message.to_bytes(), host, port, flow))
+
+    def _send_ack(self, leg: CallLeg, flow: Flow) -> None:
+        self.counts.request("out", "ACK")
+        self._sends.append(Send(leg.ack, *self._hop(leg), flow))
 
     def _send_on(self, tx: ServerTransaction, response: Response, flow: Flow, now: float) -> None:
         if id(tx) not in self._routes:
@@ -890,7 +909,7 @@ class UserAgent:
 
     def _respond_stateless(self, request: Request, flow: Flow, status: int, reason: str) -> None:
         response = make_response(request, status, reason, to_tag=self._token())
-        self._sends.append(Send(response.to_bytes(), *self._response_route(request, flow)))
+        self._send(response, *self._response_route(request, flow))
         self._events.append(MessageRejected(flow, status, reason))
 
     def _reject_unparsable(self, data: bytes, flow: Flow, exc: ParseError) -> None:

@@ -55,6 +55,7 @@ class RunningDaemon:
     workdir: Path
     log_path: Path
     http_port: int
+    notify: socket.socket | None = None  # the NOTIFY_SOCKET listener, when the test reads it past READY=1
 
     final_log: str = ""  # the whole log, kept once the daemon has stopped and its folder is gone
 
@@ -83,7 +84,8 @@ class RunningDaemon:
 
 
 def start_daemon(
-    extra_yaml: str = "", *, sip_section: str = "", http_section: str = "", rtp_ports: tuple[int, int] | None = None
+    extra_yaml: str = "", *, sip_section: str = "", http_section: str = "", rtp_ports: tuple[int, int] | None = None,
+    env: dict[str, str] | None = None, keep_notify: bool = False,
 ) -> RunningDaemon:
     workdir = Path(tempfile.mkdtemp(prefix="ivrd-"))
     port, http_port = free_port(), free_port()
@@ -107,10 +109,10 @@ def start_daemon(
     notify.bind(str(notify_path))
     notify.settimeout(0.2)
     log_path = workdir / "daemon.log"
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify_path)}
+    environment = {**os.environ, "NOTIFY_SOCKET": str(notify_path), **(env or {})}
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "ivrd.cli", "run", "-c", str(config)], stdout=log,
-                                stderr=subprocess.STDOUT, env=env, cwd=workdir)
+                                stderr=subprocess.STDOUT, env=environment, cwd=workdir)
     deadline = time.monotonic() + READY_TIMEOUT
     try:
         while True:
@@ -122,20 +124,25 @@ def start_daemon(
                     proc.kill()
                     raise AssertionError(f"daemon not ready (exit {proc.poll()}):\n{log_path.read_text()}") from None
     finally:
-        notify.close()
-    return RunningDaemon(proc, port, workdir, log_path, http_port)
+        if not keep_notify or proc.poll() is not None:
+            notify.close()
+    return RunningDaemon(proc, port, workdir, log_path, http_port, notify if keep_notify else None)
 
 
 @contextlib.contextmanager
 def daemon_running(extra_yaml: str = "", *, sip_section: str = "", http_section: str = "",
-                   expected_errors: tuple[str, ...] = ()):  # fmt: skip
+                   expected_errors: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                   keep_notify: bool = False):  # fmt: skip
     """A daemon for the block; on leaving, SIGTERM must end it with exit code 0, and its log must hold no
     error but the events named in ``expected_errors``."""
-    daemon = start_daemon(extra_yaml, sip_section=sip_section, http_section=http_section)
+    daemon = start_daemon(extra_yaml, sip_section=sip_section, http_section=http_section, env=env,
+                          keep_notify=keep_notify)  # fmt: skip
     try:
         yield daemon
     finally:
         code = daemon.stop()
+        if daemon.notify is not None:
+            daemon.notify.close()
         log = daemon.final_log = daemon.log
         shutil.rmtree(daemon.workdir, ignore_errors=True)
     assert code == 0, f"daemon exited with {code}:\n{log[-3000:]}"

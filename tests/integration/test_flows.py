@@ -18,6 +18,7 @@ from tests.integration.daemon import daemon_running, free_port
 from tests.integration.logfmt import events
 from tests.integration.peers import SCENARIOS, require, sipp
 from tests.integration.rtp_caller import RtpCaller
+from tests.integration.scrape import scrape, value
 
 pytestmark = pytest.mark.peers
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,9 +68,21 @@ def test_key_1_hears_the_balance_from_the_web_service_then_the_queue_message(tmp
     require("sipp", "espeak-ng")
     with daemon_running(serving(example_flows(tmp_path, webhook))) as daemon:
         result = dial(daemon, tmp_path, "1")
+        daemon.wait_for_event("call.end")
+        samples = scrape(daemon)
     assert (result.code, result.successful) == (0, 1), result.output[-2000:]
     (end,) = events(daemon.final_log, "call.end")
     assert end["flow"] == "main" and len(end["flow_version"]) == 12
+    # what the call did, counted: the menu answered, the lookup, the queue left for want of agents
+    version = end["flow_version"]
+    assert value(samples, "ivrd_flow_calls_total", flow="main", version=version) == 1
+    assert value(samples, "ivrd_flow_step_results_total", flow="main", step="main_menu", result="match") == 1
+    assert value(samples, "ivrd_lookup_duration_seconds_count", flow="balance") == 1
+    assert value(samples, "ivrd_lookup_failures_total", flow="balance") == 0
+    assert value(samples, "ivrd_queue_offered_total", queue="general") == 1
+    assert value(samples, "ivrd_queue_overflowed_total", queue="general", reason="no_agents") == 1
+    assert value(samples, "ivrd_queue_wait_seconds_count", queue="general", outcome="overflowed") == 1
+    assert value(samples, "ivrd_queue_answered_total", queue="general") == 0
     steps = path_of(end)
     assert steps == [
         ("main", "welcome", "play"), ("main", "opening_hours", "hours"), ("main", "main_menu", "menu"),
@@ -100,7 +113,10 @@ def test_the_lookup_failing_says_sorry_and_goes_on(tmp_path):
     require("sipp", "espeak-ng")
     with daemon_running(serving(example_flows(tmp_path, free_port()))) as daemon:  # nobody listens
         result = dial(daemon, tmp_path, "1")
+        daemon.wait_for_event("call.end")
+        samples = scrape(daemon)
     assert (result.code, result.successful) == (0, 1), result.output[-2000:]
+    assert value(samples, "ivrd_lookup_failures_total", flow="balance") == 1
     (end,) = events(daemon.final_log, "call.end")
     path = json.loads(end["path"])
     failed = next(e for e in path if e["event"] == "lookup_result")
@@ -134,9 +150,12 @@ def test_reload_under_200_calls_keeps_every_call_and_new_calls_take_the_new_vers
             (flows / "main.yaml").write_text("default: true\nsteps:\n  hold:\n    wait: forever\n")
             os.kill(daemon.proc.pid, signal.SIGHUP)
             daemon.wait_for_event("flows.rejected")
+            during = scrape(daemon)  # the 200 calls are all up
             fresh = sipp(f"127.0.0.1:{daemon.port}", "-sn", "uac", "-i", "127.0.0.1", "-p", str(free_port()),
                          "-m", "3", "-d", "500", cwd=tmp_path)  # fmt: skip
             out, _ = held.communicate(timeout=120)
+            daemon.wait_for_event("call.end", count=203)
+            after = scrape(daemon)
         finally:
             if held.poll() is None:
                 held.kill()
@@ -150,6 +169,21 @@ def test_reload_under_200_calls_keeps_every_call_and_new_calls_take_the_new_vers
     versions = [e["flow_version"] for e in ends]
     assert versions.count(first) == 200 and versions.count(second) == 3  # the broken edit never served
     assert all(e["reason"] != "error" for e in ends) and not events(daemon.final_log, "call.error")
+    # /metrics while the calls ran, and after: the same story in counters
+    assert value(during, "ivrd_calls_active") == 200
+    assert value(during, "ivrd_sip_requests_total", direction="in", method="INVITE") == 200
+    assert value(during, "ivrd_call_setups_total", result="answered") == 200
+    assert value(during, "ivrd_flow_calls_total", flow="main", version=first) == 200
+    assert value(during, "ivrd_flow_reloads_total", result="ok") == 1
+    assert value(during, "ivrd_flow_reloads_total", result="failed") == 1
+    assert value(after, "ivrd_calls_active") == 0
+    assert value(after, "ivrd_call_setups_total", result="answered") == 203
+    assert value(after, "ivrd_flow_calls_total", flow="main", version=second) == 3
+    # at this load a retransmission (a message late by T1) is possible, so at least one each
+    for method in ("INVITE", "ACK", "BYE"):
+        assert value(after, "ivrd_sip_requests_total", direction="in", method=method) >= 203, method
+    assert value(after, "ivrd_sip_responses_total", direction="out", method="BYE", **{"class": "2xx"}) >= 203
+    assert value(after, "ivrd_rtp_packets_sent_total") == sum(int(e["rtp_sent"]) for e in ends)
 
 
 def test_simulate_walks_a_flow_through_stdin_and_stdout(tmp_path):

@@ -16,6 +16,7 @@ from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import require
 from tests.integration.rtp_caller import RtpCaller
+from tests.integration.scrape import scrape, value
 
 pytestmark = [pytest.mark.peers, pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")]
 
@@ -117,6 +118,8 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
             assert agents["2001"]["state"] == "busy" and agents["2001"]["calls"] == 2
             assert second.bye() == 200
             daemon.wait_for_event("queue.call_end", 2)
+            daemon.wait_for_event("call.end", 2)
+            samples = scrape(daemon)
         finally:
             for caller in callers:
                 caller.close()
@@ -132,3 +135,21 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
     first_end = events(log, "queue.call_end")[0]
     # packets both ways on the agent's leg: the caller's audio relayed out, the agent's audio in
     assert int(first_end["rtp_sent"]) >= 80 and int(first_end["rtp_received"]) >= 80
+
+    # the contact-center counters tell the same story
+    for queue in ("billing", "support"):
+        assert value(samples, "ivrd_queue_offered_total", queue=queue) == 1
+        assert value(samples, "ivrd_queue_answered_total", queue=queue) == 1
+        assert value(samples, "ivrd_queue_abandoned_total", queue=queue) == 0
+        assert value(samples, "ivrd_queue_handle_seconds_count", queue=queue, phase="talk") == 1
+        assert value(samples, "ivrd_queue_handle_seconds_sum", queue=queue, phase="wrap_up") == 1.0
+    waits = {q: float(a["waited"]) for q, a in ((a["queue"], a) for a in events(log, "queue.answered"))}
+    assert waits["support"] >= 3  # rang 2002 for the whole offer timeout first
+    for queue, waited in waits.items():  # answered within the 20 s service level, counted at its bound
+        assert value(samples, "ivrd_queue_wait_seconds_bucket", queue=queue, outcome="answered", le="20.0") == 1
+        assert abs(value(samples, "ivrd_queue_wait_seconds_sum", queue=queue, outcome="answered") - waited) < 0.01
+    assert value(samples, "ivrd_agent_offers_total", queue="support", result="missed") == 1
+    assert value(samples, "ivrd_agent_offers_total", queue="support", result="answered") == 1
+    assert value(samples, "ivrd_queue_info", queue="billing", service_level_le="20.0", short_abandon_le="5.0") == 1
+    assert value(samples, "ivrd_rtp_packets_received_total") >= sum(int(e["rtp_received"]) for e in
+                                                                    events(log, "queue.call_end"))  # fmt: skip

@@ -15,6 +15,7 @@ from tests.integration.daemon import daemon_running
 from tests.integration.logfmt import events
 from tests.integration.peers import require
 from tests.integration.rtp_caller import RtpCaller
+from tests.integration.scrape import scrape, value
 from tests.integration.test_flows import example_flows, serving
 
 pytestmark = pytest.mark.peers
@@ -38,6 +39,8 @@ def test_saying_billing_over_the_menu_prompt_cuts_it_and_takes_the_billing_branc
             for _ in range(6):
                 caller.stream(QUIET)
             caller.wait_bye()
+            daemon.wait_for_event("call.end")
+            samples = scrape(daemon)
         finally:
             caller.close()
     (barge_in,) = events(daemon.final_log, "call.barge_in")
@@ -54,6 +57,11 @@ def test_saying_billing_over_the_menu_prompt_cuts_it_and_takes_the_billing_branc
     assert (choice["step"], choice["said"], choice["goto"]) == ("main_menu", "billing", "billing")
     assert json.loads(end["variables"])["speech"]["text"] == "billing"
     assert [e["flow"] for e in path].count("balance") >= 3  # the billing branch ran
+    assert value(samples, "ivrd_speech_recognitions_total", language="en", result="match") == 1
+    assert value(samples, "ivrd_speech_confidence_count", language="en") == 1
+    latency = value(samples, "ivrd_speech_result_latency_seconds_sum", language="en")
+    assert abs(latency - float(heard["latency_ms"]) / 1000) <= 0.0005  # the log rounds to the millisecond
+    assert value(samples, "ivrd_flow_step_results_total", flow="main", step="main_menu", result="match") == 1
 
 
 def test_a_softphone_says_technical_support_and_the_call_takes_that_branch(tmp_path):

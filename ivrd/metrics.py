@@ -1,0 +1,249 @@
+"""Every Prometheus metric ivrd exports, in one place.
+
+Two kinds: metrics observed when something happens at call pace (a call set up, a menu answered,
+a caller answered by an agent), kept by prometheus-client; and figures the hot paths already count
+in plain integers (SIP messages, RTP packets, frame lateness) or that describe the present (agents by
+state, callers waiting), read from the daemon at scrape time by :class:`_Snapshot`, so nothing on the
+audio path takes a lock or builds a label. Labels are bounded by the configuration (queues, flows,
+steps, languages): never a caller's number or a Call-ID.
+
+Wait-time buckets include every queue's service-level target and short-abandon threshold, so
+``ivrd_queue_wait_seconds_bucket{le="20"}`` is an exact count and service level needs no interpolation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from routing.agents import State
+from routing.estimate import expected_wait
+from routing.matcher import OVERFLOW_REASONS
+
+from .media.pacer import Lateness
+from .media.session import MediaSession
+
+if TYPE_CHECKING:
+    from .config import RoutingConfig
+    from .server import Daemon
+
+WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 1800.0,
+                3600.0)  # fmt: skip
+HANDLE_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+JITTER_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+LOOKUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# The flow path's events, as a question's result.
+STEP_RESULTS = {"choice": "match", "digits": "match", "speech": "match", "nomatch": "nomatch", "noinput": "noinput"}
+# Media session counters summed into the RTP totals: metric name -> how to read it off a session.
+_RTP_COUNTERS: dict[str, tuple[str, Callable[[MediaSession], int]]] = {
+    "received": ("RTP packets received from the latched source", lambda s: s.stats.received),
+    "sent": ("RTP packets sent", lambda s: s.sent),
+    "lost": ("RTP packets that never came in time to be played (concealed with silence)",
+             lambda s: s.jitter.stats.lost),
+    "late": ("RTP packets that came after their playout time and were dropped", lambda s: s.jitter.stats.late),
+    "foreign": ("RTP packets dropped because they came from a source other than the latched one",
+                lambda s: s.latch.foreign),
+    "malformed": ("RTP packets dropped as malformed or of a payload type not negotiated",
+                  lambda s: s.malformed + s.wrong_payload),
+}  # fmt: skip
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as the exposition writes it (``20.0``, ``+Inf``): what the ``le`` label holds."""
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]
+
+
+def wait_buckets(routing: RoutingConfig) -> tuple[float, ...]:
+    """The wait-time bucket bounds: the usual ones, plus each queue's targets so they come out exact."""
+    targets = {q.service_level for q in routing.queues.values()} | {q.short_abandon for q in routing.queues.values()}
+    return tuple(sorted(set(WAIT_BUCKETS) | targets))
+
+
+class Metrics:
+    """The daemon's registry; :meth:`exposition` is what ``GET /metrics`` answers."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.registry = registry = CollectorRegistry()
+        self.media_closed = _MediaTotals()
+        self.call_setups = Counter("ivrd_call_setups", "Incoming calls by how their setup ended: answered, "
+                                   "rejected (by ivrd), cancelled (the caller gave up first)", ["result"],
+                                   registry=registry)  # fmt: skip
+        self.rtp_jitter = Histogram("ivrd_rtp_jitter_seconds", "Interarrival jitter (RFC 3550) of each call's "
+                                    "received audio, at the call's end", buckets=JITTER_BUCKETS,
+                                    registry=registry)  # fmt: skip
+        self.loop_lag = Histogram("ivrd_event_loop_lag_seconds", "How late the event loop ran a timer due now",
+                                  buckets=LAG_BUCKETS, registry=registry)  # fmt: skip
+        self.speech_results = Counter("ivrd_speech_recognitions", "Speech questions by result: match, nomatch "
+                                      "(heard, not understood or not accepted), noinput", ["language", "result"],
+                                      registry=registry)  # fmt: skip
+        self.speech_confidence = Histogram("ivrd_speech_confidence", "Confidence (0-1) of each recognition",
+                                           ["language"], buckets=CONFIDENCE_BUCKETS, registry=registry)
+        self.speech_latency = Histogram("ivrd_speech_result_latency_seconds", "From the end of the caller's "
+                                        "speech to the recognizer's result", ["language"], buckets=LATENCY_BUCKETS,
+                                        registry=registry)  # fmt: skip
+        self.flow_calls = Counter("ivrd_flow_calls", "Calls started in a flow, by flow and flow-set version",
+                                  ["flow", "version"], registry=registry)  # fmt: skip
+        self.step_results = Counter("ivrd_flow_step_results", "Answers to menu, collect and listen steps: match, "
+                                    "nomatch, noinput", ["flow", "step", "result"], registry=registry)  # fmt: skip
+        self.lookup_seconds = Histogram("ivrd_lookup_duration_seconds", "Data lookups' durations, by flow",
+                                        ["flow"], buckets=LOOKUP_BUCKETS, registry=registry)  # fmt: skip
+        self.lookup_failures = Counter("ivrd_lookup_failures", "Data lookups that failed (error, timeout, bad "
+                                       "answer), by flow", ["flow"], registry=registry)  # fmt: skip
+        self.queue_offered = Counter("ivrd_queue_offered", "Callers who entered a queue", ["queue"],
+                                     registry=registry)  # fmt: skip
+        self.queue_answered = Counter("ivrd_queue_answered", "Callers answered by an agent", ["queue"],
+                                      registry=registry)  # fmt: skip
+        self.queue_abandoned = Counter("ivrd_queue_abandoned", "Callers who hung up while waiting", ["queue"],
+                                       registry=registry)  # fmt: skip
+        self.queue_overflowed = Counter("ivrd_queue_overflowed", "Callers who left a queue without an agent, "
+                                        "back to their flow: max_wait, full, no_agents", ["queue", "reason"],
+                                        registry=registry)  # fmt: skip
+        self.queue_wait = Histogram("ivrd_queue_wait_seconds", "Time in queue, by outcome: answered, abandoned, "
+                                    "overflowed", ["queue", "outcome"], buckets=wait_buckets(daemon.config.routing),
+                                    registry=registry)  # fmt: skip
+        self.handle_seconds = Histogram("ivrd_queue_handle_seconds", "Agent handle time per call, by phase: talk, "
+                                        "wrap_up", ["queue", "phase"], buckets=HANDLE_BUCKETS,
+                                        registry=registry)  # fmt: skip
+        self.agent_offers = Counter("ivrd_agent_offers", "Calls offered to agents' phones, by result: answered, "
+                                    "missed, failed (unreachable)", ["queue", "result"], registry=registry)
+        # Every series a queue will have exists from the start, at zero: a series born at 1 would lose
+        # that first increment in Prometheus's increase() and rate().
+        for name in daemon.config.routing.queues:
+            for counter in (self.queue_offered, self.queue_answered, self.queue_abandoned):
+                counter.labels(name)
+            for outcome in ("answered", "abandoned", "overflowed"):
+                self.queue_wait.labels(name, outcome)
+            for phase in ("talk", "wrap_up"):
+                self.handle_seconds.labels(name, phase)
+            for result in ("answered", "missed", "failed"):
+                self.agent_offers.labels(name, result)
+            for reason in OVERFLOW_REASONS:
+                self.queue_overflowed.labels(name, reason)
+        registry.register(_Snapshot(daemon, self.media_closed))
+
+    def session_closed(self, media: MediaSession) -> None:
+        """A media session ends: its counts move into the totals, its jitter into the histogram."""
+        self.media_closed.add(media)
+        if media.stats.received:
+            self.rtp_jitter.observe(media.stats.jitter_seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _MediaTotals:
+    """What the closed media sessions counted."""
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(_RTP_COUNTERS, 0)
+        self.lateness = Lateness()
+
+    def add(self, media: MediaSession) -> None:
+        for name, (_, read) in _RTP_COUNTERS.items():
+            self.counts[name] += read(media)
+        self.lateness.add(media.lateness)
+
+
+class _Snapshot(Collector):
+    """The figures read off the daemon at scrape time."""
+
+    def __init__(self, daemon: Daemon, closed: _MediaTotals) -> None:
+        self.daemon = daemon
+        self.closed = closed
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._sip()
+        yield from self._media()
+        yield from self._flows()
+        yield from self._routing()
+
+    def _sip(self) -> Iterator[Metric]:
+        counts = self.daemon.sip.ua.counts
+        requests = CounterMetricFamily("ivrd_sip_requests", "SIP requests, by direction (in, out) and method",
+                                       labels=["direction", "method"])  # fmt: skip
+        for (direction, method), value in sorted(counts.requests.items()):
+            requests.add_metric([direction, method], value)
+        responses = CounterMetricFamily("ivrd_sip_responses", "SIP responses, by direction, method and status "
+                                        "class", labels=["direction", "method", "class"])  # fmt: skip
+        for (direction, method, kind), value in sorted(counts.responses.items()):
+            responses.add_metric([direction, method, kind], value)
+        timeouts = CounterMetricFamily("ivrd_sip_transactions_timed_out", "SIP transactions ended by a timer "
+                                       "(B, F, H: no answer, no ACK)", labels=["method"])  # fmt: skip
+        for method, value in sorted(counts.timeouts.items()):
+            timeouts.add_metric([method], value)
+        yield requests
+        yield responses
+        yield timeouts
+        yield CounterMetricFamily("ivrd_sip_messages_unparsable", "SIP messages that could not be parsed "
+                                  "(answered 400 when they could be routed, dropped otherwise)",
+                                  value=counts.unparsable)  # fmt: skip
+        yield GaugeMetricFamily("ivrd_calls_active", "Incoming calls in progress", value=len(self.daemon.calls))
+
+    def _live_sessions(self) -> list[MediaSession]:
+        sessions = [call.media for call in self.daemon.calls.values() if call.media is not None]
+        sessions += [offer.media for offer in self.daemon.contact_center.legs.values() if offer.media is not None]
+        return sessions
+
+    def _media(self) -> Iterator[Metric]:
+        live = self._live_sessions()
+        for name, (text, read) in _RTP_COUNTERS.items():
+            value = self.closed.counts[name] + sum(read(s) for s in live)
+            yield CounterMetricFamily(f"ivrd_rtp_packets_{name}", text, value=value)
+        lateness = Lateness()
+        lateness.add(self.closed.lateness)
+        for session in live:
+            lateness.add(session.lateness)
+        buckets, running = [], 0
+        for bound, count in zip((*lateness.bounds, math.inf), lateness.counts, strict=True):
+            running += count
+            buckets.append((_le(bound), running))
+        yield HistogramMetricFamily("ivrd_rtp_send_lateness_seconds", "How late each 20 ms frame left, after "
+                                    "its absolute deadline", buckets=buckets, sum_value=lateness.sum)  # fmt: skip
+
+    def _flows(self) -> Iterator[Metric]:
+        flows = self.daemon.flows
+        reloads = CounterMetricFamily("ivrd_flow_reloads", "Flow-set reloads, by result (a failed one keeps the "
+                                      "old set serving)", labels=["result"])  # fmt: skip
+        reloads.add_metric(["ok"], flows.reloads)
+        reloads.add_metric(["failed"], flows.failed_reloads)
+        yield reloads
+
+    def _routing(self) -> Iterator[Metric]:
+        center = self.daemon.contact_center
+        info = GaugeMetricFamily("ivrd_queue_info", "Each queue's targets, as the ivrd_queue_wait_seconds bucket "
+                                 "bounds (le) they are counted at", labels=["queue", "service_level_le",
+                                                                            "short_abandon_le"])  # fmt: skip
+        for name, queue in self.daemon.config.routing.queues.items():
+            info.add_metric([name, _le(queue.service_level), _le(queue.short_abandon)], 1)
+        yield info
+        agents = GaugeMetricFamily("ivrd_agents", "Agents by state", labels=["state"])
+        by_state = dict.fromkeys(State, 0)
+        for agent in center.router.agents.values():
+            by_state[agent.state] += 1
+        for state, count in by_state.items():
+            agents.add_metric([state.value], count)
+        yield agents
+        waiting = GaugeMetricFamily("ivrd_queue_callers_waiting", "Callers waiting in a queue", labels=["queue"])
+        oldest = GaugeMetricFamily("ivrd_queue_oldest_wait_seconds", "How long the longest-waiting caller has "
+                                   "waited", labels=["queue"])  # fmt: skip
+        estimate = GaugeMetricFamily("ivrd_queue_estimated_wait_seconds", "Expected wait for a caller joining "
+                                     "now (+Inf: no agent staffed)", labels=["queue"])  # fmt: skip
+        staffed = GaugeMetricFamily("ivrd_queue_agents_staffed", "Agents logged in who can take the queue's "
+                                    "callers", labels=["queue"])  # fmt: skip
+        for name in center.router.queues:
+            view = center.queue_view(name)
+            waiting.add_metric([name], view["waiting"])
+            oldest.add_metric([name], view["oldest_wait"])
+            estimate.add_metric([name], expected_wait(view["waiting"] + 1, view["handle_seconds"], view["staffed"]))
+            staffed.add_metric([name], view["staffed"])
+        yield from (waiting, oldest, estimate, staffed)

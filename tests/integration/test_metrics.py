@@ -1,0 +1,68 @@
+"""/metrics scraped while SIPp calls with audio run, checked against what the calls did."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.integration.daemon import daemon_running, free_port
+from tests.integration.logfmt import events
+from tests.integration.peers import require, sipp
+from tests.integration.scrape import scrape, value, wait_for
+
+pytestmark = pytest.mark.peers
+CALLS = 5
+
+
+def test_counters_follow_sipp_calls_with_audio_while_they_run_and_after(tmp_path):
+    require("sipp")
+    (tmp_path / "pcap").symlink_to("/usr/share/sip-tester")
+    with daemon_running() as daemon:
+        outcome = {}
+        caller = threading.Thread(target=lambda: outcome.update(result=sipp(
+            f"127.0.0.1:{daemon.port}", "-sn", "uac_pcap", "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p",
+            str(free_port()), "-m", str(CALLS), "-l", str(CALLS), "-r", "10", cwd=tmp_path)))  # fmt: skip
+        caller.start()
+        try:
+            during = wait_for(daemon, "ivrd_calls_active", CALLS)  # all up: each call lasts about 9 s
+            during = wait_for(daemon, "ivrd_rtp_packets_received_total", 50 * CALLS)  # a second of audio each
+        finally:
+            caller.join(120)
+        daemon.wait_for_event("call.end", count=CALLS)
+        after = scrape(daemon)
+    result = outcome["result"]
+    assert (result.code, result.successful, result.failed) == (0, CALLS, 0), result.output[-2000:]
+    assert value(during, "ivrd_calls_active") == CALLS
+    assert value(during, "ivrd_call_setups_total", result="answered") == CALLS
+    assert value(during, "ivrd_rtp_packets_sent_total") > 0
+    ends = events(daemon.final_log, "call.end")
+    assert value(after, "ivrd_calls_active") == 0
+    assert value(after, "ivrd_call_setups_total", result="answered") == CALLS
+    for method in ("INVITE", "ACK", "BYE"):
+        assert value(after, "ivrd_sip_requests_total", direction="in", method=method) == CALLS, method
+    assert value(after, "ivrd_sip_responses_total", direction="out", method="INVITE", **{"class": "1xx"}) == 2 * CALLS
+    assert value(after, "ivrd_sip_responses_total", direction="out", method="INVITE", **{"class": "2xx"}) == CALLS
+    assert value(after, "ivrd_sip_responses_total", direction="out", method="BYE", **{"class": "2xx"}) == CALLS
+    assert value(after, "ivrd_sip_transactions_timed_out_total", method="INVITE") == 0
+    received = sum(int(e["rtp_received"]) for e in ends)
+    assert received >= CALLS * 236  # g711a.pcap's packets, and the RFC 4733 digit's
+    assert value(after, "ivrd_rtp_packets_received_total") == received
+    assert value(after, "ivrd_rtp_packets_sent_total") == sum(int(e["rtp_sent"]) for e in ends)
+    assert value(after, "ivrd_rtp_packets_foreign_total") == 0
+    assert value(after, "ivrd_rtp_jitter_seconds_count") == CALLS
+    ticks = value(after, "ivrd_rtp_send_lateness_seconds_count")
+    assert ticks >= value(after, "ivrd_rtp_packets_sent_total")  # a frame, or silence, every tick
+    assert value(after, "ivrd_rtp_send_lateness_seconds_bucket", le="+Inf") == ticks
+
+
+def test_metrics_ask_for_the_token_when_one_is_set():
+    with daemon_running(http_section="  token: s3cret\n") as daemon:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{daemon.http_port}/metrics", timeout=10)
+        samples = scrape(daemon, token="s3cret")
+    assert refused.value.code == 401
+    assert value(samples, "ivrd_calls_active") == 0
+    assert ("ivrd_agents", frozenset({("state", "available")})) in samples
