@@ -16,7 +16,7 @@ import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asr.base import Result
 from flows.interpreter import (
@@ -56,6 +56,7 @@ from .media.recorder import Recorder, recording_path
 from .media.session import MediaSession
 from .media.tts import TtsError
 from .metrics import STEP_RESULTS
+from .records import CallRecord
 from .sip.sdp import AudioSession
 from .sip.ua import CallLeg, LegState
 from .speech import SpeechStream
@@ -95,8 +96,12 @@ class Call:
         self._speech: SpeechStream | None = None
         self._hold: Prompt | None = None  # looped while the caller waits in a queue
         self._path_counted = 0  # path entries already counted in the metrics
-        self.queue: str | None = None
+        self.queue: str | None = None  # the queue the caller waits in now
+        self.joined: str | None = None  # the last queue they joined
+        self.waited: float | None = None  # seconds in the queue before an agent answered
         self.agent: str | None = None
+        self.handled: tuple[float, float, float] | None = None  # talk, hold, wrap-up once the agent's call ended
+        self.outcome: str | None = None  # set when the call ended before it was answered
 
     # ---- events from the SIP core and the media session ---------------------------------------------
 
@@ -144,6 +149,7 @@ class Call:
             sip.flush()
             if (config.sip.answer_after and await self._wait_end(config.sip.answer_after)) or self.ended.is_set():
                 self.daemon.metrics.call_setups.labels("cancelled").inc()
+                self.outcome = "cancelled"
                 return
             address = config.media.address or leg.flow.local[0]
             port = self._bind_media(address)
@@ -152,6 +158,7 @@ class Call:
                 sip.ua.reject(leg, 503, loop.time(), reason="no-media-port")
                 sip.flush()
                 self.daemon.metrics.call_setups.labels("rejected").inc()
+                self.outcome = "rejected"
                 return
             sip.ua.answer(leg, media_address=address, media_port=port, now=loop.time())
             sip.flush()
@@ -171,15 +178,18 @@ class Call:
             recorder = self.media.recorder if self.media else None
             self._close_media()
             flow = self._end_flow()
+            record = self._record(flow, media, recorder)
             try:
                 if recorder is not None:
                     await recorder.close()  # on the disk thread; the daemon waits for that thread at exit too
                 if self._capture is not None:
                     await self._capture.recorder.close()
             finally:
-                event(log, "call.end", call_id=leg.call_id, reason=self.end_reason or leg.state.value,
-                      digits=self.digits.text, recording=recorder.path if recorder else None, **media,
-                      **flow)  # fmt: skip
+                event(log, "call.end", call_id=leg.call_id, reason=record.end_reason, outcome=record.outcome,
+                      digits=self.digits.text, recording=record.recording, **media, flow=record.flow,
+                      flow_version=record.flow_version, path=record.path, variables=record.variables)  # fmt: skip
+                if self.daemon.records is not None:
+                    self.daemon.records.add(record)
 
     async def hangup(self) -> None:
         """End the call from our side and wait (bounded) for the BYE to complete."""
@@ -306,7 +316,7 @@ class Call:
         elif isinstance(action, TransferCall):
             self._transfer(action.uri)
         elif isinstance(action, JoinQueue):
-            self.queue = action.queue
+            self.queue = self.joined = action.queue
             self.daemon.contact_center.join(self, action)
         elif isinstance(action, HangUp):
             self._spawn(self.hangup())
@@ -459,6 +469,7 @@ class Call:
     def queue_event(self, happened: QueueLeft | AgentConnected) -> None:
         if isinstance(happened, AgentConnected):
             self.agent = happened.agent
+            self.waited = happened.waited
         else:
             self.queue = None
         self._soon(happened)
@@ -466,8 +477,9 @@ class Call:
     def flow_notice(self, notice: Notice) -> None:
         self._do(notice)
 
-    def agent_gone(self) -> None:
-        """The agent hung up: the call is over for the caller too."""
+    def agent_gone(self, talk: float, hold: float, wrap_up: float) -> None:
+        """The agent's call ended (their hang-up, or ours): the call is over for the caller too."""
+        self.handled = (talk, hold, wrap_up)
         self.queue = None
         self._spawn(self.hangup())
 
@@ -518,8 +530,8 @@ class Call:
               seconds=round(capture.seconds, 2), ended_by=reason)  # fmt: skip
         self._feed(RecordingDone(str(capture.recorder.path), capture.seconds))
 
-    def _end_flow(self) -> dict[str, object]:
-        """Stop the run; what it did, for the call's last log line (the call record)."""
+    def _end_flow(self) -> dict[str, Any]:
+        """Stop the run; what it did (empty when no flow ran)."""
         self._stop_listening()
         for timer in (self._flow_timer, self._transfer_timer):
             if timer is not None:
@@ -529,10 +541,33 @@ class Call:
         if run is None:
             return {}
         run.hung_up(time.time(), self.end_reason or self.leg.state.value)
-        record = summary(run)
-        return {"flow": record["flow"], "flow_version": record["version"],
-                "path": json.dumps(record["path"], separators=(",", ":"), default=str),
-                "variables": json.dumps(record["variables"], separators=(",", ":"), default=str)}  # fmt: skip
+        return dict(summary(run))
+
+    def _record(self, flow: dict[str, Any], media: dict[str, object], recorder: Recorder | None) -> CallRecord:
+        """The call record: who called, what they did in the flows, the queue and the agent, the audio."""
+        leg = self.leg
+        path: list[dict[str, Any]] = flow.get("path", [])
+        happened = {entry["event"] for entry in path}
+        outcome = self.outcome or (
+            "agent" if self.agent is not None else "transferred" if "transferred" in happened
+            else "abandoned" if self.queue is not None
+            else "completed" if any(e["event"] == "hangup" and e.get("by") == "flow" for e in path)
+            else "caller_hung_up")  # fmt: skip
+        talk = hold = wrap_up = None
+        if self.handled is not None:
+            talk, hold, wrap_up = self.handled
+        elif self.agent is not None:  # the caller hung up first: the agent's call is ending now
+            talk, hold, wrap_up = self.daemon.contact_center.handled_so_far(self)
+        transcript = " | ".join(str(entry["said"]) for entry in path if "said" in entry)
+        return CallRecord(
+            id=self.id, call_id=leg.call_id, started=self.started, ended=time.time(), caller=leg.caller_number,
+            caller_name=leg.caller_name, dialed=leg.dialed_number, outcome=outcome,
+            end_reason=self.end_reason or leg.state.value, flow=flow.get("flow"), flow_version=flow.get("version"),
+            digits=self.digits.text, transcript=transcript, path=_json(path),
+            variables=_json(flow.get("variables", {})),
+            queue=self.joined, wait=self.waited, agent=self.agent, talk=talk, hold=hold, wrap_up=wrap_up,
+            recording=str(recorder.path) if recorder else None,
+            message=str(self._capture.recorder.path) if self._capture else None, rtp=_json(media))  # fmt: skip
 
     def _close_media(self) -> None:
         if self.media is not None:
@@ -546,3 +581,7 @@ class Call:
         if self._port is not None:
             self.daemon.ports.release(self._port)
             self._port = None
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sqlite3
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import uvloop
@@ -18,6 +22,7 @@ from .flowset import BUILTIN
 from .logs import setup
 from .media.player import load_wav
 from .models import FetchError, fetch_model
+from .records import OUTCOMES, Query, RecordsError, connect, describe, find
 from .server import Daemon
 from .simulate import load_fixtures, simulate
 from .speech import Speech
@@ -45,7 +50,55 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("url", help="the model archive (zip or tar), e.g. from https://alphacephei.com/vosk/models")
     fetch.add_argument("--sha256", required=True, help="the archive's SHA-256, as its publisher gives it")
     fetch.add_argument("--to", type=Path, required=True, help="the new model directory")
+    calls = commands.add_parser("calls", help="search the call records, newest first")
+    source = calls.add_mutually_exclusive_group()
+    source.add_argument("-c", "--config", type=Path, help="the daemon's configuration (its calls.records)")
+    source.add_argument("--db", type=Path, help="the records database (default: calls.db here)")
+    calls.add_argument("--since", type=_when, help="from this time: 2026-11-24, 2026-11-24T09:30, or 30m, 2h, 7d ago")
+    calls.add_argument("--until", type=_when, help="before this time (same forms)")
+    calls.add_argument("--caller", help="the calling number, exactly")
+    calls.add_argument("--outcome", choices=OUTCOMES)
+    calls.add_argument("--queue")
+    calls.add_argument("--text", help="words the caller said, or anything in their path through the flows")
+    calls.add_argument("--limit", type=int, default=50, help="at most this many (default: %(default)s)")
+    calls.add_argument("--json", action="store_true", help="one JSON object per record, every field")
     return parser
+
+
+def _when(text: str) -> float:
+    """A time on the command line: ISO 8601 (local time unless it says otherwise) or an age (30m, 2h, 7d)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1:] in units and text[:-1].isdigit():
+        return time.time() - int(text[:-1]) * units[text[-1]]
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        expected = "expected 2026-11-24, 2026-11-24T09:30 or an age like 2h"
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+
+
+def _calls(args: argparse.Namespace) -> int:
+    if args.config:
+        try:
+            path = Path(load_config(args.config).calls.records)
+        except ConfigError as exc:
+            return _report(exc)
+    else:
+        path = args.db or Path(Config().calls.records)
+    if not path.is_file():
+        print(f"ivrd: no call records at {path}", file=sys.stderr)
+        return 1
+    query = Query(since=args.since, until=args.until, caller=args.caller, outcome=args.outcome, queue=args.queue,
+                  text=args.text, limit=args.limit)  # fmt: skip
+    try:
+        connection = connect(path, readonly=True)
+        found = list(find(connection, query))
+    except (RecordsError, sqlite3.Error) as exc:
+        print(f"ivrd: {path}: {exc}", file=sys.stderr)
+        return 1
+    for record in found:
+        print(json.dumps(record, ensure_ascii=False) if args.json else describe(record))
+    return 0
 
 
 def _report(exc: ConfigError) -> int:
@@ -118,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         return _simulate(args)
     if args.command == "fetch-model":
         return _fetch(args)
+    if args.command == "calls":
+        return _calls(args)
     try:
         config = load_config(args.config) if args.config else Config()
     except ConfigError as exc:
@@ -125,13 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     setup(config.log.level)
 
     async def serve() -> None:
-        await Daemon(config).serve()
+        await Daemon(config, args.config).serve()
 
     try:
         uvloop.run(serve())
     except ConfigError as exc:  # the flows, loaded before the listeners open
         return _report(exc)
-    except AsrError as exc:  # a speech model that does not load
+    except (AsrError, RecordsError) as exc:  # a speech model that does not load, records that cannot be kept
         print(f"ivrd: cannot start: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except OSError as exc:  # a listener that cannot bind: say which, no traceback

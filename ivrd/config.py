@@ -101,6 +101,7 @@ class CallsConfig:
     drain_seconds: float = 0.0
     record: bool = False
     recordings_dir: str = "recordings"
+    records: str = "calls.db"  # the call-record database (SQLite); "" keeps none
 
     def check(self) -> str | None:
         if self.max_concurrent < 1:
@@ -260,7 +261,8 @@ def load_config(path: Path) -> Config:
         raise ConfigError(problems)
     assert isinstance(config, Config)
     here = path.parent
-    calls = dataclasses.replace(config.calls, recordings_dir=str(here / config.calls.recordings_dir))
+    calls = dataclasses.replace(config.calls, recordings_dir=str(here / config.calls.recordings_dir),
+                                records=str(here / config.calls.records) if config.calls.records else "")
     flows = dataclasses.replace(config.flows, dir=str(here / config.flows.dir) if config.flows.dir else None,
                                 voicemail_dir=str(here / config.flows.voicemail_dir))  # fmt: skip
     asr = dataclasses.replace(config.asr, models={k: str(here / v) for k, v in config.asr.models.items()})
@@ -270,5 +272,21 @@ def load_config(path: Path) -> Config:
     return dataclasses.replace(config, calls=calls, flows=flows, asr=asr, routing=routing)
 
 
+def live_part(running: Config, fresh: Config) -> tuple[Config, list[str]]:
+    """``fresh`` with what cannot change while serving (listeners, media ports and settings, speech
+    models, the HTTP listener, the call limit, the file watch) kept from ``running``; and the names
+    of the settings that differ there, which take a restart."""
+    restart = [name for name in ("sip", "media", "asr") if getattr(fresh, name) != getattr(running, name)]
+    http = dataclasses.replace(fresh.http, address=running.http.address, port=running.http.port)
+    calls = dataclasses.replace(fresh.calls, max_concurrent=running.calls.max_concurrent)
+    flows = dataclasses.replace(fresh.flows, watch_seconds=running.flows.watch_seconds)
+    for name, value, given in (("http.address/port", http, fresh.http), ("calls.max_concurrent", calls, fresh.calls),
+                               ("flows.watch_seconds", flows, fresh.flows)):  # fmt: skip
+        if value != given:
+            restart.append(name)
+    return dataclasses.replace(fresh, sip=running.sip, media=running.media, asr=running.asr, http=http, calls=calls,
+                               flows=flows), restart
+
+
 __all__ = ["AgentConfig", "AsrConfig", "CallsConfig", "Config", "ConfigError", "FlowsConfig", "HttpConfig", "Listen",
-           "LogConfig", "MediaConfig", "QueueConfig", "RoutingConfig", "SipConfig", "load_config"]
+           "LogConfig", "MediaConfig", "QueueConfig", "RoutingConfig", "SipConfig", "live_part", "load_config"]

@@ -24,7 +24,7 @@ from flows.expressions import ExpressionError
 from flows.interpreter import AgentConnected, JoinQueue, Notice, QueueLeft
 from routing.agents import Agent, State
 from routing.estimate import HandleTime, expected_wait
-from routing.matcher import Left, Offer, QueueSpec, Router
+from routing.matcher import Left, Offer, QueueSpec, ReconfigureError, Router
 
 from .logs import event
 from .media.player import Prompt, PromptError, load_wav
@@ -38,6 +38,7 @@ from .yaml_loader import ConfigError, Problem
 
 if TYPE_CHECKING:
     from .call import Call
+    from .config import RoutingConfig
     from .metrics import Metrics
     from .server import Daemon
 
@@ -57,6 +58,18 @@ class AgentCall:
     media: MediaSession | None = None
     answered_at: float | None = None
     timer: asyncio.TimerHandle | None = None
+    hold: float = 0.0  # seconds the agent has held the caller (their phone's re-INVITE: sendonly, inactive)
+    held_since: float | None = None
+
+    def on_hold(self, held: bool, now: float) -> None:
+        if held and self.held_since is None:
+            self.held_since = now
+        elif not held and self.held_since is not None:
+            self.hold += now - self.held_since
+            self.held_since = None
+
+    def hold_seconds(self, now: float) -> float:
+        return self.hold + (now - self.held_since if self.held_since is not None else 0.0)
 
 
 @dataclass(eq=False)
@@ -76,16 +89,8 @@ class ContactCenter:
         self.daemon = daemon
         self.metrics = metrics
         self.config = daemon.config.routing
-        spec_fields = [f.name for f in fields(QueueSpec) if f.name != "name"]
-        self.router = Router(QueueSpec(name, **{f: getattr(q, f) for f in spec_fields})
-                             for name, q in self.config.queues.items())  # fmt: skip
-        self.hold_music: dict[str, Prompt] = {}
-        for name, queue in self.config.queues.items():
-            if queue.hold_music:
-                try:
-                    self.hold_music[name] = load_wav(Path(queue.hold_music))
-                except PromptError as exc:
-                    raise ConfigError([Problem(queue.hold_music, 1, 1, f"queue {name}'s hold_music: {exc}")]) from None
+        self.router = Router(_specs(self.config))
+        self.hold_music = load_hold_music(self.config)
         self.handle_time = {name: HandleTime() for name in self.config.queues}
         self.waiting: dict[str, Waiting] = {}  # caller id -> their place
         self.legs: dict[int, AgentCall] = {}  # id(leg) -> the offer it carries
@@ -98,6 +103,34 @@ class ContactCenter:
                                         contact=agent.contact, since=now), now)  # fmt: skip
             if agent.logged_in:
                 self.router.agent_available(agent_id, now)
+
+    def reconfigure(self, routing: RoutingConfig, hold_music: dict[str, Prompt]) -> None:
+        """Take new queues and agents (and their :func:`load_hold_music`) while serving: callers keep
+        their place, agents their state (a new agent starts logged in if ``logged_in`` says so).
+        Raises :class:`ConfigError`, changing nothing, when a queue with callers in it would go."""
+        now = self._now()
+        try:
+            self.router.reconfigure(_specs(routing), now)
+        except ReconfigureError as exc:
+            raise ConfigError([Problem("routing", 1, 1, str(exc))]) from None
+        for agent_id in set(self.router.agents) - routing.agents.keys():
+            self.router.remove_agent(agent_id)
+        for agent_id, spec in routing.agents.items():
+            agent = self.router.agents.get(agent_id)
+            if agent is None:
+                self.router.add_agent(Agent(agent_id, dict(spec.skills), name=spec.name or agent_id,
+                                            contact=spec.contact, since=now), now)  # fmt: skip
+                if spec.logged_in:
+                    self.router.agent_available(agent_id, now)
+                continue
+            agent.name, agent.contact = spec.name or agent_id, spec.contact
+            if agent.skills != spec.skills:
+                self.router.update_agent(agent_id, dict(spec.skills), now)
+        self.config, self.hold_music = routing, hold_music
+        for name in routing.queues:
+            self.handle_time.setdefault(name, HandleTime())
+        self.metrics.queues_changed(routing)
+        self._decide()
 
     @staticmethod
     def _now() -> float:
@@ -307,6 +340,7 @@ class ContactCenter:
             self._answered(offer)
         elif isinstance(ev, MediaChanged) and offer.media is not None:
             offer.media.update(ev.audio)
+            offer.on_hold(ev.audio.direction in ("sendonly", "inactive"), self._now())
         elif isinstance(ev, CallEnded):
             self._leg_ended(offer, ev)
 
@@ -379,17 +413,28 @@ class ContactCenter:
                 self._decide()
             return
         self.connected.pop(offer.caller.id, None)
-        talk = now - offer.answered_at
+        hold = offer.hold_seconds(now)
+        talk = now - offer.answered_at - hold
         wrap_up = self.config.queues[offer.queue].wrap_up
-        self.handle_time[offer.queue].add(talk + wrap_up)
-        self.metrics.handle_seconds.labels(offer.queue, "talk").observe(talk)
-        self.metrics.handle_seconds.labels(offer.queue, "wrap_up").observe(wrap_up)
+        self.handle_time[offer.queue].add(talk + hold + wrap_up)
+        for phase, seconds in (("talk", talk), ("hold", hold), ("wrap_up", wrap_up)):
+            self.metrics.handle_seconds.labels(offer.queue, phase).observe(seconds)
         self.router.call_ended(offer.agent, now)
         event(log, "queue.call_end", call_id=offer.caller.leg.call_id, agent=offer.agent, queue=offer.queue,
-              talk=round(talk, 2), agent_call_id=offer.leg.call_id, by=ended.reason, **media)  # fmt: skip
+              talk=round(talk, 2), hold=round(hold, 2), agent_call_id=offer.leg.call_id, by=ended.reason,
+              **media)  # fmt: skip
         self._push(offer.agent, "ended", offer.caller)
-        offer.caller.agent_gone()
+        offer.caller.agent_gone(talk, hold, wrap_up)
         self._decide()
+
+    def handled_so_far(self, call: Call) -> tuple[float | None, float | None, float | None]:
+        """Talk, hold and wrap-up of the caller's agent call that is ending now (the caller hung up)."""
+        offer = self.connected.get(call.id)
+        if offer is None or offer.answered_at is None:
+            return None, None, None
+        now = self._now()
+        hold = offer.hold_seconds(now)
+        return now - offer.answered_at - hold, hold, self.config.queues[offer.queue].wrap_up
 
     # ---- desktops -----------------------------------------------------------------------------------
 
@@ -401,3 +446,20 @@ class ContactCenter:
         for ws in list(sockets):
             task = asyncio.get_running_loop().create_task(ws.send_json(message))
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+
+def _specs(routing: RoutingConfig) -> list[QueueSpec]:
+    spec_fields = [f.name for f in fields(QueueSpec) if f.name != "name"]
+    return [QueueSpec(name, **{f: getattr(q, f) for f in spec_fields}) for name, q in routing.queues.items()]
+
+
+def load_hold_music(routing: RoutingConfig) -> dict[str, Prompt]:
+    """The queues' hold music, decoded (file I/O: off the loop when serving); :class:`ConfigError` if unreadable."""
+    music = {}
+    for name, queue in routing.queues.items():
+        if queue.hold_music:
+            try:
+                music[name] = load_wav(Path(queue.hold_music))
+            except PromptError as exc:
+                raise ConfigError([Problem(queue.hold_music, 1, 1, f"queue {name}'s hold_music: {exc}")]) from None
+    return music

@@ -11,8 +11,9 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
 
 import flows
@@ -39,14 +40,21 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(found))
 
 
+@dataclass(frozen=True)
+class FlowSettings:
+    """What the configuration says about the flows: where they are, and what they may name."""
+
+    directory: Path | None  # None: the built-in flow
+    transfer_targets: tuple[str, ...] = ()
+    queues: Collection[str] = ()
+
+
 class FlowSet:
-    def __init__(self, directory: Path | None, *, transfer_targets: tuple[str, ...] = (),
-                 queues: Collection[str] = (), check_phrases: PhraseCheck | None = None,
+    def __init__(self, settings: FlowSettings, *, check_phrases: PhraseCheck | None = None,
                  executor: Executor | None = None) -> None:  # fmt: skip
-        self.directory = directory or BUILTIN
-        self._load = functools.partial(load_deployment, self.directory, load_wav, transfer_targets=transfer_targets,
-                                       queues=queues, check_phrases=check_phrases)  # fmt: skip
-        self.builtin = directory is None
+        self._check_phrases = check_phrases
+        self.directory, self._load = self._loader(settings)
+        self.builtin = settings.directory is None
         self._executor = executor
         self._lock = asyncio.Lock()
         self._seen: tuple[tuple[str, int, int], ...] = ()
@@ -61,13 +69,23 @@ class FlowSet:
         self._log_loaded(self.current, None, "start")
         return self.current
 
-    async def reload(self, reason: str) -> bool:
-        """Load the directory again; swap it in if it is valid. True when the new set serves."""
+    def _loader(self, settings: FlowSettings) -> tuple[Path, Callable[[], Deployment]]:
+        directory = settings.directory or BUILTIN
+        return directory, functools.partial(load_deployment, directory, load_wav,
+                                            transfer_targets=settings.transfer_targets, queues=settings.queues,
+                                            check_phrases=self._check_phrases)  # fmt: skip
+
+    async def reload(self, reason: str, settings: FlowSettings | None = None) -> bool:
+        """Load the directory again (or the one ``settings`` name, with what they allow); swap it in if
+        it is valid, settings and all. True when the new set serves."""
         loop = asyncio.get_running_loop()
+        directory, load = self._loader(settings) if settings is not None else (self.directory, self._load)
         async with self._lock:
-            self._seen = await loop.run_in_executor(self._executor, fingerprint, self.directory)
+            seen = await loop.run_in_executor(self._executor, fingerprint, directory)
+            if directory == self.directory:  # what the watcher compares against: only the directory in use
+                self._seen = seen
             try:
-                fresh = await loop.run_in_executor(self._executor, self._load)
+                fresh = await loop.run_in_executor(self._executor, load)
             except Exception as exc:  # whatever goes wrong, the running set keeps serving
                 self.failed_reloads += 1
                 if not isinstance(exc, ConfigError):
@@ -81,6 +99,9 @@ class FlowSet:
                       serving=self.current.version if self.current else None)  # fmt: skip
                 return False
             previous, self.current = self.current, fresh
+            if settings is not None:
+                self.directory, self._load, self.builtin = directory, load, settings.directory is None
+                self._seen = seen
             self.reloads += 1
             self._log_loaded(fresh, previous, reason)
             return True

@@ -108,28 +108,40 @@ class Metrics:
         self.queue_overflowed = Counter("ivrd_queue_overflowed", "Callers who left a queue without an agent, "
                                         "back to their flow: max_wait, full, no_agents", ["queue", "reason"],
                                         registry=registry)  # fmt: skip
-        self.queue_wait = Histogram("ivrd_queue_wait_seconds", "Time in queue, by outcome: answered, abandoned, "
-                                    "overflowed", ["queue", "outcome"], buckets=wait_buckets(daemon.config.routing),
-                                    registry=registry)  # fmt: skip
+        self.queue_wait = self._wait_histogram(wait_buckets(daemon.config.routing))
         self.handle_seconds = Histogram("ivrd_queue_handle_seconds", "Agent handle time per call, by phase: talk, "
-                                        "wrap_up", ["queue", "phase"], buckets=HANDLE_BUCKETS,
+                                        "hold, wrap_up", ["queue", "phase"], buckets=HANDLE_BUCKETS,
                                         registry=registry)  # fmt: skip
         self.agent_offers = Counter("ivrd_agent_offers", "Calls offered to agents' phones, by result: answered, "
                                     "missed, failed (unreachable)", ["queue", "result"], registry=registry)
+        self.queues_changed(daemon.config.routing)
+        registry.register(_Snapshot(daemon, self.media_closed))
+
+    def queues_changed(self, routing: RoutingConfig) -> None:
+        """Make the new queues' series; new service-level targets need new wait-time buckets, and so a
+        new histogram (Prometheus sees a counter reset, which increase() and rate() handle)."""
+        buckets = wait_buckets(routing)
+        if buckets != self._wait_bounds:
+            self.registry.unregister(self.queue_wait)
+            self.queue_wait = self._wait_histogram(buckets)
         # Every series a queue will have exists from the start, at zero: a series born at 1 would lose
         # that first increment in Prometheus's increase() and rate().
-        for name in daemon.config.routing.queues:
+        for name in routing.queues:
             for counter in (self.queue_offered, self.queue_answered, self.queue_abandoned):
                 counter.labels(name)
             for outcome in ("answered", "abandoned", "overflowed"):
                 self.queue_wait.labels(name, outcome)
-            for phase in ("talk", "wrap_up"):
+            for phase in ("talk", "hold", "wrap_up"):
                 self.handle_seconds.labels(name, phase)
             for result in ("answered", "missed", "failed"):
                 self.agent_offers.labels(name, result)
             for reason in OVERFLOW_REASONS:
                 self.queue_overflowed.labels(name, reason)
-        registry.register(_Snapshot(daemon, self.media_closed))
+
+    def _wait_histogram(self, buckets: tuple[float, ...]) -> Histogram:
+        self._wait_bounds = buckets
+        return Histogram("ivrd_queue_wait_seconds", "Time in queue, by outcome: answered, abandoned, overflowed",
+                         ["queue", "outcome"], buckets=buckets, registry=self.registry)  # fmt: skip
 
     def session_closed(self, media: MediaSession) -> None:
         """A media session ends: its counts move into the totals, its jitter into the histogram."""
@@ -165,6 +177,7 @@ class _Snapshot(Collector):
         yield from self._sip()
         yield from self._media()
         yield from self._flows()
+        yield from self._records()
         yield from self._routing()
 
     def _sip(self) -> Iterator[Metric]:
@@ -210,6 +223,14 @@ class _Snapshot(Collector):
         yield HistogramMetricFamily("ivrd_rtp_send_lateness_seconds", "How late each 20 ms frame left, after "
                                     "its absolute deadline", buckets=buckets, sum_value=lateness.sum)  # fmt: skip
 
+    def _records(self) -> Iterator[Metric]:
+        records = self.daemon.records
+        if records is not None:
+            yield CounterMetricFamily("ivrd_call_records_written", "Call records committed to the database",
+                                      value=records.written)  # fmt: skip
+            yield CounterMetricFamily("ivrd_call_records_failed", "Call records that could not be written "
+                                      "(the call.end log line still holds them)", value=records.failed)  # fmt: skip
+
     def _flows(self) -> Iterator[Metric]:
         flows = self.daemon.flows
         reloads = CounterMetricFamily("ivrd_flow_reloads", "Flow-set reloads, by result (a failed one keeps the "
@@ -217,6 +238,11 @@ class _Snapshot(Collector):
         reloads.add_metric(["ok"], flows.reloads)
         reloads.add_metric(["failed"], flows.failed_reloads)
         yield reloads
+        config = CounterMetricFamily("ivrd_config_reloads", "Configuration reloads (SIGHUP), by result (a failed "
+                                     "one changes nothing)", labels=["result"])  # fmt: skip
+        for result, count in self.daemon.config_reloads.items():
+            config.add_metric([result], count)
+        yield config
 
     def _routing(self) -> Iterator[Metric]:
         center = self.daemon.contact_center

@@ -10,10 +10,12 @@ from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from routing.matcher import ReconfigureError
+
 from .call import BYE_GRACE, Call
-from .config import Config
-from .contact_center import ContactCenter
-from .flowset import FlowSet
+from .config import Config, live_part, load_config
+from .contact_center import ContactCenter, load_hold_music
+from .flowset import FlowSet, FlowSettings
 from .http import HttpServer
 from .logs import event
 from .lookup import Lookups
@@ -22,6 +24,7 @@ from .media.ports import PortPool
 from .media.session import MediaSettings
 from .media.tts import Speaker
 from .metrics import Metrics
+from .records import CallRecords
 from .sdnotify import notify, watchdog_interval
 from .sip.transaction import Timers
 from .sip.ua import (
@@ -45,6 +48,7 @@ from .sip.ua import (
 )
 from .speech import Speech
 from .transport import SipTransport
+from .yaml_loader import ConfigError, Problem
 
 log = logging.getLogger("ivrd")
 LAG_INTERVAL = 0.5  # seconds between event-loop lag samples
@@ -53,8 +57,11 @@ LAG_INTERVAL = 0.5  # seconds between event-loop lag samples
 class Daemon:
     """Owns the SIP transport, the RTP port pool and the running calls."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, path: Path | None = None) -> None:
         self.config = config
+        self.config_path = path  # read again on SIGHUP; None: the embedded defaults, only the flows reload
+        self._reloading = asyncio.Lock()
+        self.config_reloads = {"ok": 0, "failed": 0}
         self.ports = PortPool(config.media.rtp_port_min, config.media.rtp_port_max)
         self.calls: dict[int, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -63,11 +70,10 @@ class Daemon:
         self.bound_ports: list[int] = []
         self.listeners: list[tuple[str, str, int]] = []  # (transport, address, port) as bound
         self.speech = Speech(config.asr)
-        self.flows = FlowSet(Path(config.flows.dir) if config.flows.dir else None,
-                             transfer_targets=config.flows.transfer_targets, queues=config.routing.queues,
-                             check_phrases=self.speech.check_phrases)  # fmt: skip
+        self.flows = FlowSet(flow_settings(config), check_phrases=self.speech.check_phrases)
         self.lookups = Lookups(config.flows.lookup_max_bytes)
         self.metrics = Metrics(self)
+        self.records = CallRecords(Path(config.calls.records)) if config.calls.records else None
         self.contact_center = ContactCenter(self, self.metrics)
         self.http = HttpServer(self)
         self.accepting = True  # False once stopping: /readyz says so
@@ -93,6 +99,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.speech.load)  # models first: the flows' phrases are checked against them
         await loop.run_in_executor(None, self.flows.load)
+        if self.records is not None:
+            await self.records.open()
         for listen in self.config.sip.listen:
             port = await self.sip.listen(listen.transport, listen.address, listen.port)
             self.bound_ports.append(port)
@@ -124,7 +132,42 @@ class Daemon:
                 next_ping = now + watchdog
 
     def _on_sighup(self) -> None:
-        self._background(self.flows.reload("SIGHUP"))
+        self._background(self.reload("SIGHUP"))
+
+    async def reload(self, reason: str) -> bool:
+        """Read the configuration again and take it as a whole, or not at all: the flows (checked
+        against the new queues), the queues and agents (callers keep their place, agents their state)
+        and the rest that can change while serving. What needs a restart (listeners, media ports,
+        speech models) is named in the log and kept as it is. True when the new configuration serves."""
+        if self.config_path is None:
+            return await self.flows.reload(reason)
+        loop = asyncio.get_running_loop()
+        async with self._reloading:
+            try:
+                fresh = await loop.run_in_executor(None, load_config, self.config_path)
+                fresh, restart = live_part(self.config, fresh)
+                hold_music = await loop.run_in_executor(None, load_hold_music, fresh.routing)
+                self.contact_center.router.check_reconfigure(fresh.routing.queues)
+            except (ConfigError, ReconfigureError) as exc:
+                problems = exc.problems if isinstance(exc, ConfigError) else [Problem(str(self.config_path), 1, 1,
+                                                                                      str(exc))]  # fmt: skip
+                for problem in problems:
+                    event(log, "config.problem", logging.ERROR, where=f"{problem.file}:{problem.line}:{problem.column}",
+                          problem=problem.message)  # fmt: skip
+                event(log, "config.rejected", logging.ERROR, reason=reason, problems=len(problems))
+                self.config_reloads["failed"] += 1
+                return False
+            if not await self.flows.reload(reason, flow_settings(fresh)):  # its problems are logged by the flows
+                event(log, "config.rejected", logging.ERROR, reason=reason, problems="flows")
+                self.config_reloads["failed"] += 1
+                return False
+            self.contact_center.reconfigure(fresh.routing, hold_music)
+            self.config = fresh
+            logging.getLogger().setLevel(fresh.log.level.upper())
+            self.config_reloads["ok"] += 1
+            event(log, "config.loaded", reason=reason, queues=len(fresh.routing.queues),
+                  agents=len(fresh.routing.agents), restart_needed=",".join(restart) or None)  # fmt: skip
+            return True
 
     def _background(self, coroutine: Coroutine[object, object, object]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -157,6 +200,8 @@ class Daemon:
             if pending:
                 await asyncio.wait(pending, timeout=5)
         await asyncio.get_running_loop().run_in_executor(None, self.disk.shutdown, True)  # every recording closed
+        if self.records is not None:
+            await self.records.close()  # every call's record committed
         for helper in list(self._helpers):
             helper.cancel()
         await self.lookups.close()
@@ -220,3 +265,8 @@ class Daemon:
         if leg.state is not LegState.ENDED:  # a call that died of a bug must not leave its caller hanging
             self.sip.ua.hangup(leg, asyncio.get_running_loop().time())
             self.sip.flush()
+
+
+def flow_settings(config: Config) -> FlowSettings:
+    return FlowSettings(Path(config.flows.dir) if config.flows.dir else None,
+                        transfer_targets=config.flows.transfer_targets, queues=tuple(config.routing.queues))

@@ -129,18 +129,17 @@ class _Group:
     heap: list[tuple[int, float, int, str]] = field(default_factory=list)
 
 
+class ReconfigureError(Exception):
+    """A new configuration the router cannot take while it serves (nothing was changed)."""
+
+
 class Router:
     def __init__(self, queues: Iterable[QueueSpec]) -> None:
         self.queues = {q.name: q for q in queues}
         self.agents: dict[str, Agent] = {}
         self.callers: dict[str, _Caller] = {}
-        self._groups: dict[tuple[str, int, str | None], _Group] = {}
-        for queue in self.queues.values():
-            texts = [queue.skills]
-            for step in queue.escalations:
-                texts.append(step.skills or texts[-1])
-            for index, text in enumerate(texts):
-                self._groups[(queue.name, index, None)] = _Group(queue, index, Requirement(text), None)
+        self._groups = self._queue_groups()
+        self._retiring: set[str] = set()  # agents taken out of the configuration while on a call
         self._available: dict[str, dict[str, None]] = {"": {}}  # skill -> agents, longest idle first; "": all
         self._by_level: dict[tuple[str, int], dict[str, None]] = {}
         self._timers: list[tuple[float, int, str, str]] = []  # (when, seq, kind, id)
@@ -149,6 +148,75 @@ class Router:
         self._last_offer: dict[tuple[str, str], float] = {}  # (queue, agent) -> when (round robin)
         self._waiting: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._took_from: dict[str, str] = {}  # agent -> the queue of the call they took (its wrap-up)
+
+    def _queue_groups(self) -> dict[tuple[str, int, str | None], _Group]:
+        groups: dict[tuple[str, int, str | None], _Group] = {}
+        for queue in self.queues.values():
+            texts = [queue.skills]
+            for step in queue.escalations:
+                texts.append(step.skills or texts[-1])
+            for index, text in enumerate(texts):
+                groups[(queue.name, index, None)] = _Group(queue, index, Requirement(text), None)
+        return groups
+
+    # ---- configuration changes while serving ------------------------------------------------------
+
+    def reconfigure(self, queues: Iterable[QueueSpec], now: float) -> None:
+        """New queue definitions. Callers keep their place (when they joined) and their escalation step;
+        their max-wait and next escalation timers are set again from when they joined. Raises
+        :class:`ReconfigureError`, changing nothing, when a queue with callers in it would go."""
+        fresh = {q.name: q for q in queues}
+        self.check_reconfigure(fresh)
+        self.queues = fresh
+        self._groups = self._queue_groups()
+        self._waiting = dict.fromkeys(fresh, 0)
+        self._timers = [t for t in self._timers if t[2] == "wrapped"]
+        heapq.heapify(self._timers)
+        for caller in sorted(self.callers.values(), key=lambda c: c.seq):
+            queue = fresh[caller.queue]
+            self._waiting[caller.queue] += 1
+            caller.step = min(caller.step, len(queue.escalations))
+            self._timer(caller.joined + queue.max_wait, "max_wait", caller.id)
+            for index, step in enumerate(queue.escalations, start=1):
+                if index > caller.step:
+                    self._timer(caller.joined + step.after, f"step{index}", caller.id)
+            if caller.offered_to is None:
+                group = self._group(*caller.group_key)
+                heapq.heappush(group.heap, (-caller.priority, caller.joined, caller.seq, caller.id))
+        self._serve_available(now)  # a relaxed queue may now match an agent who was idle
+
+    def check_reconfigure(self, queue_names: Iterable[str]) -> None:
+        """Raise :class:`ReconfigureError` when a queue with callers in it is not among ``queue_names``."""
+        occupied = sorted({c.queue for c in self.callers.values()} - set(queue_names))
+        if occupied:
+            raise ReconfigureError(f"queue {', '.join(occupied)} still has callers: remove it once it is empty")
+
+    def update_agent(self, agent_id: str, skills: dict[str, int], now: float) -> None:
+        """New skills for an agent, whatever their state (a call in progress goes on)."""
+        agent = self.agents[agent_id]
+        self._retiring.discard(agent_id)
+        indexed = agent_id in self._available[""]
+        if indexed:
+            self._unindex(agent)
+        agent.skills = dict(skills)
+        if indexed:
+            self._index(agent)
+            self._serve_agent(agent, now)
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Take an agent out; one who is ringing or talking goes once that call is over."""
+        agent = self.agents[agent_id]
+        if agent.state in (State.OFFERED, State.BUSY):
+            self._retiring.add(agent_id)
+            return
+        self._unindex(agent)
+        del self.agents[agent_id]
+
+    def _serve_available(self, now: float) -> None:
+        for agent_id in list(self._available[""]):
+            agent = self.agents[agent_id]
+            if agent.state is State.AVAILABLE and agent_id in self._available[""]:
+                self._serve_agent(agent, now)
 
     # ---- what happens --------------------------------------------------------------------------
 
@@ -214,6 +282,10 @@ class Router:
         agent = self.agents[agent_id]
         agent.apply(Happening.END, now)
         queue = self.queues.get(self._took_from.pop(agent_id, ""))
+        if agent_id in self._retiring:
+            self._retiring.discard(agent_id)
+            del self.agents[agent_id]
+            return
         self._timer(now + (queue.wrap_up if queue else 0.0), "wrapped", agent_id)
 
     def on_timer(self, now: float) -> None:
@@ -268,6 +340,8 @@ class Router:
 
     def _escalate(self, caller: _Caller, step: int, now: float) -> None:
         queue = self.queues[caller.queue]
+        if step > len(queue.escalations):
+            return  # a timer set before a reload took the step away
         rule = queue.escalations[step - 1]
         if rule.overflow is not None and rule.overflow in self.queues:
             self._waiting[caller.queue] -= 1
@@ -353,6 +427,10 @@ class Router:
         agent.apply(Happening.MISS, now)
         if not count:
             agent.misses_in_a_row -= 1  # the caller hung up: not the agent's miss
+        if agent_id in self._retiring:
+            self._retiring.discard(agent_id)
+            del self.agents[agent_id]
+            return
         if agent.misses_in_a_row >= self.queues[queue_name].max_misses:
             agent.apply(Happening.AWAY, now, reason=f"missed {agent.misses_in_a_row} calls in a row")
             return

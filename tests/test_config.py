@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ivrd.config import Config, ConfigError, Listen, load_config
+from ivrd.config import Config, ConfigError, Listen, live_part, load_config
 
 ETC = Path(__file__).resolve().parents[1] / "etc" / "ivrd.yaml"
 
@@ -27,7 +27,8 @@ def test_example_config_loads_and_documents_every_key():
 
 def test_empty_file_is_the_embedded_defaults_with_paths_relative_to_it(tmp_path):
     defaults = Config()
-    calls = dataclasses.replace(defaults.calls, recordings_dir=str(tmp_path / "recordings"))
+    calls = dataclasses.replace(defaults.calls, recordings_dir=str(tmp_path / "recordings"),
+                                records=str(tmp_path / "calls.db"))
     flows = dataclasses.replace(defaults.flows, voicemail_dir=str(tmp_path / "voicemail"))
     assert load_config(write(tmp_path, "")) == dataclasses.replace(defaults, calls=calls, flows=flows)
 
@@ -92,3 +93,16 @@ def test_run_refuses_broken_flows_before_listening(tmp_path):
     expected = f"{flows / 'main.yaml'}:4:11: step hello: no step called 'nowhere' in this flow"
     assert proc.stderr.strip().splitlines()[-1] == expected
     assert "Traceback" not in proc.stderr
+
+
+def test_a_reload_keeps_what_needs_a_restart_and_names_it():
+    running = Config()
+    fresh = dataclasses.replace(
+        running, sip=dataclasses.replace(running.sip, t1=1.0),
+        http=dataclasses.replace(running.http, port=1, token="x"),
+        calls=dataclasses.replace(running.calls, max_concurrent=5, max_duration=60.0))  # fmt: skip
+    live, restart = live_part(running, fresh)
+    assert restart == ["sip", "http.address/port", "calls.max_concurrent"]
+    assert live.sip == running.sip and live.http.port == running.http.port and live.http.token == "x"
+    assert live.calls.max_concurrent == running.calls.max_concurrent and live.calls.max_duration == 60.0
+    assert live_part(running, running) == (running, [])

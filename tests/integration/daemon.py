@@ -14,7 +14,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ivrd.records import Query, connect, find
 from tests.integration.logfmt import events, parse_line
 
 READY_TIMEOUT = 30.0
@@ -70,6 +72,17 @@ class RunningDaemon:
         while len(events(self.log, name)) < count:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise AssertionError(f"fewer than {count} {name} events:\n{self.log[-3000:]}")
+            time.sleep(0.05)
+
+    def records(self, count: int = 0, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """The call records the daemon has committed, newest first; waits until there are ``count``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = list(find(connect(self.workdir / "calls.db", readonly=True), Query(limit=100000)))
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} call records, not {count}")
             time.sleep(0.05)
 
     def stop(self, timeout: float = 60.0) -> int:

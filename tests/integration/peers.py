@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.daemon import free_port
+
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "sipp"
 
 
@@ -39,3 +41,12 @@ def sipp(target: str, *args: str, cwd: Path, timeout: float = 180, wrapper: list
     proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
     out = proc.stdout + proc.stderr
     return SippResult(proc.returncode, _counter("Successful call", out), _counter("Failed call", out), out)
+
+
+def held_calls(port: int, calls: int, *, rate: int, hold_ms: int, cwd: Path) -> subprocess.Popen[str]:
+    """SIPp placing ``calls`` calls to the daemon at ``port``, all up at once, each held ``hold_ms`` then
+    hung up; in the background (it is a child process, not -bg): ``communicate()`` gives its verdict."""
+    return subprocess.Popen(
+        ["sipp", f"127.0.0.1:{port}", "-sn", "uac", "-nostdin", "-i", "127.0.0.1", "-p", str(free_port()),
+         "-m", str(calls), "-l", str(calls), "-r", str(rate), "-d", str(hold_ms), "-timeout", "120s"],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip

@@ -16,7 +16,7 @@ import pytest
 from tests.audio import read_wav, speech
 from tests.integration.daemon import daemon_running, free_port
 from tests.integration.logfmt import events
-from tests.integration.peers import SCENARIOS, require, sipp
+from tests.integration.peers import SCENARIOS, held_calls, require, sipp
 from tests.integration.rtp_caller import RtpCaller
 from tests.integration.scrape import scrape, value
 
@@ -135,12 +135,9 @@ def test_reload_under_200_calls_keeps_every_call_and_new_calls_take_the_new_vers
     flows.mkdir()
     (flows / "main.yaml").write_text(HOLD.format(label="first"))
     config = f"flows:\n  dir: {flows}\n  watch_seconds: 0\nlog:\n  level: info\n"
-    with daemon_running(config, expected_errors=("flows.problem", "flows.rejected")) as daemon:
+    with daemon_running(config, expected_errors=("flows.problem", "flows.rejected", "config.rejected")) as daemon:
         first = events(daemon.log, "flows.loaded")[0]["version"]
-        held = subprocess.Popen(
-            ["sipp", f"127.0.0.1:{daemon.port}", "-sn", "uac", "-nostdin", "-i", "127.0.0.1", "-p", str(free_port()),
-             "-m", "200", "-l", "200", "-r", "100", "-d", "20000", "-timeout", "120s"],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        held = held_calls(daemon.port, 200, rate=100, hold_ms=20000, cwd=tmp_path)
         try:
             daemon.wait_for_event("call.flow", count=200, timeout=60)
             (flows / "main.yaml").write_text(HOLD.format(label="second"))
@@ -156,6 +153,7 @@ def test_reload_under_200_calls_keeps_every_call_and_new_calls_take_the_new_vers
             out, _ = held.communicate(timeout=120)
             daemon.wait_for_event("call.end", count=203)
             after = scrape(daemon)
+            records = daemon.records(203)
         finally:
             if held.poll() is None:
                 held.kill()
@@ -166,9 +164,14 @@ def test_reload_under_200_calls_keeps_every_call_and_new_calls_take_the_new_vers
     assert problem["where"] == f"{flows / 'main.yaml'}:4:11"
     ends = events(daemon.final_log, "call.end")
     assert len(ends) == 203
+    (refused,) = events(daemon.final_log, "config.rejected")  # the whole configuration stays with the old flows
+    assert refused["problems"] == "flows"
     versions = [e["flow_version"] for e in ends]
     assert versions.count(first) == 200 and versions.count(second) == 3  # the broken edit never served
     assert all(e["reason"] != "error" for e in ends) and not events(daemon.final_log, "call.error")
+    # every call has its record, with the flow version it ran
+    assert {(r["call_id"], r["flow_version"]) for r in records} == {(e["call_id"], e["flow_version"]) for e in ends}
+    assert len(records) == 203 and {r["outcome"] for r in records} == {"caller_hung_up"}
     # /metrics while the calls ran, and after: the same story in counters
     assert value(during, "ivrd_calls_active") == 200
     assert value(during, "ivrd_sip_requests_total", direction="in", method="INVITE") == 200

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.integration.daemon import daemon_running
+from tests.integration.daemon import daemon_running, start_daemon
 from tests.integration.logfmt import events
+from tests.integration.peers import held_calls, require
 from tests.integration.rtp_caller import RtpCaller
 
 
@@ -62,6 +64,30 @@ def test_draining_sends_new_calls_away_and_lets_calls_in_progress_finish():
     assert not events(daemon.final_log, "drain.timeout")
     (end,) = events(daemon.final_log, "call.end")
     assert end["reason"] == "bye"
+
+
+def test_a_drain_under_100_calls_lets_every_call_finish_and_keeps_every_record(tmp_path):
+    require("sipp")
+    daemon = start_daemon("calls:\n  drain_seconds: 60\n")
+    held = held_calls(daemon.port, 100, rate=50, hold_ms=4000, cwd=tmp_path)
+    try:
+        daemon.wait_for_event("call.flow", count=100, timeout=60)
+        daemon.proc.send_signal(signal.SIGTERM)
+        out, _ = held.communicate(timeout=120)
+        code = daemon.proc.wait(60)
+        records = daemon.records()  # read after the process is gone: committed, not just queued
+        log = daemon.log
+    finally:
+        if held.poll() is None:
+            held.kill()
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+        shutil.rmtree(daemon.workdir, ignore_errors=True)
+    assert held.returncode == 0, out[-2000:]
+    assert code == 0 and not events(log, "drain.timeout")
+    ends = events(log, "call.end")
+    assert len(ends) == 100 and all(e["reason"] == "bye" for e in ends)
+    assert sorted(r["call_id"] for r in records) == sorted(e["call_id"] for e in ends)
 
 
 def _status(url: str, *, method: str = "GET", body: bytes | None = None, token: str | None = None):

@@ -120,6 +120,7 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
             daemon.wait_for_event("queue.call_end", 2)
             daemon.wait_for_event("call.end", 2)
             samples = scrape(daemon)
+            records = daemon.records(2)
         finally:
             for caller in callers:
                 caller.close()
@@ -153,3 +154,9 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
     assert value(samples, "ivrd_queue_info", queue="billing", service_level_le="20.0", short_abandon_le="5.0") == 1
     assert value(samples, "ivrd_rtp_packets_received_total") >= sum(int(e["rtp_received"]) for e in
                                                                     events(log, "queue.call_end"))  # fmt: skip
+    # each caller's record: the queue, the wait, the agent, the talk, and how it ended
+    for queue, rec in zip(("support", "billing"), records, strict=True):  # newest first
+        assert (rec["outcome"], rec["queue"], rec["agent"], rec["digits"]) == ("agent", queue, "2001", "1"
+                                                                              if queue == "billing" else "2")
+        assert abs(rec["wait"] - waits[queue]) < 0.01 and rec["wrap_up"] == 1.0 and rec["hold"] == 0.0
+        assert rec["talk"] > 0 and rec["path"][-1]["event"] in ("agent", "hangup")

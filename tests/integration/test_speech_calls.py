@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -41,6 +42,9 @@ def test_saying_billing_over_the_menu_prompt_cuts_it_and_takes_the_billing_branc
             caller.wait_bye()
             daemon.wait_for_event("call.end")
             samples = scrape(daemon)
+            daemon.records(1)
+            found = subprocess.run([sys.executable, "-m", "ivrd.cli", "calls", "--db", str(daemon.workdir / "calls.db"),
+                                    "--text", "billing", "--json"], capture_output=True, text=True, check=True)
         finally:
             caller.close()
     (barge_in,) = events(daemon.final_log, "call.barge_in")
@@ -58,6 +62,8 @@ def test_saying_billing_over_the_menu_prompt_cuts_it_and_takes_the_billing_branc
     assert json.loads(end["variables"])["speech"]["text"] == "billing"
     assert [e["flow"] for e in path].count("balance") >= 3  # the billing branch ran
     assert value(samples, "ivrd_speech_recognitions_total", language="en", result="match") == 1
+    (record,) = [json.loads(line) for line in found.stdout.splitlines()]  # the IVR part is searchable text
+    assert (record["transcript"], record["call_id"], record["flow"]) == ("billing", end["call_id"], "main")
     assert value(samples, "ivrd_speech_confidence_count", language="en") == 1
     latency = value(samples, "ivrd_speech_result_latency_seconds_sum", language="en")
     assert abs(latency - float(heard["latency_ms"]) / 1000) <= 0.0005  # the log rounds to the millisecond

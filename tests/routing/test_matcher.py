@@ -8,7 +8,7 @@ import pytest
 
 from flows.expressions import ExpressionError
 from routing.agents import TABLE, Agent, Happening, State, StateError
-from routing.matcher import Escalation, Left, Offer, QueueSpec, Router
+from routing.matcher import Escalation, Left, Offer, QueueSpec, ReconfigureError, Router
 
 
 def ready(router: Router, now: float, agent_id: str, **skills: int) -> Agent:
@@ -173,3 +173,48 @@ def test_a_bad_skills_expression_from_a_flow_is_refused_at_join():
     with pytest.raises(ExpressionError):
         router.join("c", "q", 0, skills="billing >=")
     assert router.waiting("q") == 0
+
+
+def test_a_reconfiguration_keeps_every_callers_place_and_can_relax_a_queue_at_once():
+    router = Router([QueueSpec("q", skills="billing >= 4", join_empty=True, max_wait=600)])
+    novice = ready(router, 0, "novice", billing=2)
+    router.join("first", "q", 10, priority=0)
+    router.join("vip", "q", 20, priority=5)
+    router.join("last", "q", 30)
+    assert router.take_decisions() == [] and router.waiting("q") == 3
+    # the queue now takes billing >= 2, waits at most 100 s, and relaxes after 50 s: the VIP goes first,
+    # and the timers count from when each caller joined
+    router.reconfigure([QueueSpec("q", skills="billing >= 2", join_empty=True, max_wait=100,
+                                  escalations=(Escalation(50, skills="True"),))], 40)  # fmt: skip
+    assert router.take_decisions() == [Offer("vip", "novice", "q")]
+    assert router.waiting("q") == 3 and router.next_deadline() == 60  # "first" relaxes at 10 + 50
+    router.on_timer(110)  # "first" has waited 100 s
+    assert router.take_decisions() == [Left("first", "q", "max_wait")]
+    router.offer_failed("vip", 111)  # missed: the VIP is first in line again, for any agent but this one
+    assert router.take_decisions() == [Offer("last", "novice", "q")]
+    assert router.waiting("q") == 2 and novice.state is State.OFFERED
+
+
+def test_a_queue_with_callers_cannot_go_and_agents_are_changed_in_place():
+    router = Router([QueueSpec("a", join_empty=True), QueueSpec("b")])
+    router.join("c", "a", 0)
+    with pytest.raises(ReconfigureError, match="queue a still has callers"):
+        router.reconfigure([QueueSpec("b")], 1)
+    assert set(router.queues) == {"a", "b"} and router.waiting("a") == 1  # nothing changed
+    ready(router, 2, "busy", sales=1)
+    assert router.take_decisions() == [Offer("c", "busy", "a")]
+    router.answered("c", 3)
+    router.remove_agent("busy")  # on a call: goes when it is over
+    assert "busy" in router.agents
+    router.call_ended("busy", 10)
+    assert "busy" not in router.agents
+    idle = ready(router, 11, "idle", sales=1)
+    router.join("d", "b", 12)
+    router.join("e", "a", 12)
+    assert router.take_decisions() == [Offer("d", "idle", "b")]
+    router.answered("d", 13)
+    router.update_agent("idle", {"support": 4}, 14)
+    assert idle.skills == {"support": 4} and idle.state is State.BUSY
+    router.remove_agent("idle")
+    router.call_ended("idle", 20)
+    assert router.agents == {}

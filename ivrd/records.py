@@ -1,0 +1,200 @@
+"""Call records: one row per call in SQLite, written off the event loop, committed as each call ends.
+
+One writer thread owns the connection. Records that end while a write is under way are written
+together in the next transaction (a group commit), so a burst of hang-ups costs one fsync, not one
+each. The database runs in write-ahead mode with full syncs: a record is on disk once its
+transaction is committed, whatever happens to the process after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .logs import event
+
+log = logging.getLogger("ivrd.records")
+
+
+# How a call ended: with an agent; hung up while waiting for one; transferred (REFER); ended by the flow;
+# hung up in the flow; given up before we answered; refused by us.
+OUTCOMES = ("agent", "abandoned", "transferred", "completed", "caller_hung_up", "cancelled", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """What is kept of one call. Times are Unix seconds; durations are seconds."""
+
+    id: str  # the call's token (the one in the agents' context link)
+    call_id: str
+    started: float
+    ended: float
+    caller: str
+    caller_name: str
+    dialed: str
+    outcome: str  # one of OUTCOMES
+    end_reason: str
+    flow: str | None = None
+    flow_version: str | None = None
+    digits: str = ""
+    transcript: str = ""  # what the caller said, question by question
+    path: str = "[]"  # JSON: the steps through the flows
+    variables: str = "{}"  # JSON: the flow's variables at the end (lookup results among them)
+    queue: str | None = None
+    wait: float | None = None
+    agent: str | None = None
+    talk: float | None = None
+    hold: float | None = None
+    wrap_up: float | None = None
+    recording: str | None = None
+    message: str | None = None  # a voicemail left at a record step
+    rtp: str = "{}"  # JSON: packets, loss, jitter, RTCP figures both ways
+
+
+COLUMNS = tuple(f.name for f in fields(CallRecord))
+_TYPES = {f.name: "TEXT PRIMARY KEY" if f.name == "id" else "REAL" if "float" in str(f.type) else "TEXT"
+          for f in fields(CallRecord)}  # fmt: skip
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS calls ({", ".join(f"{name} {kind}" for name, kind in _TYPES.items())});
+CREATE INDEX IF NOT EXISTS calls_started ON calls (started);
+CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller, started);
+CREATE INDEX IF NOT EXISTS calls_outcome ON calls (outcome, started);
+"""
+_INSERT = f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+class RecordsError(Exception):
+    pass
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the records database (created with its schema unless ``readonly``)."""
+    try:
+        if readonly:
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.executescript(_SCHEMA)
+    except (sqlite3.Error, OSError) as exc:
+        raise RecordsError(f"{path}: {exc}") from None
+    connection.row_factory = sqlite3.Row
+    return connection
+
+
+class CallRecords:
+    """The daemon's writer: :meth:`add` on the loop, the writing on one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-records")
+        self._connection: sqlite3.Connection | None = None
+        self._pending: list[CallRecord] = []
+        self._writing: asyncio.Future[None] | None = None
+        self.written = 0
+        self.failed = 0
+
+    async def open(self) -> None:
+        """Create or open the database (raises :class:`RecordsError`: the daemon does not start without it)."""
+        self._connection = await asyncio.get_running_loop().run_in_executor(self._executor, connect, self.path)
+
+    def add(self, record: CallRecord) -> None:
+        self._pending.append(record)
+        if self._writing is None:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        batch, self._pending = self._pending, []
+        self._writing = asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch)
+        self._writing.add_done_callback(lambda done: self._written(done, len(batch)))
+
+    def _write(self, batch: Sequence[CallRecord]) -> None:
+        assert self._connection is not None
+        with self._connection:  # one transaction, committed (and synced) here
+            self._connection.executemany(_INSERT, [tuple(asdict(r).values()) for r in batch])
+
+    def _written(self, done: asyncio.Future[None], count: int) -> None:
+        error = None if done.cancelled() else done.exception()
+        if error is None:
+            self.written += count
+        else:  # the call.end log line still holds what the record would have
+            self.failed += count
+            event(log, "records.write_failed", logging.ERROR, records=count, error=repr(error))
+        self._writing = None
+        if self._pending:
+            self._write_pending()
+
+    async def close(self) -> None:
+        """Write what is pending, then close the database."""
+        while self._writing is not None:
+            await asyncio.wait([self._writing])
+            await asyncio.sleep(0)  # let the done callback start the next batch
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, connection.close)
+        self._executor.shutdown(wait=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """``ivrd calls`` filters; None leaves a filter out."""
+
+    since: float | None = None
+    until: float | None = None
+    caller: str | None = None
+    outcome: str | None = None
+    text: str | None = None  # in what the caller said, or anywhere in their path
+    queue: str | None = None
+    limit: int = 50
+
+
+def find(connection: sqlite3.Connection, query: Query) -> Iterator[dict[str, Any]]:
+    """The records that match, newest first."""
+    where, values = [], []
+    for column, op, value in (("started", ">=", query.since), ("started", "<", query.until),
+                              ("caller", "=", query.caller), ("outcome", "=", query.outcome),
+                              ("queue", "=", query.queue)):  # fmt: skip
+        if value is not None:
+            where.append(f"{column} {op} ?")
+            values.append(value)
+    if query.text:
+        pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append("(transcript LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\')")
+        values += [pattern, pattern]
+    sql = "SELECT * FROM calls" + (" WHERE " + " AND ".join(where) if where else "")
+    sql += " ORDER BY started DESC LIMIT ?"
+    for row in connection.execute(sql, [*values, query.limit]):
+        record = dict(row)
+        for column in ("path", "variables", "rtp"):
+            record[column] = json.loads(record[column] or "null")
+        yield record
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line for a person: when, how long, who, what happened, and the id for the agents' link."""
+    started = datetime.fromtimestamp(record["started"]).isoformat(sep=" ", timespec="seconds")
+    parts = [started, f"{record['ended'] - record['started']:6.0f}s", f"{record['caller'] or '-':>14}",
+             f"-> {record['dialed'] or '-':<8}", f"{record['outcome']:<14}", record["flow"] or "-"]  # fmt: skip
+    if record["digits"]:
+        parts.append(f"keys {record['digits']}")
+    if record["transcript"]:
+        parts.append(f'said "{record["transcript"]}"')
+    if record["queue"]:
+        parts.append(f"queue {record['queue']}")
+    if record["wait"] is not None:
+        parts.append(f"wait {record['wait']:.0f}s")
+    if record["agent"]:
+        parts.append(f"agent {record['agent']}")
+    if record["talk"] is not None:
+        parts.append(f"talk {record['talk']:.0f}s")
+    return " ".join([*parts, f"[{record['id']}]"])
