@@ -125,6 +125,8 @@ class Call:
             event(log, "call.barge_in", call_id=self.leg.call_id, digit=digit)
 
     def on_digit(self, digit: Digit) -> None:
+        if digit.source == "info" and self.media is not None and self.media.bridged_to is not None:
+            self.media.bridged_to.send_digit(digit.digit, digit.duration_ms)  # RFC 4733 ones: the media relays
         if digit.source != "rfc4733":
             self.on_digit_start(digit.digit)
         if self.digits.add(digit):

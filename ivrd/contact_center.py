@@ -32,7 +32,7 @@ from .media.ports import BoundPorts, bind_pair
 from .media.session import MediaSession
 from .sip.errors import ParseError
 from .sip.flow import Flow
-from .sip.ua import CallAnswered, CallEnded, CallLeg, CallRinging, Event, LegState, MediaChanged
+from .sip.ua import CallAnswered, CallEnded, CallLeg, CallRinging, DtmfInfo, Event, LegState, MediaChanged
 from .sip.uri import bare_host, parse_uri
 from .yaml_loader import ConfigError, Problem
 
@@ -341,6 +341,8 @@ class ContactCenter:
         elif isinstance(ev, MediaChanged) and offer.media is not None:
             offer.media.update(ev.audio)
             offer.on_hold(ev.audio.direction in ("sendonly", "inactive"), self._now())
+        elif isinstance(ev, DtmfInfo) and offer.media is not None and offer.media.bridged_to is not None:
+            offer.media.bridged_to.send_digit(ev.digit, ev.duration_ms)  # the agent's key, to the caller
         elif isinstance(ev, CallEnded):
             self._leg_ended(offer, ev)
 

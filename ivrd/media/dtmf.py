@@ -1,4 +1,5 @@
-"""DTMF, sans-IO: RFC 4733 telephone-events and in-band tones in, one deduplicated digit stream per call.
+"""DTMF, sans-IO: RFC 4733 telephone-events and in-band tones in, one deduplicated digit stream per call;
+RFC 4733 telephone-events out.
 
 An RFC 4733 event is identified by its RTP timestamp: its first packet starts the digit (the
 moment to stop a prompt), its end packets (sent three times) finish it, and the digit is reported
@@ -77,6 +78,35 @@ class Rfc4733Receiver:
                 self._finished = {timestamp}
             self._current = None
         return started, finished
+
+
+class Rfc4733Sender:
+    """One digit sent as RFC 4733 telephone-events, one packet per 20 ms frame (§2.5): all with the
+    timestamp of the event's start and the duration so far, the first with the marker bit, the last
+    (the E bit set) sent three times so that a lost packet does not lose the end."""
+
+    END_REPEATS = 3
+    VOLUME = 10  # -10 dBm0, a usual level for a key press
+
+    def __init__(self, digit: str, duration_ms: int = 100, frame_samples: int = 160) -> None:
+        if len(digit) != 1 or digit not in EVENT_DIGITS:
+            raise DtmfError(f"not a DTMF digit: {digit!r}")
+        self.digit = digit
+        self._event = EVENT_DIGITS.index(digit)
+        self._frame = frame_samples
+        self._frames = max(1, -(-duration_ms * RTP_CLOCK // 1000 // frame_samples))
+        self._sent = 0
+
+    def next_payload(self) -> tuple[bytes, bool] | None:
+        """This frame's ``(payload, marker)``; None once the event is over."""
+        index = self._sent
+        if index >= self._frames + self.END_REPEATS - 1:
+            return None
+        self._sent += 1
+        end = index >= self._frames - 1
+        duration = min(index + 1, self._frames) * self._frame
+        flags = (0x80 if end else 0) | self.VOLUME
+        return bytes((self._event, flags)) + duration.to_bytes(2, "big"), index == 0
 
 
 class DigitStream:

@@ -15,6 +15,7 @@ import asyncio
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -23,8 +24,8 @@ import numpy as np
 
 from ..sip.sdp import AudioSession
 from .capture import Capture
-from .dtmf import Digit, DtmfError, InbandDetector, Rfc4733Receiver
-from .g711 import Codec, Samples, decode, transcode
+from .dtmf import Digit, DtmfError, InbandDetector, Rfc4733Receiver, Rfc4733Sender
+from .g711 import Codec, Samples, decode, mix, transcode
 from .jitter import JitterBuffer
 from .pacer import Lateness, Pacer
 from .player import FRAME_SAMPLES, Player
@@ -96,6 +97,9 @@ class MediaSession:
         self._timer: asyncio.TimerHandle | None = None
         self._pacer: Pacer | None = None
         self.sent = 0
+        self._digits_out: deque[Rfc4733Sender] = deque()  # key presses to send, the first going out now
+        self._digit_timestamp = 0  # the RTP timestamp of the press going out (all its packets carry it)
+        self.digits_sent = 0
         self.lateness = Lateness()
         self.skipped = 0
         self.malformed = 0
@@ -142,6 +146,18 @@ class MediaSession:
                 transport.close()
         self._transport = self._rtcp_transport = None
 
+    def send_digit(self, digit: str, duration_ms: int | None = None) -> bool:
+        """Send a key press as RFC 4733 events (from the next frame, after any press still going out);
+        False when the other side did not negotiate telephone-event. Presses received as RFC 4733 on
+        one side of a bridge are sent on to the other this way."""
+        if self.audio.telephone_event is None:
+            return False
+        if not self._digits_out:
+            self._digit_timestamp = self._timestamp
+        self._digits_out.append(Rfc4733Sender(digit, max(40, duration_ms or 100)))
+        self.digits_sent += 1
+        return True
+
     def bridge(self, other: MediaSession) -> None:
         """Each side hears the other from now on (prompts still play first on either side)."""
         self.bridged_to, other.bridged_to = other, self
@@ -180,8 +196,13 @@ class MediaSession:
             self.skipped += missed
             self._timestamp += missed * FRAME_SAMPLES
         payload, marker = self.player.next_frame()
+        payload_type, timestamp = self.audio.payload_type, self._timestamp
+        event = self._next_event() if self._digits_out else None
+        if event is not None:  # a key press goes out instead of this frame's audio
+            payload, marker, timestamp = event
+            payload_type = cast(int, self.audio.telephone_event)
         if payload is not None and self.audio.direction in ("sendrecv", "sendonly") and self._transport is not None:
-            packet = build_rtp(self.audio.payload_type, marker, self._seq, self._timestamp, self._ssrc, payload)
+            packet = build_rtp(payload_type, marker, self._seq, timestamp, self._ssrc, payload)
             self._transport.sendto(packet, self.latch.send_to)
             self._seq = (self._seq + 1) & 0xFFFF
             self.sent += 1
@@ -194,15 +215,27 @@ class MediaSession:
             if peer is not None:  # the same law is relayed as it came; the other is mapped byte by byte
                 peer.player.relay(transcode(frame, self.player.codec, peer.player.codec))
         if self.inband is not None or self.recorder is not None or self.capture is not None or self.speech is not None:
-            self._listen(frame)
+            # once bridged, the recording holds both sides: what the caller says and what they hear
+            self._listen(frame, payload if self.bridged_to is not None and event is None else None)
         self._timer = self._loop.call_at(self._pacer.deadline, self._tick)
 
-    def _listen(self, frame: bytes | None) -> None:
-        """The consumers of the caller's audio, one 20 ms frame (decoded once) per tick."""
+    def _next_event(self) -> tuple[bytes, bool, int] | None:
+        """The next packet of the key presses going out: ``(payload, marker, timestamp)``."""
+        while self._digits_out:
+            event = self._digits_out[0].next_payload()
+            if event is not None:
+                return event[0], event[1], self._digit_timestamp
+            self._digits_out.popleft()
+            self._digit_timestamp = self._timestamp  # the next press starts with this frame
+        return None
+
+    def _listen(self, frame: bytes | None, heard: bytes | None = None) -> None:
+        """The consumers of the caller's audio, one 20 ms frame (decoded once) per tick; ``heard`` is
+        what went out to the caller in the same tick, mixed into the recording."""
         assert self._loop is not None
         samples = decode(frame, self.player.codec) if frame else SILENT_FRAME  # lost or not there: silence
         if self.recorder is not None and self.stats.received:  # real time, from the caller's first packet
-            self.recorder.add(samples)
+            self.recorder.add(mix(samples, decode(heard, self.player.codec)) if heard else samples)
         if self.capture is not None:
             self.capture.add(samples)
         if self.speech is not None:
@@ -301,6 +334,8 @@ class MediaSession:
             if started is not None:
                 self._on_digit_start(started)
             if finished is not None:
+                if self.bridged_to is not None:  # the other side hears the key as it was pressed (in-band
+                    self.bridged_to.send_digit(finished.digit, finished.duration_ms)  # tones go as audio)
                 self._on_digit(finished)
         else:
             self.wrong_payload += 1
@@ -312,7 +347,7 @@ class MediaSession:
             "rtp_jitter_ms": round(self.stats.jitter_seconds * 1000, 2), "rtp_foreign": self.latch.foreign,
             "rtp_malformed": self.malformed, "rtp_wrong_payload": self.wrong_payload,
             "jitter_late": self.jitter.stats.late, "jitter_duplicates": self.jitter.stats.duplicates,
-            "ticks_skipped": self.skipped, "frames_played_in": self.frames_out,
+            "ticks_skipped": self.skipped, "frames_played_in": self.frames_out, "digits_sent": self.digits_sent,
             "rtcp_in": self.rtcp_in, "rtcp_out": self.rtcp_out, "rtcp_malformed": self.rtcp_malformed,
             "peer_lost": self.peer_report.cumulative_lost if self.peer_report else None,
             "peer_jitter_ms": round(self.peer_report.jitter / 8, 2) if self.peer_report else None,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ivrd.media import g711
+from ivrd.media.dtmf import parse_event
 from tests.integration.baresip import CONFIG_DIR, Baresip
 from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
@@ -68,7 +69,7 @@ def agent_phone(daemon, user: str, password: str, *, auto: bool, codecs: str) ->
 
 def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the_next(tmp_path):
     require("baresip", "espeak-ng")
-    config = one_flow(tmp_path / "flows", STEPS) + ROUTING
+    config = one_flow(tmp_path / "flows", STEPS) + ROUTING + "calls:\n  record: true\n"
     with daemon_running(config, sip_section=ACCOUNTS) as daemon:
         # 2001 answers at once and speaks A-law only (the caller speaks μ-law: transcoded); 2002 never answers
         ada = agent_phone(daemon, "2001", "pw-one", auto=True, codecs="PCMA")
@@ -91,6 +92,10 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
             caller.stream(tone)  # 2 s of 1 kHz to the agent, while the agent's 440 Hz comes back
             heard = b"".join(p.payload for p in caller.received[before:] if p.payload_type == 0)
             assert tone_level(g711.decode(heard, "PCMU"), 8000, 440) > 0.5  # the agent's voice reached the caller
+            ada.command("sndcode", "7")  # the agent presses 7: the caller gets it as RFC 4733 events
+            while not any(p.payload_type == 101 and parse_event(p.payload).end for p in caller.received[before:]):
+                caller.wait_for_packets(len(caller.received) + 1)
+            keys = [parse_event(p.payload) for p in caller.received[before:] if p.payload_type == 101]
             context = api(daemon, "GET", f"/calls/{events(daemon.log, 'queue.offer')[0]['context']}")
             assert context["queue"] == "billing" and context["agent"] == "2001" and context["digits"] == "1"
             assert [step["event"] for step in context["path"]][-2:] == ["queue", "agent"]
@@ -102,6 +107,9 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
             assert tone_level(np.frombuffer(raw, dtype="<i2")[::channels], rate, 1000) > 0.3  # the caller's tone
             daemon.wait_for_event("queue.call_end")
             assert api(daemon, "GET", "/agents")[0]["state"] in ("wrap_up", "available")
+            daemon.wait_for_event("call.end")
+            with wave.open(events(daemon.log, "call.end")[0]["recording"]) as wav:
+                recorded = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
 
             # support: 2002 has been idle longest and is offered first; it never answers, so after the offer
             # timeout it is a miss and 2001 (after its wrap-up) gets the caller
@@ -160,3 +168,7 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
                                                                               if queue == "billing" else "2")
         assert abs(rec["wait"] - waits[queue]) < 0.01 and rec["wrap_up"] == 1.0 and rec["hold"] == 0.0
         assert rec["talk"] > 0 and rec["path"][-1]["event"] in ("agent", "hangup")
+    # the agent's key reached the caller as one RFC 4733 event, ended
+    assert keys and {k.event for k in keys} == {7} and keys[-1].end
+    # the recording holds both sides once bridged: the caller's 1 kHz and the agent's 440 Hz
+    assert tone_level(recorded, 8000, 1000) > 0.15 and tone_level(recorded, 8000, 440) > 0.15

@@ -1,6 +1,6 @@
 import pytest
 
-from ivrd.media.dtmf import Digit, DigitStream, DtmfError, Rfc4733Receiver, parse_event
+from ivrd.media.dtmf import Digit, DigitStream, DtmfError, Rfc4733Receiver, Rfc4733Sender, parse_event
 
 
 def event(digit_code, duration, end=False, volume=10):
@@ -47,3 +47,21 @@ def test_digit_stream_drops_the_same_press_from_a_second_source():
     assert stream.add(Digit("5", 160, "rfc4733", 1.10))  # the same source twice: a second press
     assert stream.add(Digit("5", None, "info", 2.0))  # far apart: a new press
     assert stream.text == "555"
+
+
+def test_a_sent_press_is_what_rfc_4733_asks_and_reads_back_as_the_same_digit():
+    sender = Rfc4733Sender("7", duration_ms=100)
+    packets = []
+    while (event := sender.next_payload()) is not None:
+        packets.append(event)
+    parsed = [parse_event(payload) for payload, _ in packets]
+    # 100 ms = five 20 ms frames with growing durations, then the end sent three times in all
+    assert [p.duration for p in parsed] == [160, 320, 480, 640, 800, 800, 800]
+    assert [p.end for p in parsed] == [False] * 4 + [True] * 3
+    assert [marker for _, marker in packets] == [True] + [False] * 6
+    assert {p.event for p in parsed} == {7} and {p.volume for p in parsed} == {10}
+    receiver = Rfc4733Receiver()
+    results = [receiver.packet(48000, payload, 0.0) for payload, _ in packets]
+    assert results[0][0] == "7" and [r[1] for r in results if r[1] is not None] == [Digit("7", 100, "rfc4733", 0.0)]
+    with pytest.raises(DtmfError):
+        Rfc4733Sender("x")
