@@ -163,6 +163,7 @@ class QueueConfig:
     max_waiting: int = 1000
     max_wait: float = 3600.0
     join_empty: bool = False
+    leave_when_empty: bool = False
     wrap_up: float = 10.0
     max_misses: int = 3
     hold_music: str | None = None  # a WAV file, looped while the caller waits

@@ -48,6 +48,7 @@ class QueueSpec:
     max_waiting: int = 1000
     max_wait: float = 3600.0
     join_empty: bool = False  # False: a caller is refused when no agent who could take them is logged in
+    leave_when_empty: bool = False  # True: callers waiting leave when the last agent who could take them goes
     wrap_up: float = 10.0
     max_misses: int = 3  # offers missed in a row before the agent is set away
 
@@ -211,6 +212,7 @@ class Router:
             return
         self._unindex(agent)
         del self.agents[agent_id]
+        self._leave_if_empty()
 
     def _serve_available(self, now: float) -> None:
         for agent_id in list(self._available[""]):
@@ -236,6 +238,7 @@ class Router:
         agent = self.agents[agent_id]
         agent.apply(Happening.AWAY, now, reason=reason)
         self._unindex(agent)
+        self._leave_if_empty()
 
     def join(self, caller_id: str, queue_name: str, now: float, *, priority: int = 0,
              skills: str | None = None) -> None:  # fmt: skip
@@ -276,7 +279,8 @@ class Router:
         agent_id, caller.offered_to = caller.offered_to, None
         assert agent_id is not None
         self._missed(agent_id, caller.queue, now, count=True)
-        self._wait(caller, now, skip=agent_id)
+        if caller_id in self.callers:  # not gone with the agent (leave_when_empty)
+            self._wait(caller, now, skip=agent_id)
 
     def call_ended(self, agent_id: str, now: float) -> None:
         agent = self.agents[agent_id]
@@ -412,6 +416,21 @@ class Router:
         # no copy: the caller stops iterating before an offer changes the index
         yield from (self.agents[a] for a in min(buckets, key=len))
 
+    def _leave_if_empty(self) -> None:
+        """Callers waiting in a ``leave_when_empty`` queue leave when no one who could take them is left
+        (those whose agent's phone rings stay: that call decides)."""
+        for queue in self.queues.values():
+            if not queue.leave_when_empty or not self._waiting[queue.name]:
+                continue
+            staffed: dict[tuple[str, int, str | None], bool] = {}  # one look at the agents per group
+            for caller in [c for c in self.callers.values() if c.queue == queue.name and c.offered_to is None]:
+                key = caller.group_key
+                if key not in staffed:
+                    staffed[key] = self._anyone_for(self._group(*key).requirement)
+                if not staffed[key]:
+                    self._drop(caller.id)
+                    self._decisions.append(Left(caller.id, queue.name, "no_agents"))
+
     def _anyone_for(self, requirement: Requirement) -> bool:
         return any(a.state is not State.AWAY and requirement.matches(a.skills) for a in self.agents.values())
 
@@ -433,6 +452,7 @@ class Router:
             return
         if agent.misses_in_a_row >= self.queues[queue_name].max_misses:
             agent.apply(Happening.AWAY, now, reason=f"missed {agent.misses_in_a_row} calls in a row")
+            self._leave_if_empty()
             return
         self._index(agent)
         self._serve_agent(agent, now)

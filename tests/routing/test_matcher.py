@@ -218,3 +218,27 @@ def test_a_queue_with_callers_cannot_go_and_agents_are_changed_in_place():
     router.remove_agent("idle")
     router.call_ended("idle", 20)
     assert router.agents == {}
+
+
+def test_callers_leave_a_leave_when_empty_queue_when_its_last_agent_logs_out():
+    router = Router([QueueSpec("strict", skills="sales >= 1", join_empty=True, leave_when_empty=True, max_misses=2),
+                     QueueSpec("patient", skills="sales >= 1", join_empty=True)])  # fmt: skip
+    seller = ready(router, 0, "seller", sales=2)
+    ready(router, 0, "helper", support=3)
+    router.join("ringing", "strict", 1)
+    assert router.take_decisions() == [Offer("ringing", "seller", "strict")]
+    router.join("a", "strict", 2)
+    router.join("b", "patient", 3)
+    router.agent_away("helper", 4, "lunch")  # not a seller: nobody leaves
+    assert router.take_decisions() == [] and router.waiting("strict") == 2
+    router.offer_failed("ringing", 5)  # the seller misses once, and is offered the next in line
+    assert router.take_decisions() == [Offer("a", "seller", "strict")]
+    router.offer_failed("a", 6)  # a second miss sets the last seller away: "strict" empties, "patient" waits on
+    assert sorted(router.take_decisions(), key=lambda d: d.caller) == [Left("a", "strict", "no_agents"),
+                                                                      Left("ringing", "strict", "no_agents")]
+    assert router.waiting("strict") == 0 and router.waiting("patient") == 1 and seller.state is State.AWAY
+    router.agent_available("seller", 7)
+    assert router.take_decisions() == [Offer("b", "seller", "patient")]
+    router.join("c", "strict", 8)
+    router.offer_failed("b", 9)  # misses in a row count until an answer: away again, and "c" leaves
+    assert router.take_decisions() == [Left("c", "strict", "no_agents")]
