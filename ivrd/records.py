@@ -14,7 +14,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,7 @@ class CallRecords:
     def _write(self, batch: Sequence[CallRecord]) -> None:
         assert self._connection is not None
         with self._connection:  # one transaction, committed (and synced) here
-            self._connection.executemany(_INSERT, [tuple(asdict(r).values()) for r in batch])
+            self._connection.executemany(_INSERT, [[getattr(r, name) for name in COLUMNS] for r in batch])
 
     def _written(self, done: asyncio.Future[None], count: int) -> None:
         error = None if done.cancelled() else done.exception()
