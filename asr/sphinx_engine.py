@@ -108,4 +108,6 @@ class SphinxEngine:
         return self._pool.submit(_decode, pcm16k, phrases).result()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Wait for the workers: a pool left to the interpreter's exit hook can write to a pipe it has
+        # already closed there and print a traceback (EBADF) on the way out.
+        self._pool.shutdown(wait=True, cancel_futures=True)
