@@ -24,7 +24,7 @@ from flows.expressions import ExpressionError
 from flows.interpreter import AgentConnected, JoinQueue, Notice, QueueLeft
 from routing.agents import Agent, State
 from routing.estimate import HandleTime, expected_wait
-from routing.matcher import Left, Offer, QueueSpec, ReconfigureError, Router
+from routing.matcher import Left, Offer, QueueSpec, Router
 
 from .logs import event
 from .media.player import Prompt, PromptError, load_wav
@@ -107,12 +107,10 @@ class ContactCenter:
     def reconfigure(self, routing: RoutingConfig, hold_music: dict[str, Prompt]) -> None:
         """Take new queues and agents (and their :func:`load_hold_music`) while serving: callers keep
         their place, agents their state (a new agent starts logged in if ``logged_in`` says so).
-        Raises :class:`ConfigError`, changing nothing, when a queue with callers in it would go."""
+        Raises :class:`~routing.matcher.ReconfigureError`, changing nothing, when a queue with callers
+        in it would go (``router.check_reconfigure`` tells beforehand)."""
         now = self._now()
-        try:
-            self.router.reconfigure(_specs(routing), now)
-        except ReconfigureError as exc:
-            raise ConfigError([Problem("routing", 1, 1, str(exc))]) from None
+        self.router.reconfigure(_specs(routing), now)
         for agent_id in set(self.router.agents) - routing.agents.keys():
             self.router.remove_agent(agent_id)
         for agent_id, spec in routing.agents.items():
@@ -415,9 +413,7 @@ class ContactCenter:
                 self._decide()
             return
         self.connected.pop(offer.caller.id, None)
-        hold = offer.hold_seconds(now)
-        talk = now - offer.answered_at - hold
-        wrap_up = self.config.queues[offer.queue].wrap_up
+        talk, hold, wrap_up = self._handled(offer, now)
         self.handle_time[offer.queue].add(talk + hold + wrap_up)
         for phase, seconds in (("talk", talk), ("hold", hold), ("wrap_up", wrap_up)):
             self.metrics.handle_seconds.labels(offer.queue, phase).observe(seconds)
@@ -434,7 +430,11 @@ class ContactCenter:
         offer = self.connected.get(call.id)
         if offer is None or offer.answered_at is None:
             return None, None, None
-        now = self._now()
+        return self._handled(offer, self._now())
+
+    def _handled(self, offer: AgentCall, now: float) -> tuple[float, float, float]:
+        """Talk (answered until ``now``, less hold), hold, and the queue's wrap-up."""
+        assert offer.answered_at is not None
         hold = offer.hold_seconds(now)
         return now - offer.answered_at - hold, hold, self.config.queues[offer.queue].wrap_up
 

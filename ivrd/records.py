@@ -136,9 +136,8 @@ class CallRecords:
 
     async def close(self) -> None:
         """Write what is pending, then close the database."""
-        while self._writing is not None:
+        while self._writing is not None:  # its done callback runs first, and starts the next batch if any
             await asyncio.wait([self._writing])
-            await asyncio.sleep(0)  # let the done callback start the next batch
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await asyncio.get_running_loop().run_in_executor(self._executor, connection.close)
