@@ -138,6 +138,7 @@ class JoinQueue:
     queue: str
     priority: int = 0
     skills: str | None = None
+    callback_number: str | None = None  # where to call back (None: the caller's number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +204,8 @@ class Transferred:
 
 @dataclass(frozen=True, slots=True)
 class QueueLeft:
-    reason: str
+    reason: str  # one of routing.matcher.OVERFLOW_REASONS
+    callback: str | None = None  # the number a callback will go to (reason "callback")
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,8 +443,10 @@ class FlowRun:
                     self._notice(f"{_where(step.priority.at)}: the priority is {priority!r}, not a number; 0 is used")
                 priority = 0
             skills = self._evaluate(step.skills.template.render, step.skills.at) if step.skills else None
+            number = (self._evaluate(step.callback_number.template.render, step.callback_number.at)
+                      if step.callback_number else None)  # fmt: skip
             self._record(now, "queue", queue=step.queue.name, priority=int(priority), skills=skills)
-            self._actions.append(JoinQueue(step.queue.name, int(priority), skills or None))
+            self._actions.append(JoinQueue(step.queue.name, int(priority), skills or None, number or None))
             self._waiting_for = (QueueLeft, AgentConnected)
             return None
         if isinstance(step, Wait):
@@ -505,8 +509,8 @@ class FlowRun:
             self._record(now, "transfer_failed", reason=event.reason)
             self._continue(step.next, now)
         elif isinstance(step, Queue) and isinstance(event, QueueLeft):
-            self._record(now, "queue_left", reason=event.reason)
-            self._continue(step.next, now)
+            self._record(now, "queue_left", reason=event.reason, callback=event.callback)
+            self._continue(step.left.get(event.reason, step.next), now)
         elif isinstance(step, Queue) and isinstance(event, AgentConnected):
             self._record(now, "agent", agent=event.agent, waited=round(event.waited, 1))  # then it waits for the end
 

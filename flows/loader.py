@@ -88,8 +88,8 @@ def _targets(value: object) -> Iterator[Target]:
         return
     if isinstance(value, Target):
         yield value
-    elif isinstance(value, tuple):
-        for item in value:
+    elif isinstance(value, (tuple, dict)):
+        for item in value.values() if isinstance(value, dict) else value:
             yield from _targets(item)
     elif hasattr(value, "__dataclass_fields__") and not isinstance(value, (GoFlow, SubFlow)):
         for name in value.__dataclass_fields__:

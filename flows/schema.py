@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 
 from ivrd.yaml_loader import Problem, bind, scalar, where
+from routing.matcher import OVERFLOW_REASONS
 
 from .expressions import Expression, ExpressionError, Template, compile_expression, compile_template
 
@@ -529,7 +530,15 @@ class Queue:
     queue: QueueName
     priority: Condition | None = None  # a number: higher waits less (evaluated as the caller joins)
     skills: Text | None = None  # replaces the queue's skills expression for this caller
-    next: Target | None = None
+    callback_number: Text | None = None  # where a callback goes (default: the caller's number)
+    left: dict[str, Target] = field(default_factory=dict)  # the step per reason for leaving without an agent
+    next: Target | None = None  # when the caller leaves without an agent, for a reason ``left`` does not name
+
+    def check(self) -> str | None:
+        unknown = sorted(set(self.left) - set(OVERFLOW_REASONS))
+        if unknown:
+            return f"left: {', '.join(unknown)}: expected reasons among {', '.join(OVERFLOW_REASONS)}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import socket
@@ -56,7 +55,7 @@ from .media.recorder import Recorder, recording_path
 from .media.session import MediaSession
 from .media.tts import TtsError
 from .metrics import STEP_RESULTS
-from .records import CallRecord
+from .records import CallRecord, as_json
 from .sip.sdp import AudioSession
 from .sip.ua import CallLeg, LegState
 from .speech import SpeechStream
@@ -102,6 +101,7 @@ class Call:
         self.agent: str | None = None
         self.handled: tuple[float, float, float] | None = None  # talk, hold, wrap-up once the agent's call ended
         self.outcome: str | None = None  # set when the call ended before it was answered
+        self.callback: str | None = None  # the number to call back, when the caller asked for it
 
     # ---- events from the SIP core and the media session ---------------------------------------------
 
@@ -132,7 +132,8 @@ class Call:
         if self.digits.add(digit):
             event(log, "call.dtmf", call_id=self.leg.call_id, digit=digit.digit, source=digit.source,
                   duration_ms=digit.duration_ms)  # fmt: skip
-            self._feed(KeyPressed(digit.digit))
+            if self.queue is None or not self.daemon.contact_center.key(self, digit.digit):
+                self._feed(KeyPressed(digit.digit))
 
     # ---- the call's life --------------------------------------------------------------------------
 
@@ -489,7 +490,8 @@ class Call:
         """What the agent should know: who calls, what they did in the IVR, what the lookups found."""
         leg, run = self.leg, self.flow_run
         return {"id": self.id, "call_id": leg.call_id, "caller": {"number": leg.caller_number, "name": leg.caller_name},
-                "dialed": leg.dialed_number, "started": self.started, "queue": self.queue, "agent": self.agent,
+                "dialed": leg.dialed_number, "started": self.started, "queue": self.queue or self.joined,
+                "agent": self.agent, "callback": self.callback,
                 "digits": self.digits.text, "state": "ended" if self.ended.is_set() else leg.state.value,
                 "flow": run.flow.name if run else None, "flow_version": run.deployment.version if run else None,
                 "path": run.path if run else [], "variables": run.variables if run else {}}  # fmt: skip
@@ -551,7 +553,8 @@ class Call:
         path: list[dict[str, Any]] = flow.get("path", [])
         happened = {entry["event"] for entry in path}
         outcome = self.outcome or (
-            "agent" if self.agent is not None else "transferred" if "transferred" in happened
+            "agent" if self.agent is not None else "callback" if self.callback is not None
+            else "transferred" if "transferred" in happened
             else "abandoned" if self.queue is not None
             else "completed" if any(e["event"] == "hangup" and e.get("by") == "flow" for e in path)
             else "caller_hung_up")  # fmt: skip
@@ -565,11 +568,11 @@ class Call:
             id=self.id, call_id=leg.call_id, started=self.started, ended=time.time(), caller=leg.caller_number,
             caller_name=leg.caller_name, dialed=leg.dialed_number, outcome=outcome,
             end_reason=self.end_reason or leg.state.value, flow=flow.get("flow"), flow_version=flow.get("version"),
-            digits=self.digits.text, transcript=transcript, path=_json(path),
-            variables=_json(flow.get("variables", {})),
+            digits=self.digits.text, transcript=transcript, path=as_json(path),
+            variables=as_json(flow.get("variables", {})),
             queue=self.joined, wait=self.waited, agent=self.agent, talk=talk, hold=hold, wrap_up=wrap_up,
             recording=str(recorder.path) if recorder else None,
-            message=str(self._capture.recorder.path) if self._capture else None, rtp=_json(media))  # fmt: skip
+            message=str(self._capture.recorder.path) if self._capture else None, rtp=as_json(media))  # fmt: skip
 
     def _close_media(self) -> None:
         if self.media is not None:
@@ -584,6 +587,3 @@ class Call:
             self.daemon.ports.release(self._port)
             self._port = None
 
-
-def _json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from flows.expressions import ExpressionError
+from flows.schema import Key
 from routing.matcher import Escalation, Requirement
 
 from .yaml_loader import ConfigError, Problem, bind, compose_file
@@ -167,6 +169,7 @@ class QueueConfig:
     wrap_up: float = 10.0
     max_misses: int = 3
     hold_music: str | None = None  # a WAV file, looped while the caller waits
+    callback_key: Key | None = None  # pressed while waiting: called back instead, keeping the place in line
     announce_every: float = 0.0  # seconds between position and expected-wait announcements (0: none)
     service_level: float = 20.0  # seconds: answered within it counts as served in time
     short_abandon: float = 5.0  # seconds: a caller who hangs up sooner is not counted against the service level
@@ -183,6 +186,9 @@ class QueueConfig:
             return "service_level, short_abandon: expected > 0 and >= 0 seconds"
         if [e.after for e in self.escalations] != sorted(e.after for e in self.escalations):
             return "escalations: expected in order of their `after` seconds"
+        if any(e.leave and (e.skills or e.overflow) for e in self.escalations):
+            return "escalations: a step with `leave: true` takes the caller out of the line: no skills or overflow"
+
         if self.announce_every and self.announce_every < 10:
             return "announce_every: expected 0 (none) or at least 10 seconds"
         return None
@@ -205,11 +211,41 @@ class AgentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackConfig:
+    """Where and how callers who asked to be called back are called (agent first, then the caller)."""
+
+    gateway: str | None = None  # a SIP URI with {number}: "sip:{number}@pbx.example.com"
+    numbers: tuple[str, ...] = ()  # the numbers that may be called back ("+4930*": a prefix)
+    attempts: int = 3  # calls to the caller before the callback is given up
+    retry_after: float = 120.0  # seconds between them (the caller keeps their place meanwhile)
+    ring_timeout: float = 30.0  # seconds the caller's phone rings
+
+    def check(self) -> str | None:
+        if self.gateway is not None and (not self.gateway.startswith(("sip:", "sips:"))
+                                         or "{number}" not in self.gateway):  # fmt: skip
+            return f"gateway: expected a sip: URI with {{number}} in it, got {self.gateway!r}"
+        if self.gateway is not None and not self.numbers:
+            return "numbers: expected the numbers callbacks may go to, e.g. [\"+4930*\"] (no others are ever called)"
+        if not 1 <= self.attempts <= 10 or not 10 <= self.retry_after <= 86400 or not 5 <= self.ring_timeout <= 120:
+            return "attempts, retry_after, ring_timeout: expected 1-10, 10-86400 s, 5-120 s"
+        return None
+
+    def allows(self, number: str) -> bool:
+        """Whether ``number`` (digits, a leading + at most) may be called back."""
+        return bool(CALLBACK_NUMBER.fullmatch(number)) and any(
+            number.startswith(p[:-1]) if p.endswith("*") else number == p for p in self.numbers)  # fmt: skip
+
+
+CALLBACK_NUMBER = re.compile(r"\+?[0-9]{3,20}")
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingConfig:
     offer_timeout: float = 20.0  # seconds an agent's phone rings before the offer counts as missed
     queues: dict[str, QueueConfig] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
     context_url: str | None = None  # where agents fetch a call's context (default: this daemon's HTTP server)
+    callback: CallbackConfig = field(default_factory=CallbackConfig)
 
     def check(self) -> str | None:
         if not 1 <= self.offer_timeout <= 300:
@@ -218,6 +254,8 @@ class RoutingConfig:
             for step in queue.escalations:
                 if step.overflow is not None and step.overflow not in self.queues:
                     return f"queues: {name} overflows to {step.overflow!r}, which is not a queue here"
+            if queue.callback_key is not None and self.callback.gateway is None:
+                return f"queues: {name} offers callbacks (callback_key), but callback.gateway is not set"
         return None
 
 

@@ -1,6 +1,7 @@
 """The daemon's HTTP side: /healthz (the process answers), /readyz (it should be sent calls), /metrics
-(Prometheus), and the contact-center API: agents' states (log in, log out, breaks), queues, a call's
-context for the agent who takes it, and a WebSocket per agent that pushes offers as they happen.
+(Prometheus), and the contact-center API: agents (defined, changed and removed at run time; their states:
+log in, log out, breaks), queues, a call's context for the agent who takes it, and a WebSocket per agent
+that pushes offers as they happen.
 
 With ``http.token`` set, everything but /healthz and /readyz (so /metrics too) asks for
 ``Authorization: Bearer TOKEN``."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,8 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from routing.agents import StateError
+
+from .config import AgentConfig
 
 if TYPE_CHECKING:
     from .server import Daemon
@@ -31,6 +35,8 @@ class HttpServer:
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/agents", self.agents)
+        app.router.add_put("/agents/{agent}", self.put_agent)
+        app.router.add_delete("/agents/{agent}", self.delete_agent)
         app.router.add_post("/agents/{agent}/state", self.agent_state)
         app.router.add_get("/agents/{agent}/events", self.agent_events)
         app.router.add_get("/queues", self.queues)
@@ -57,6 +63,29 @@ class HttpServer:
     async def agents(self, _: web.Request) -> web.Response:
         center = self.daemon.contact_center
         return web.json_response([center.agent_view(a) for a in center.router.agents.values()])
+
+    async def put_agent(self, request: web.Request) -> web.Response:
+        """Add or change an agent: ``{"name": "Ada", "skills": {"billing": 4}, "contact": "registered",
+        "logged_in": false}`` (as in etc/ivrd.yaml; ``logged_in`` counts for a new agent only)."""
+        agent_id = request.match_info["agent"]
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "expected a JSON body")
+        spec, problem = _agent_spec(body)
+        if problem is not None or not AGENT_ID.fullmatch(agent_id):
+            return _error(400, problem or "an agent id is 1-64 letters, digits, or . _ -")
+        assert spec is not None
+        center = self.daemon.contact_center
+        created = center.put_agent(agent_id, spec)
+        return web.json_response(center.agent_view(center.router.agents[agent_id]), status=201 if created else 200)
+
+    async def delete_agent(self, request: web.Request) -> web.Response:
+        try:
+            self.daemon.contact_center.delete_agent(request.match_info["agent"])
+        except KeyError:
+            return _error(404, "no such agent")
+        return web.Response(status=204)
 
     async def agent_state(self, request: web.Request) -> web.Response:
         """``{"state": "available"}`` logs in; ``{"state": "away", "reason": "lunch"}`` logs out or takes a break."""
@@ -98,7 +127,10 @@ class HttpServer:
         return web.json_response([center.queue_view(name) for name in center.router.queues])
 
     async def call_context(self, request: web.Request) -> web.Response:
-        call = next((c for c in self.daemon.calls.values() if c.id == request.match_info["call"]), None)
+        wanted = request.match_info["call"]
+        call = next((c for c in self.daemon.calls.values() if c.id == wanted), None)
+        if call is None and wanted in self.daemon.contact_center.callbacks:  # the caller hung up to be called back
+            call = self.daemon.contact_center.callbacks[wanted].call
         if call is None:
             return _error(404, "no such call (or it has ended)")
         return web.json_response(call.context(), dumps=_dumps)
@@ -129,3 +161,24 @@ def _error(status: int, message: str) -> web.Response:
 
 def _dumps(value: object) -> str:
     return json.dumps(value, default=str)
+
+
+AGENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SKILL = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _agent_spec(body: object) -> tuple[AgentConfig | None, str | None]:
+    """An agent's definition from a JSON body, or what is wrong with it."""
+    expected = 'expected {"name": text, "skills": {skill: 0-5}, "contact": "registered" or a sip: URI, ' \
+               '"logged_in": true/false}'
+    if not isinstance(body, dict) or set(body) - {"name", "skills", "contact", "logged_in"}:
+        return None, expected
+    name, skills = body.get("name", ""), body.get("skills", {})
+    contact, logged_in = body.get("contact", "registered"), body.get("logged_in", False)
+    if (not isinstance(name, str) or len(name) > 200 or not isinstance(contact, str) or len(contact) > 500
+            or not isinstance(logged_in, bool) or not isinstance(skills, dict) or len(skills) > 100
+            or not all(isinstance(k, str) and SKILL.fullmatch(k) and type(v) is int for k, v in skills.items())):
+        return None, expected  # fmt: skip
+    spec = AgentConfig(name=name, skills=skills, contact=contact, logged_in=logged_in)
+    problem = spec.check()
+    return (None, problem) if problem else (spec, None)

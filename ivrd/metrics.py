@@ -44,6 +44,7 @@ LOOKUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # The flow path's events, as a question's result.
 STEP_RESULTS = {"choice": "match", "digits": "match", "speech": "match", "nomatch": "nomatch", "noinput": "noinput"}
+CALLBACK_RESULTS = ("requested", "connected", "no_answer", "failed")
 # Media session counters summed into the RTP totals: metric name -> how to read it off a session.
 _RTP_COUNTERS: dict[str, tuple[str, Callable[[MediaSession], int]]] = {
     "received": ("RTP packets received from the latched source", lambda s: s.stats.received),
@@ -106,8 +107,11 @@ class Metrics:
         self.queue_abandoned = Counter("ivrd_queue_abandoned", "Callers who hung up while waiting", ["queue"],
                                        registry=registry)  # fmt: skip
         self.queue_overflowed = Counter("ivrd_queue_overflowed", "Callers who left a queue without an agent, "
-                                        "back to their flow: max_wait, full, no_agents", ["queue", "reason"],
-                                        registry=registry)  # fmt: skip
+                                        "back to their flow: max_wait, full, no_agents, escalated, callback",
+                                        ["queue", "reason"], registry=registry)  # fmt: skip
+        self.queue_callbacks = Counter("ivrd_queue_callbacks", "Callbacks: requested (the caller hung up keeping "
+                                       "their place), connected, no_answer (one call back not answered), failed "
+                                       "(given up)", ["queue", "result"], registry=registry)  # fmt: skip
         self.queue_wait = self._wait_histogram(wait_buckets(daemon.config.routing))
         self.handle_seconds = Histogram("ivrd_queue_handle_seconds", "Agent handle time per call, by phase: talk, "
                                         "hold, wrap_up", ["queue", "phase"], buckets=HANDLE_BUCKETS,
@@ -137,6 +141,8 @@ class Metrics:
                 self.agent_offers.labels(name, result)
             for reason in OVERFLOW_REASONS:
                 self.queue_overflowed.labels(name, reason)
+            for result in CALLBACK_RESULTS:
+                self.queue_callbacks.labels(name, result)
 
     def _wait_histogram(self, buckets: tuple[float, ...]) -> Histogram:
         self._wait_bounds = buckets

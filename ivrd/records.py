@@ -24,9 +24,16 @@ from .logs import event
 log = logging.getLogger("ivrd.records")
 
 
-# How a call ended: with an agent; hung up while waiting for one; transferred (REFER); ended by the flow;
-# hung up in the flow; given up before we answered; refused by us.
-OUTCOMES = ("agent", "abandoned", "transferred", "completed", "caller_hung_up", "cancelled", "rejected")
+# How a call ended: with an agent; hung up while waiting for one; to be called back (the call back has its
+# own record, "agent" or "no_answer"); transferred (REFER); ended by the flow; hung up in the flow; given
+# up before we answered; refused by us.
+OUTCOMES = ("agent", "abandoned", "callback", "no_answer", "transferred", "completed", "caller_hung_up",
+            "cancelled", "rejected")  # fmt: skip
+
+
+def as_json(value: object) -> str:
+    """A record's JSON column: compact, anything not JSON as its text."""
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 @dataclass(frozen=True, slots=True)

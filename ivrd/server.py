@@ -224,7 +224,7 @@ class Daemon:
                 event(log, "sip.rejected", logging.INFO if ev.status else logging.WARNING, status=ev.status,
                       reason=ev.reason, remote=f"{ev.flow.remote[0]}:{ev.flow.remote[1]}",
                       transport=ev.flow.transport)  # fmt: skip
-            elif id(ev.leg) in self.contact_center.legs:
+            elif self.contact_center.owns(ev.leg):
                 self.contact_center.on_leg_event(ev)
             elif not isinstance(ev, (CallRinging, CallAnswered)):
                 call = self.calls.get(id(ev.leg))

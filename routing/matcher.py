@@ -31,11 +31,13 @@ LEVELS = range(5, -1, -1)
 
 @dataclass(frozen=True, slots=True)
 class Escalation:
-    """After ``after`` seconds of waiting: new required skills, or another queue (keeping the caller's place)."""
+    """After ``after`` seconds of waiting: new required skills, another queue (keeping the caller's place),
+    or, with ``leave``, out of the line and back to the caller's flow (reason ``escalated``)."""
 
     after: float
     skills: str | None = None
     overflow: str | None = None
+    leave: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +62,15 @@ class Offer:
     queue: str
 
 
-OverflowReason = Literal["max_wait", "full", "no_agents"]
-OVERFLOW_REASONS: tuple[OverflowReason, ...] = ("max_wait", "full", "no_agents")
+OverflowReason = Literal["max_wait", "full", "no_agents", "escalated", "callback"]
+# Why a caller leaves a queue without an agent; the router decides all but "callback" (the caller
+# asked to be called back, keeping their place: the contact center's doing).
+OVERFLOW_REASONS: tuple[OverflowReason, ...] = ("max_wait", "full", "no_agents", "escalated", "callback")
 
 
 @dataclass(frozen=True, slots=True)
 class Left:
-    """A caller leaves the queue without an agent: ``max_wait``, ``full``, ``no_agents``."""
+    """A caller leaves the queue without an agent, for one of :data:`OVERFLOW_REASONS`."""
 
     caller: str
     queue: str
@@ -113,6 +117,7 @@ class _Caller:
     offered_to: str | None = None
     seq: int = 0
     skills: str | None = None  # this caller's own skills expression (until the first escalation step)
+    deferred: list[tuple[str, str]] = field(default_factory=list)  # (timer, whose) due while offered
 
     @property
     def group_key(self) -> tuple[str, int, str | None]:
@@ -143,7 +148,7 @@ class Router:
         self._retiring: set[str] = set()  # agents taken out of the configuration while on a call
         self._available: dict[str, dict[str, None]] = {"": {}}  # skill -> agents, longest idle first; "": all
         self._by_level: dict[tuple[str, int], dict[str, None]] = {}
-        self._timers: list[tuple[float, int, str, str]] = []  # (when, seq, kind, id)
+        self._timers: list[tuple[float, int, str, str, str]] = []  # (when, seq, kind, id, whose: see _whose)
         self._seq = itertools.count()
         self._decisions: list[Decision] = []
         self._last_offer: dict[tuple[str, str], float] = {}  # (queue, agent) -> when (round robin)
@@ -174,13 +179,10 @@ class Router:
         self._timers = [t for t in self._timers if t[2] == "wrapped"]
         heapq.heapify(self._timers)
         for caller in sorted(self.callers.values(), key=lambda c: c.seq):
-            queue = fresh[caller.queue]
             self._waiting[caller.queue] += 1
-            caller.step = min(caller.step, len(queue.escalations))
-            self._timer(caller.joined + queue.max_wait, "max_wait", caller.id)
-            for index, step in enumerate(queue.escalations, start=1):
-                if index > caller.step:
-                    self._timer(caller.joined + step.after, f"step{index}", caller.id)
+            caller.step = min(caller.step, len(fresh[caller.queue].escalations))
+            caller.deferred.clear()
+            self._arm(caller)
             if caller.offered_to is None:
                 group = self._group(*caller.group_key)
                 heapq.heappush(group.heap, (-caller.priority, caller.joined, caller.seq, caller.id))
@@ -241,10 +243,11 @@ class Router:
         self._leave_if_empty()
 
     def join(self, caller_id: str, queue_name: str, now: float, *, priority: int = 0,
-             skills: str | None = None) -> None:  # fmt: skip
+             skills: str | None = None, joined: float | None = None) -> None:  # fmt: skip
         """A caller waits in a queue (the decision may be an offer at once, or a refusal). ``skills``
         replaces the queue's expression for this caller until the first escalation step; it raises
-        :class:`~flows.expressions.ExpressionError` when it is not an expression."""
+        :class:`~flows.expressions.ExpressionError` when it is not an expression. ``joined``: when the
+        caller first joined, for one who comes back (a callback tried again) to their place."""
         queue = self.queues[queue_name]
         group = self._group(queue_name, 0, skills)
         if self._waiting[queue_name] >= queue.max_waiting:
@@ -253,12 +256,11 @@ class Router:
         if not queue.join_empty and not self._anyone_for(group.requirement):
             self._decisions.append(Left(caller_id, queue_name, "no_agents"))
             return
-        caller = _Caller(caller_id, queue_name, priority, now, seq=next(self._seq), skills=skills)
+        caller = _Caller(caller_id, queue_name, priority, now if joined is None else joined, seq=next(self._seq),
+                         skills=skills)  # fmt: skip
         self.callers[caller_id] = caller
         self._waiting[queue_name] += 1
-        self._timer(now + queue.max_wait, "max_wait", caller_id)
-        for index, step in enumerate(queue.escalations, start=1):
-            self._timer(now + step.after, f"step{index}", caller_id)
+        self._arm(caller)
         self._wait(caller, now)
 
     def leave(self, caller_id: str, now: float) -> None:
@@ -279,8 +281,13 @@ class Router:
         agent_id, caller.offered_to = caller.offered_to, None
         assert agent_id is not None
         self._missed(agent_id, caller.queue, now, count=True)
-        if caller_id in self.callers:  # not gone with the agent (leave_when_empty)
-            self._wait(caller, now, skip=agent_id)
+        if caller_id not in self.callers:
+            return  # gone with the agent (leave_when_empty)
+        deferred, caller.deferred = caller.deferred, []
+        for kind, whose in deferred:  # what came due while the phone rang applies now, in order
+            if _whose(caller) == whose and not self._apply(caller, kind):
+                return
+        self._wait(caller, now, skip=agent_id)
 
     def call_ended(self, agent_id: str, now: float) -> None:
         agent = self.agents[agent_id]
@@ -290,11 +297,11 @@ class Router:
             self._retiring.discard(agent_id)
             del self.agents[agent_id]
             return
-        self._timer(now + (queue.wrap_up if queue else 0.0), "wrapped", agent_id)
+        self._timer(now + (queue.wrap_up if queue else 0.0), "wrapped", agent_id, "")
 
     def on_timer(self, now: float) -> None:
         while self._timers and self._timers[0][0] <= now:
-            _, _, kind, key = heapq.heappop(self._timers)
+            _, _, kind, key, whose = heapq.heappop(self._timers)
             if kind == "wrapped":
                 agent = self.agents.get(key)
                 if agent is not None and agent.state is State.WRAP_UP:
@@ -303,13 +310,12 @@ class Router:
                     self._serve_agent(agent, now)
                 continue
             caller = self.callers.get(key)
-            if caller is None or caller.offered_to is not None:
-                continue  # gone, or ringing an agent: escalation waits for the outcome
-            if kind == "max_wait":
-                self._drop(key)
-                self._decisions.append(Left(key, caller.queue, "max_wait"))
-            else:
-                self._escalate(caller, int(kind[4:]), now)
+            if caller is None or _whose(caller) != whose:
+                continue  # gone (maybe back since, with timers of their own), or moved on to another queue
+            if caller.offered_to is not None:
+                caller.deferred.append((kind, whose))  # ringing an agent: that call decides first
+            elif self._apply(caller, kind):
+                self._wait(caller, now)
 
     def next_deadline(self) -> float | None:
         return self._timers[0][0] if self._timers else None
@@ -342,18 +348,33 @@ class Router:
             return
         heapq.heappush(group.heap, (-caller.priority, caller.joined, caller.seq, caller.id))
 
-    def _escalate(self, caller: _Caller, step: int, now: float) -> None:
+    def _apply(self, caller: _Caller, kind: str) -> bool:
+        """A caller's timer (``max_wait`` or ``step<n>``) takes effect; False when the caller left the queue."""
         queue = self.queues[caller.queue]
-        if step > len(queue.escalations):
-            return  # a timer set before a reload took the step away
-        rule = queue.escalations[step - 1]
+        step = 0 if kind == "max_wait" else int(kind[4:])
+        if step > len(queue.escalations) or 0 < step <= caller.step:
+            return True  # a step a reload took away, or one taken already
+        rule = queue.escalations[step - 1] if step else None
+        if rule is None or rule.leave:
+            self._drop(caller.id)
+            self._decisions.append(Left(caller.id, caller.queue, "escalated" if rule else "max_wait"))
+            return False
         if rule.overflow is not None and rule.overflow in self.queues:
             self._waiting[caller.queue] -= 1
             self._waiting[rule.overflow] += 1
             caller.queue, caller.step, caller.skills = rule.overflow, 0, None  # same joined time: the same place
+            self._arm(caller)
         else:
             caller.step = step
-        self._wait(caller, now)
+        return True
+
+    def _arm(self, caller: _Caller) -> None:
+        """The caller's max-wait and escalation timers in their queue, counted from when they joined."""
+        queue = self.queues[caller.queue]
+        self._timer(caller.joined + queue.max_wait, "max_wait", caller.id, _whose(caller))
+        for index, step in enumerate(queue.escalations, start=1):
+            if index > caller.step:
+                self._timer(caller.joined + step.after, f"step{index}", caller.id, _whose(caller))
 
     def _serve_agent(self, agent: Agent, now: float) -> None:
         """An agent is free: the best caller among the heads of the groups the agent can serve."""
@@ -471,5 +492,10 @@ class Router:
             self._available.get(skill, {}).pop(agent.id, None)
             self._by_level.get((skill, level), {}).pop(agent.id, None)
 
-    def _timer(self, when: float, kind: str, key: str) -> None:
-        heapq.heappush(self._timers, (when, next(self._seq), kind, key))
+    def _timer(self, when: float, kind: str, key: str, whose: str) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), kind, key, whose))
+
+
+def _whose(caller: _Caller) -> str:
+    """What a caller's timer belongs to: this join of theirs (not an earlier one), in this queue."""
+    return f"{caller.seq}:{caller.queue}"

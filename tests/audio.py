@@ -47,3 +47,10 @@ def with_tones(base: np.ndarray, digits: str, folder: Path, *, every: float = 0.
         at = int((start + i * every) * 8000)
         out[at : at + len(tone)] += tone
     return np.clip(out, -32768, 32767).astype(np.int16)
+
+
+def tone_level(samples: np.ndarray, rate: int, hz: float) -> float:
+    """How much of the signal's energy is within 20 Hz of ``hz`` (0-1)."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    return float(spectrum[np.abs(freqs - hz) < 20].sum() / max(spectrum.sum(), 1e-9))

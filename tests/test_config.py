@@ -5,7 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from ivrd.config import Config, ConfigError, Listen, live_part, load_config
+from ivrd.config import (
+    AgentConfig,
+    CallbackConfig,
+    Config,
+    ConfigError,
+    Listen,
+    QueueConfig,
+    live_part,
+    load_config,
+)
 
 ETC = Path(__file__).resolve().parents[1] / "etc" / "ivrd.yaml"
 
@@ -20,9 +29,12 @@ def test_example_config_loads_and_documents_every_key():
     config = load_config(ETC)
     assert Listen("udp", "0.0.0.0", 5080) in config.sip.listen
     text = ETC.read_text()
-    for section in ("sip", "media", "calls", "flows", "asr", "http", "log"):
+    for section in ("sip", "media", "calls", "flows", "asr", "http", "routing", "log"):
         for key in getattr(Config(), section).__dataclass_fields__:
             assert f"{key}:" in text, f"etc/ivrd.yaml does not show {section}.{key}"
+    for part in (CallbackConfig, QueueConfig, AgentConfig):
+        for key in part.__dataclass_fields__:
+            assert f"{key}:" in text, f"etc/ivrd.yaml does not show {part.__name__}'s {key}"
 
 
 def test_empty_file_is_the_embedded_defaults_with_paths_relative_to_it(tmp_path):
@@ -106,3 +118,27 @@ def test_a_reload_keeps_what_needs_a_restart_and_names_it():
     assert live.sip == running.sip and live.http.port == running.http.port and live.http.token == "x"
     assert live.calls.max_concurrent == running.calls.max_concurrent and live.calls.max_duration == 60.0
     assert live_part(running, running) == (running, [])
+
+
+@pytest.mark.parametrize(("text", "line", "wanted"), [
+    ("routing:\n  callback: {gateway: 'sip:pbx.example.com'}\n", 2, "with {number} in it"),
+    ("routing:\n  callback:\n    gateway: 'sip:{number}@pbx'\n", 3, "numbers: expected the numbers callbacks"),
+    ("routing:\n  queues:\n    q: {callback_key: 1}\n", 2, "q offers callbacks (callback_key), but callback.gateway"),
+    ("routing:\n  queues:\n    q: {callback_key: 11}\n", 3, "callback_key: expected a key"),
+    ("routing:\n  queues:\n    q:\n      escalations: [{after: 9, leave: true, overflow: r}]\n", 4,
+     "a step with `leave: true`"),
+])  # fmt: skip
+def test_callbacks_and_escalations_are_checked_at_load(tmp_path, text, line, wanted):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    (problem,) = info.value.problems
+    assert problem.line == line and wanted in problem.message, problem
+
+
+def test_only_numbers_on_the_callback_list_are_called_back():
+    callback = load_config(Path("/dev/null")).routing.callback
+    callback = dataclasses.replace(callback, gateway="sip:{number}@pbx", numbers=("+4930*", "110"))
+    assert callback.allows("+49301234") and callback.allows("110")
+    # another prefix, a longer number than listed exactly, or anything that is not digits is refused
+    for number in ("+49401234", "1100", "+4930123;x", "+4930 12", "sip:+4930", "", "+49301234567890123456789"):
+        assert not callback.allows(number), number

@@ -557,3 +557,29 @@ def test_prompt_files_play_in_order_and_a_wait_keeps_keys_for_the_next_question(
     assert run.take_actions() == [HangUp()]  # the 5 answered the menu without its prompt
     assert [e["event"] for e in run.path] == ["play", "wait", "menu", "choice", "hangup"]
     assert run.path[0]["heard"] == ["hello.wav", "hello.wav"]
+
+
+def test_a_queue_step_goes_on_at_the_step_named_for_the_reason_the_caller_left(tmp_path):
+    flow = """\
+        default: true
+        steps:
+          q:
+            queue: sales
+            callback_number: "{{ caller.number }}9"
+            left: {callback: booked, escalated: voicemail}
+            next: sorry
+          sorry:
+            hangup: sorry
+          booked:
+            hangup: booked
+          voicemail:
+            hangup: voicemail
+        """
+    for reason, said in (("callback", "booked"), ("escalated", "voicemail"), ("max_wait", "sorry")):
+        (tmp_path / reason).mkdir()
+        run = start(deploy(tmp_path / reason, main=flow))
+        assert run.take_actions() == [JoinQueue("sales", 0, None, "+155500019")]
+        run.feed(QueueLeft(reason, "+15550100" if reason == "callback" else None), T0 + 1)
+        assert run.take_actions() == [PlayPrompt((Sound(text=said),), False)]
+        left = next(entry for entry in run.path if entry["event"] == "queue_left")
+        assert left["reason"] == reason and left.get("callback") == ("+15550100" if reason == "callback" else None)

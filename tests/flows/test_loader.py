@@ -247,3 +247,22 @@ def test_a_queue_step_names_a_configured_queue(tmp_path):
     assert (problem.line, problem.column) == (4, 12)
     assert problem.message == "step q: no agent queue 'biling' in routing.queues (billing, sales)"
     assert load_deployment(tmp_path, load_wav, queues=None).flows  # the queues unknown: not checked
+
+
+def test_a_queue_steps_exits_name_known_reasons_and_steps(tmp_path):
+    found = problems_in(tmp_path, main="""\
+        default: true
+        steps:
+          q:
+            queue: sales
+            left: {callback: booked, bored: q}
+          after:
+            queue: sales
+            left: {max_wait: nowhere}
+          booked:
+            hangup: bye
+        """)
+    assert found == [
+        "main.yaml:4:5: step q.left: bored: expected reasons among max_wait, full, no_agents, escalated, callback",
+        "main.yaml:8:22: step after: no step called 'nowhere' in this flow",
+    ]

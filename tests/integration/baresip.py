@@ -105,3 +105,11 @@ class Baresip:
             self.proc.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def agent_phone(daemon_port: int, user: str, password: str, *, auto: bool, codecs: str) -> Baresip:
+    """An agent's softphone registering with the daemon as ``user`` (digest), answering at once if ``auto``;
+    it sends a 440 Hz tone and keeps what it hears."""
+    answer = ";answermode=auto" if auto else ""
+    return Baresip(hears=True, account=f"<sip:{user}@127.0.0.1:{daemon_port};transport=udp>;auth_pass={password};"
+                                       f"regint=600;audio_codecs={codecs}{answer}")  # fmt: skip

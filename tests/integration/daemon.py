@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,13 @@ class RunningDaemon:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{len(found)} call records, not {count}")
             time.sleep(0.05)
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A request to the daemon's HTTP API; its JSON answer."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None)  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
     def stop(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.integration.daemon import daemon_running, start_daemon
+from tests.integration.daemon import daemon_running, free_port, one_flow, start_daemon
 from tests.integration.logfmt import events
-from tests.integration.peers import held_calls, require
+from tests.integration.peers import held_calls, require, sipp
 from tests.integration.rtp_caller import RtpCaller
 
 
@@ -95,9 +97,9 @@ def _status(url: str, *, method: str = "GET", body: bytes | None = None, token: 
     request = urllib.request.Request(url, method=method, data=body, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
+            return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
+        return error.code, json.loads(error.read() or b"null")
 
 
 def test_the_agents_api_answers_bad_requests_clearly_and_asks_for_its_token():
@@ -122,3 +124,47 @@ def test_the_agents_api_answers_bad_requests_clearly_and_asks_for_its_token():
         assert _status(f"{base}/calls/nope", token="t0ken")[0] == 404
     states = [(e["agent"], e["state"]) for e in events(daemon.final_log, "agent.state")]
     assert states == [("7", "available"), ("7", "away")]
+
+
+def test_an_agent_defined_through_the_api_takes_calls_outlives_a_reload_and_can_be_removed(tmp_path):
+    require("sipp")
+    agent_port = free_port()
+    config = one_flow(tmp_path / "flows", "  q:\n    queue: sales\n") + "routing:\n  queues:\n    sales: {wrap_up: 0}\n"
+    with daemon_running(config) as daemon:
+        base = f"http://127.0.0.1:{daemon.http_port}"
+        put = f"{base}/agents/9"
+        for bad in (b'{"skills": {"sales": 7}}', b'{"skills": {"sales": "3"}}', b'{"skils": {}}',
+                    b'{"skills": {"a b": 1}}', b'{"contact": "tel:123"}', b"[]"):  # fmt: skip
+            code, answer = _status(put, method="PUT", body=bad)
+            assert code == 400 and "expected" in answer["error"], bad
+        assert _status(f"{base}/agents/a%20b", method="PUT", body=b"{}")[0] == 400
+        body = json.dumps({"name": "Nine", "skills": {"sales": 3}, "contact": f"sip:agent@127.0.0.1:{agent_port}",
+                           "logged_in": True}).encode()  # fmt: skip
+        code, agent = _status(put, method="PUT", body=body)
+        assert (code, agent["id"], agent["name"], agent["state"], agent["skills"]) == (201, "9", "Nine", "available",
+                                                                                    {"sales": 3})  # fmt: skip
+        os.kill(daemon.proc.pid, signal.SIGHUP)  # etc/ has no agent 9: the API's stays
+        daemon.wait_for_event("config.loaded")
+        assert [a["id"] for a in daemon.api("GET", "/agents")] == ["9"]
+        code, agent = _status(put, method="PUT", body=body.replace(b'"sales": 3', b'"sales": 4'))
+        assert (code, agent["skills"], agent["state"]) == (200, {"sales": 4}, "available")  # changed in place
+        # a caller reaches the agent (SIPp answering and echoing)
+        phone = subprocess.Popen(["sipp", "-sn", "uas", "-nostdin", "-i", "127.0.0.1", "-p", str(agent_port),
+                                  "-m", "1", "-rtp_echo", "-timeout", "60s"], cwd=tmp_path,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        try:
+            caller = sipp(f"127.0.0.1:{daemon.port}", "-sn", "uac", "-i", "127.0.0.1", "-p", str(free_port()),
+                          "-m", "1", "-d", "1500", cwd=tmp_path)  # fmt: skip
+            phone_out, _ = phone.communicate(timeout=60)
+        finally:
+            if phone.poll() is None:
+                phone.kill()
+        assert (caller.code, caller.successful) == (0, 1), caller.output[-2000:]
+        assert phone.returncode == 0, phone_out[-2000:]
+        daemon.wait_for_event("queue.call_end")
+        assert _status(put, method="DELETE")[0] == 204
+        assert daemon.api("GET", "/agents") == []
+        assert _status(put, method="DELETE")[0] == 404
+    (answered,) = events(daemon.final_log, "queue.answered")
+    assert answered["agent"] == "9"
+    assert [e["agent"] for e in events(daemon.final_log, "agent.removed")] == ["9"]

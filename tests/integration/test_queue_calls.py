@@ -3,8 +3,6 @@ bridged to the agent the skills call for; audio goes both ways; a missed offer g
 
 from __future__ import annotations
 
-import json
-import urllib.request
 import wave
 
 import numpy as np
@@ -12,7 +10,8 @@ import pytest
 
 from ivrd.media import g711
 from ivrd.media.dtmf import parse_event
-from tests.integration.baresip import CONFIG_DIR, Baresip
+from tests.audio import tone_level
+from tests.integration.baresip import CONFIG_DIR, agent_phone
 from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import require
@@ -47,38 +46,18 @@ STEPS = """  menu:
 """
 
 
-def tone_level(samples: np.ndarray, rate: int, hz: float) -> float:
-    """How much of the signal's energy is within 20 Hz of ``hz`` (0-1)."""
-    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
-    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
-    return float(spectrum[np.abs(freqs - hz) < 20].sum() / max(spectrum.sum(), 1e-9))
-
-
-def api(daemon, method: str, path: str, body: dict | None = None):
-    request = urllib.request.Request(f"http://127.0.0.1:{daemon.http_port}{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def agent_phone(daemon, user: str, password: str, *, auto: bool, codecs: str) -> Baresip:
-    answer = ";answermode=auto" if auto else ""
-    return Baresip(hears=True, account=f"<sip:{user}@127.0.0.1:{daemon.port};transport=udp>;auth_pass={password};"
-                                       f"regint=600;audio_codecs={codecs}{answer}")  # fmt: skip
-
-
 def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the_next(tmp_path):
     require("baresip", "espeak-ng")
     config = one_flow(tmp_path / "flows", STEPS) + ROUTING + "calls:\n  record: true\n"
     with daemon_running(config, sip_section=ACCOUNTS) as daemon:
         # 2001 answers at once and speaks A-law only (the caller speaks μ-law: transcoded); 2002 never answers
-        ada = agent_phone(daemon, "2001", "pw-one", auto=True, codecs="PCMA")
-        grace = agent_phone(daemon, "2002", "pw-two", auto=False, codecs="PCMU,PCMA")
+        ada = agent_phone(daemon.port, "2001", "pw-one", auto=True, codecs="PCMA")
+        grace = agent_phone(daemon.port, "2002", "pw-two", auto=False, codecs="PCMU,PCMA")
         callers: list[RtpCaller] = []
         try:
             daemon.wait_for_event("sip.registered", 2)
             for agent in ("2001", "2002"):
-                assert api(daemon, "POST", f"/agents/{agent}/state", {"state": "available"})["state"] == "available"
+                assert daemon.api("POST", f"/agents/{agent}/state", {"state": "available"})["state"] == "available"
 
             # billing >= 3: only 2001 may take it, though 2002 has been idle longer
             caller = RtpCaller(daemon.port)
@@ -96,7 +75,7 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
             while not any(p.payload_type == 101 and parse_event(p.payload).end for p in caller.received[before:]):
                 caller.wait_for_packets(len(caller.received) + 1)
             keys = [parse_event(p.payload) for p in caller.received[before:] if p.payload_type == 101]
-            context = api(daemon, "GET", f"/calls/{events(daemon.log, 'queue.offer')[0]['context']}")
+            context = daemon.api("GET", f"/calls/{events(daemon.log, 'queue.offer')[0]['context']}")
             assert context["queue"] == "billing" and context["agent"] == "2001" and context["digits"] == "1"
             assert [step["event"] for step in context["path"]][-2:] == ["queue", "agent"]
             assert caller.bye() == 200
@@ -106,7 +85,7 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
                 rate, raw, channels = wav.getframerate(), wav.readframes(wav.getnframes()), wav.getnchannels()
             assert tone_level(np.frombuffer(raw, dtype="<i2")[::channels], rate, 1000) > 0.3  # the caller's tone
             daemon.wait_for_event("queue.call_end")
-            assert api(daemon, "GET", "/agents")[0]["state"] in ("wrap_up", "available")
+            assert daemon.api("GET", "/agents")[0]["state"] in ("wrap_up", "available")
             daemon.wait_for_event("call.end")
             with wave.open(events(daemon.log, "call.end")[0]["recording"]) as wav:
                 recorded = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
@@ -121,7 +100,7 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
             grace.wait_event("CALL_INCOMING")
             daemon.wait_for_event("queue.missed")
             daemon.wait_for_event("queue.bridged", 2)
-            agents = {a["id"]: a for a in api(daemon, "GET", "/agents")}
+            agents = {a["id"]: a for a in daemon.api("GET", "/agents")}
             assert agents["2002"]["misses_in_a_row"] == 1 and agents["2002"]["state"] == "available"
             assert agents["2001"]["state"] == "busy" and agents["2001"]["calls"] == 2
             assert second.bye() == 200

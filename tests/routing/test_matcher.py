@@ -242,3 +242,55 @@ def test_callers_leave_a_leave_when_empty_queue_when_its_last_agent_logs_out():
     router.join("c", "strict", 8)
     router.offer_failed("b", 9)  # misses in a row count until an answer: away again, and "c" leaves
     assert router.take_decisions() == [Left("c", "strict", "no_agents")]
+
+
+def test_an_escalation_step_can_send_the_caller_back_to_their_flow():
+    steps = (Escalation(30, skills="True"), Escalation(120, leave=True))
+    router = Router([QueueSpec("q", join_empty=True, escalations=steps)])
+    router.join("c", "q", 0)
+    router.on_timer(30)
+    assert router.take_decisions() == [] and router.waiting("q") == 1
+    router.on_timer(120)
+    assert router.take_decisions() == [Left("c", "q", "escalated")] and router.waiting("q") == 0
+
+
+def test_what_comes_due_while_an_agents_phone_rings_applies_when_the_offer_fails():
+    router = Router([QueueSpec("q", join_empty=True, max_wait=100, escalations=(Escalation(30, leave=True),))])
+    ready(router, 0, "a")
+    router.join("c", "q", 10)
+    assert router.take_decisions() == [Offer("c", "a", "q")]
+    router.on_timer(45)  # the step is due, but the phone rings: the answer would take the call
+    assert router.take_decisions() == [] and router.waiting("q") == 1
+    router.offer_failed("c", 46)  # no answer: the caller is past the step, so out of the line at once
+    assert router.take_decisions() == [Left("c", "q", "escalated")] and router.waiting("q") == 0
+
+
+def test_an_overflow_takes_the_next_queues_steps_counted_from_when_the_caller_first_joined():
+    a_steps = (Escalation(10, overflow="b"), Escalation(20, skills="x"))
+    b_steps = (Escalation(40, leave=True),)
+    router = Router([QueueSpec("a", join_empty=True, escalations=a_steps),
+                     QueueSpec("b", join_empty=True, max_wait=60, escalations=b_steps)])  # fmt: skip
+    router.join("c", "a", 100)
+    router.on_timer(110)
+    assert router.waiting("a") == 0 and router.waiting("b") == 1
+    router.on_timer(120)  # queue a's second step no longer concerns the caller
+    router.on_timer(139)
+    assert router.take_decisions() == []
+    router.on_timer(140)  # b's step, 40 s after the caller joined a
+    assert router.take_decisions() == [Left("c", "b", "escalated")]
+
+
+def test_a_caller_who_comes_back_takes_the_place_they_had():
+    router = Router([QueueSpec("q", join_empty=True, max_wait=600)])
+    router.join("early", "q", 10)
+    router.join("later", "q", 20)
+    router.leave("early", 30)  # gone to be called back, say; back later with the time they joined
+    router.join("early", "q", 40, joined=10)
+    agent = ready(router, 50, "a")
+    assert router.take_decisions() == [Offer("early", "a", "q")] and agent.state is State.OFFERED
+    router.answered("early", 60)
+    router.join("early", "q", 70)  # a new join: the timers of the earlier ones are not this caller's
+    router.on_timer(620)
+    assert router.take_decisions() == [Left("later", "q", "max_wait")] and router.waiting("q") == 1
+    router.on_timer(670)
+    assert router.take_decisions() == [Left("early", "q", "max_wait")]
