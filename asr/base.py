@@ -26,13 +26,22 @@ class Word:
 
 
 @dataclass(frozen=True, slots=True)
+class Alternative:
+    """A less likely reading of the same speech (n-best), with its confidence (0-1)."""
+
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
-    """A final result: the text, its confidence (0-1), and the words with their own."""
+    """A final result: the text, its confidence (0-1), the words with their own, and the next best
+    readings when the engine was asked for them."""
 
     text: str
     confidence: float
     words: tuple[Word, ...] = ()
-    alternatives: tuple[str, ...] = ()
+    alternatives: tuple[Alternative, ...] = ()
 
 
 class Recognizer(Protocol):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import vosk
 
-from .base import SAMPLE_RATE, AsrError, Result, Word
+from .base import SAMPLE_RATE, Alternative, AsrError, Result, Word
 
 vosk.SetLogLevel(-1)  # its own logging goes to stderr, one line per utterance
 
@@ -29,16 +30,36 @@ class VoskRecognizer:
 
 
 def _result(raw: dict[str, Any]) -> Result:
+    if "alternatives" in raw:
+        return _nbest(raw["alternatives"])
     words = tuple(Word(str(w["word"]), float(w["conf"]), float(w["start"]), float(w["end"]))
                   for w in raw.get("result") or ())  # fmt: skip
     confidence = min((w.confidence for w in words), default=0.0)  # a phrase is as sure as its least sure word
     return Result(str(raw.get("text", "")), confidence, words)
 
 
+def _nbest(alternatives: list[dict[str, Any]]) -> Result:
+    """An n-best result. Vosk scores each reading by its log-likelihood; its confidence here is its
+    share of the likelihood of all the readings (a posterior over the list; words carry the same)."""
+    readings = [a for a in alternatives if str(a.get("text", ""))]
+    if not readings:
+        return Result("", 0.0)
+    scores = [float(a.get("confidence", 0.0)) for a in readings]
+    best = max(scores)
+    weights = [math.exp(score - best) for score in scores]
+    shares = [w / sum(weights) for w in weights]
+    top = readings[0]
+    words = tuple(Word(str(w["word"]), shares[0], float(w["start"]), float(w["end"])) for w in top.get("result") or ())
+    others = tuple(Alternative(str(a["text"]), share) for a, share in zip(readings[1:], shares[1:], strict=True))
+    return Result(str(top["text"]), shares[0], words, others)
+
+
 class VoskEngine:
     name = "vosk"
 
-    def __init__(self, model_dir: Path, language: str) -> None:
+    def __init__(self, model_dir: Path, language: str, *, alternatives: int = 0) -> None:
+        """``alternatives``: how many readings after the best one each result carries (n-best; 0: none,
+        and the confidences are the model's own per word)."""
         if not (model_dir / "am").is_dir() and not (model_dir / "final.mdl").exists():
             raise AsrError(f"{model_dir}: not a Vosk model directory (no am/ inside)")
         try:
@@ -47,14 +68,19 @@ class VoskEngine:
             raise AsrError(f"{model_dir}: the Vosk model does not load ({exc})") from None
         self.language = language
         self.model_dir = model_dir
+        self.alternatives = alternatives
+        # speech outside a grammar matches this token rather than the nearest phrase (when the model has it)
+        self._out_of_grammar = ["[unk]"] if self._model.vosk_model_find_word("[unk]") >= 0 else []
 
     def recognizer(self, phrases: Sequence[str] = ()) -> VoskRecognizer:
         if phrases:
-            grammar = json.dumps([p.lower() for p in phrases], ensure_ascii=False)
+            grammar = json.dumps([p.lower() for p in phrases] + self._out_of_grammar, ensure_ascii=False)
             kaldi = vosk.KaldiRecognizer(self._model, SAMPLE_RATE, grammar)
         else:
             kaldi = vosk.KaldiRecognizer(self._model, SAMPLE_RATE)
         kaldi.SetWords(True)
+        if self.alternatives:
+            kaldi.SetMaxAlternatives(self.alternatives + 1)
         return VoskRecognizer(kaldi)
 
     def close(self) -> None:

