@@ -47,7 +47,8 @@ def _nbest(alternatives: list[dict[str, Any]]) -> Result:
     scores = [float(a.get("confidence", 0.0)) for a in readings]
     best = max(scores)
     weights = [math.exp(score - best) for score in scores]
-    shares = [w / sum(weights) for w in weights]
+    total = sum(weights)
+    shares = [w / total for w in weights]
     top = readings[0]
     words = tuple(Word(str(w["word"]), shares[0], float(w["start"]), float(w["end"])) for w in top.get("result") or ())
     others = tuple(Alternative(str(a["text"]), share) for a, share in zip(readings[1:], shares[1:], strict=True))

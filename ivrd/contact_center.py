@@ -20,7 +20,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +131,7 @@ class ContactCenter:
         self.connected: dict[str, AgentCall] = {}  # caller id -> the agent they talk to
         self.subscribers: dict[str, set[web.WebSocketResponse]] = {}  # agent id -> desktops listening
         self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # media opening, desktop pushes, words to agents
         self.api_agents: dict[str, AgentConfig | None] = {}  # changed through the API (None: removed)
         self._apply_agents(self._agent_specs(self.config), self._now())
 
@@ -367,8 +368,7 @@ class ContactCenter:
         daemon = self.daemon
         now = self._now()
         reach = self._reach(agent)
-        address = daemon.config.media.address or (reach[3].local[0] if reach else "")
-        ports = bind_pair(daemon.ports, address) if reach else None
+        address, ports = self._media_ports(reach) if reach else ("", None)
         if reach is None or ports is None:
             event(log, "queue.offer_failed", logging.WARNING, agent=agent.id, call_id=place.call.leg.call_id,
                   reason="no registered phone" if reach is None else "no media port")  # fmt: skip
@@ -425,6 +425,11 @@ class ContactCenter:
         host, port = bare_host(uri.host), uri.port or 5060
         local = (sip.local_address(listen[1], host), listen[2])
         return str(uri), host, port, Flow(transport, local, (host, port))
+
+    def _media_ports(self, route: tuple[str, str, int, Flow]) -> tuple[str, BoundPorts | None]:
+        """The media address of a call placed over ``route``, and a port pair bound on it (None: none free)."""
+        address = self.daemon.config.media.address or route[3].local[0]
+        return address, bind_pair(self.daemon.ports, address)
 
     def _hang_up(self, leg: CallLeg) -> None:
         """Stop a call we placed ringing (an offer timed out, the caller left), or end it."""
@@ -495,8 +500,7 @@ class ContactCenter:
         rtcp = None if leg.audio.rtcp_mux else ports.rtcp
         if rtcp is None:
             ports.rtcp.close()
-        task = asyncio.get_running_loop().create_task(media.open(ports.rtp, rtcp))
-        task.add_done_callback(lambda _: then())
+        self._spawn(media.open(ports.rtp, rtcp)).add_done_callback(lambda _: then())
         return media
 
     def _bridge(self, offer: AgentCall) -> None:
@@ -520,8 +524,7 @@ class ContactCenter:
         offer.media.start()
         gateway = self.config.callback.gateway
         route = self._route(gateway.replace("{number}", place.callback)) if gateway else None
-        address = self.daemon.config.media.address or (route[3].local[0] if route else "")
-        ports = bind_pair(self.daemon.ports, address) if route else None
+        address, ports = self._media_ports(route) if route else ("", None)
         if route is None or ports is None:
             event(log, "queue.callback_unroutable", logging.WARNING, call_id=place.call.leg.call_id,
                   gateway=gateway, reason="no listener for the gateway" if route is None else "no media port")
@@ -546,8 +549,7 @@ class ContactCenter:
             if offer.media is not None and offer.media.bridged_to is None and offer.leg.state is LegState.CONFIRMED:
                 offer.media.player.play(prompt)
 
-        task = asyncio.get_running_loop().create_task(say())
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)  # a failed say: silence
+        self._spawn(say())  # a failed synthesis: the agent hears silence until the caller answers
 
     def _on_dial_back_event(self, dial: DialBack, ev: Event) -> None:
         if isinstance(ev, CallAnswered):
@@ -584,8 +586,8 @@ class ContactCenter:
             dial.timer.cancel()
         dial.summary = dial.media.summary() if dial.media is not None else {}
         self._close_media(dial.media, dial.ports)
-        dial.end_reason = ended.reason if dial.answered_at is not None else (
-            f"{ended.reason} {dial.leg.final_status}" if dial.leg.final_status else ended.reason)  # fmt: skip
+        status = dial.leg.final_status if dial.answered_at is None else None  # busy, declined, …
+        dial.end_reason = f"{ended.reason} {status}" if status else ended.reason
         if dial.answered_at is None:
             event(log, "queue.callback_no_answer", call_id=dial.place.call.leg.call_id, number=dial.place.callback,
                   attempt=dial.place.attempts, reason=ended.reason, status=dial.leg.final_status)  # fmt: skip
@@ -722,8 +724,20 @@ class ContactCenter:
             return
         message = {"event": what, "agent": agent_id, "at": time.time(), "call": call.context()}
         for ws in list(sockets):
-            task = asyncio.get_running_loop().create_task(ws.send_json(message))
-            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            self._spawn(ws.send_json(message))  # a desktop that went away: it gets nothing more
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` on the loop, held until it ends (the loop keeps only weak references to tasks);
+        its failure is taken and dropped: nothing here can act on it."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
 
 
 def _specs(routing: RoutingConfig) -> list[QueueSpec]:

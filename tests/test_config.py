@@ -136,8 +136,7 @@ def test_callbacks_and_escalations_are_checked_at_load(tmp_path, text, line, wan
 
 
 def test_only_numbers_on_the_callback_list_are_called_back():
-    callback = load_config(Path("/dev/null")).routing.callback
-    callback = dataclasses.replace(callback, gateway="sip:{number}@pbx", numbers=("+4930*", "110"))
+    callback = CallbackConfig(gateway="sip:{number}@pbx", numbers=("+4930*", "110"))
     assert callback.allows("+49301234") and callback.allows("110")
     # another prefix, a longer number than listed exactly, or anything that is not digits is refused
     for number in ("+49401234", "1100", "+4930123;x", "+4930 12", "sip:+4930", "", "+49301234567890123456789"):
