@@ -1,7 +1,8 @@
 """Concurrent calls with audio both ways: the daemon's CPU and how punctually its RTP arrives.
 
 For each N, a load generator (a separate process on the other core) sets up N calls over SIP,
-sends each a 20 ms G.711 frame every 20 ms, and records every RTP packet the daemon sends
+sends each a 20 ms G.711 frame every 20 ms (in 20 groups a millisecond apart, as independent
+phones would, rather than all at once), and records every RTP packet the daemon sends
 (a prompt, then silence). Lateness is measured at the receiver: for each call, a packet's
 ``arrival - timestamp / 8000``, less the smallest such value of that call, so a perfectly paced
 stream scores 0 whatever the path's fixed delay. Prints, per N: daemon CPU %, lateness
@@ -38,6 +39,7 @@ from tests.integration.daemon import PROMPT, one_flow, start_daemon
 
 # Every call hears the prompt over and over: a paced, never idle sender.
 LOOPING_PROMPT = f"  loop:\n    play: {PROMPT}\n    barge_in: false\n    next: loop\n"
+PHASES = 20  # groups of calls sending at different instants of each 20 ms
 SO_TIMESTAMP, SO_TIMESTAMPNS = 29, 35  # Linux socket options (the socket module does not name them)
 
 
@@ -150,17 +152,17 @@ async def generate(daemon_port: int, calls: int, seconds: float, inband: bool) -
     payload = b"\xff" * 160
     start = loop.time()
     stop_at = start + 2.0 + seconds
-    tick = 0
 
-    def send_all() -> None:
-        nonlocal tick
-        for i, target in enumerate(targets):
-            rtp.sendto(build_rtp(0, False, tick & 0xFFFF, tick * 160, i + 1, payload), target)
-        tick += 1
+    # Phones keep their own clocks, so their packets come spread over the 20 ms, not all at once:
+    # the calls are sent in PHASES groups, each a millisecond after the one before.
+    def send_phase(phase: int, tick: int) -> None:
+        for i in range(phase, len(targets), PHASES):
+            rtp.sendto(build_rtp(0, False, tick & 0xFFFF, tick * 160, i + 1, payload), targets[i])
         if loop.time() < stop_at:
-            loop.call_at(start + tick * 0.02, send_all)
+            loop.call_at(start + (tick + 1) * 0.02 + phase * 0.02 / PHASES, send_phase, phase, tick + 1)
 
-    send_all()
+    for phase in range(PHASES):
+        loop.call_at(start + phase * 0.02 / PHASES, send_phase, phase, 0)
     await asyncio.sleep(2.0)  # warm-up: every call's prompt has started and the latches are set
     receiver.recording = True
     print("recording", flush=True)

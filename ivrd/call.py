@@ -211,7 +211,7 @@ class Call:
 
     def _start_media(self, audio: AudioSession) -> None:
         assert self._sock is not None
-        media = MediaSession(audio, self.daemon.media_settings, on_digit=self.on_digit,
+        media = MediaSession(audio, self.daemon.media_settings, self.daemon.frame_clock, on_digit=self.on_digit,
                              on_digit_start=self.on_digit_start)  # fmt: skip
         calls = self.daemon.config.calls
         if calls.record:

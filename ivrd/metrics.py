@@ -26,7 +26,6 @@ from routing.agents import State
 from routing.estimate import expected_wait
 from routing.matcher import OVERFLOW_REASONS
 
-from .media.pacer import Lateness
 from .media.session import MediaSession
 
 if TYPE_CHECKING:
@@ -164,12 +163,10 @@ class _MediaTotals:
 
     def __init__(self) -> None:
         self.counts = dict.fromkeys(_RTP_COUNTERS, 0)
-        self.lateness = Lateness()
 
     def add(self, media: MediaSession) -> None:
         for name, (_, read) in _RTP_COUNTERS.items():
             self.counts[name] += read(media)
-        self.lateness.add(media.lateness)
 
 
 class _Snapshot(Collector):
@@ -218,10 +215,7 @@ class _Snapshot(Collector):
         for name, (text, read) in _RTP_COUNTERS.items():
             value = self.closed.counts[name] + sum(read(s) for s in live)
             yield CounterMetricFamily(f"ivrd_rtp_packets_{name}", text, value=value)
-        lateness = Lateness()
-        lateness.add(self.closed.lateness)
-        for session in live:
-            lateness.add(session.lateness)
+        lateness = self.daemon.frame_clock.lateness
         buckets, running = [], 0
         for bound, count in zip((*lateness.bounds, math.inf), lateness.counts, strict=True):
             running += count

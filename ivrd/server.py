@@ -19,6 +19,7 @@ from .flowset import FlowSet, FlowSettings
 from .http import HttpServer
 from .logs import event
 from .lookup import Lookups
+from .media.clock import FrameClock
 from .media.dtmf import Digit
 from .media.ports import PortPool
 from .media.session import MediaSettings
@@ -83,6 +84,7 @@ class Daemon:
         self.media_settings = MediaSettings(
             latch=media.latch, inband_dtmf=media.inband_dtmf, idle_silence=media.idle == "silence",
             jitter_min_frames=media.jitter_min_ms // 20, jitter_max_frames=media.jitter_max_ms // 20)  # fmt: skip
+        self.frame_clock = FrameClock()  # every call's 20 ms tick
         sip = config.sip
         self.sip = SipTransport(
             UserAgent(UaSettings(

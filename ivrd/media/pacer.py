@@ -9,12 +9,12 @@ LATENESS_BOUNDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 
 
 class Pacer:
-    """The schedule of one call's outgoing frames.
+    """The schedule of a series of frames (the calls in one of the frame clock's slots).
 
     Deadlines are computed from the frame index, not by adding intervals, so lateness in one tick
     cannot carry into the next. When a tick comes more than a whole interval late (the loop was
-    held up), :meth:`tick` reports how many frames were missed so the caller can skip them and
-    keep the RTP clock true, instead of bursting them out.
+    held up), :meth:`tick` reports how many frames were missed so they can be skipped, keeping
+    the RTP clock true, instead of burst out.
     """
 
     def __init__(self, start: float, interval: float = 0.02) -> None:

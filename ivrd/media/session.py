@@ -1,7 +1,7 @@
 """One call's RTP on the event loop: a socket, one paced tick, and the receive path.
 
-Every 20 ms tick is scheduled with ``loop.call_at`` at ``start + n * 20 ms``, an absolute
-deadline, so lateness never accumulates into drift; a tick that comes more than a frame late
+The 20 ms tick comes from the process's :class:`~ivrd.media.clock.FrameClock`, on absolute
+deadlines, so lateness never accumulates into drift; a tick that comes more than a frame late
 skips the frames it missed (their timestamps too) rather than bursting them. Each tick sends
 one frame from the :class:`~ivrd.media.player.Player` and takes one frame out of the jitter
 buffer for the consumers of the caller's audio (in-band DTMF detection, the recorders).
@@ -24,16 +24,15 @@ import numpy as np
 
 from ..sip.sdp import AudioSession
 from .capture import Capture
+from .clock import FrameClock
 from .dtmf import Digit, DtmfError, InbandDetector, Rfc4733Receiver, Rfc4733Sender
 from .g711 import Codec, Samples, decode, mix, transcode
 from .jitter import JitterBuffer
-from .pacer import Lateness, Pacer
 from .player import FRAME_SAMPLES, Player
 from .recorder import Recorder
 from .rtcp import ReportBlock, RtcpError, SenderReport, build_report, ntp_time, parse_rtcp
 from .rtp import ReceiveStats, RtpError, SourceLatch, build_rtp, is_rtcp, parse_rtp
 
-TICK = 0.02
 REPORT_INTERVAL = 5.0  # seconds between RTCP reports, on average
 CNAME = f"ivrd@{socket.gethostname()}"
 ADAPT_EVERY = 25  # packets between jitter-buffer target updates (twice a second): jitter moves slowly
@@ -72,9 +71,10 @@ class MediaSession:
     """See the module docstring. ``on_digit_start`` fires on a press's first packet (barge-in);
     ``on_digit`` once the press is over."""
 
-    def __init__(self, audio: AudioSession, settings: MediaSettings, *, on_digit: Callable[[Digit], None],
-                 on_digit_start: Callable[[str], None]) -> None:  # fmt: skip
+    def __init__(self, audio: AudioSession, settings: MediaSettings, clock: FrameClock, *,
+                 on_digit: Callable[[Digit], None], on_digit_start: Callable[[str], None]) -> None:  # fmt: skip
         self.settings = settings
+        self.clock = clock
         self.audio = audio
         self.player = Player(cast(Codec, audio.codec), idle_silence=settings.idle_silence)
         self.stats = ReceiveStats()
@@ -94,13 +94,12 @@ class MediaSession:
         self._timestamp = random.getrandbits(32)
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._pacer: Pacer | None = None
+        self._clock_key: int | None = None
+        self._frame = 0  # the index (in the clock's count) of the next frame due
         self.sent = 0
         self._digits_out: deque[Rfc4733Sender] = deque()  # key presses to send, the first going out now
         self._digit_timestamp = 0  # the RTP timestamp of the press going out (all its packets carry it)
         self.digits_sent = 0
-        self.lateness = Lateness()
         self.skipped = 0
         self.malformed = 0
         self.wrong_payload = 0
@@ -126,10 +125,9 @@ class MediaSession:
             self._rtcp_transport = rtcp
 
     def start(self) -> None:
-        """Start the paced tick (the first frame goes out now)."""
+        """Start the paced tick (the first frame goes out at the clock's next deadline for this call)."""
         assert self._loop is not None
-        self._pacer = Pacer(self._loop.time(), TICK)
-        self._tick()
+        self._clock_key, self._frame = self.clock.join(self._tick)
         self._report_timer = self._loop.call_later(REPORT_INTERVAL * random.uniform(0.5, 1.5) / 2, self._report)
 
     def close(self) -> None:
@@ -137,10 +135,12 @@ class MediaSession:
         if self.recorder is not None and self.stats.received:
             for frame in self.jitter.drain():
                 self.recorder.add(decode(frame, self.player.codec) if frame else SILENT_FRAME)
-        for timer in (self._timer, self._report_timer):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._report_timer = None
+        if self._clock_key is not None:
+            self.clock.leave(self._clock_key)
+            self._clock_key = None
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
         for transport in (self._transport, self._rtcp_transport):
             if transport is not None:
                 transport.close()
@@ -187,11 +187,9 @@ class MediaSession:
 
     # ---- sending ----------------------------------------------------------------------------------
 
-    def _tick(self) -> None:
-        assert self._loop is not None and self._pacer is not None
-        now = self._loop.time()
-        self.lateness.observe(max(0.0, now - self._pacer.deadline))
-        missed = self._pacer.tick(now)
+    def _tick(self, index: int) -> None:
+        missed = index - self._frame
+        self._frame = index + 1
         if missed:  # the loop was held up: skip the missed frames, keep the RTP clock true
             self.skipped += missed
             self._timestamp += missed * FRAME_SAMPLES
@@ -217,7 +215,6 @@ class MediaSession:
         if self.inband is not None or self.recorder is not None or self.capture is not None or self.speech is not None:
             # once bridged, the recording holds both sides: what the caller says and what they hear
             self._listen(frame, payload if self.bridged_to is not None and event is None else None)
-        self._timer = self._loop.call_at(self._pacer.deadline, self._tick)
 
     def _next_event(self) -> tuple[bytes, bool, int] | None:
         """The next packet of the key presses going out: ``(payload, marker, timestamp)``."""
@@ -246,8 +243,6 @@ class MediaSession:
                 self._on_digit_start(started)
             if finished is not None:
                 self._on_digit(finished)
-
-    # ---- receiving --------------------------------------------------------------------------------
 
     # ---- RTCP ---------------------------------------------------------------------------------------
 

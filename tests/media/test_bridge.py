@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from ivrd.media.clock import FrameClock
 from ivrd.media.dtmf import Digit, Rfc4733Sender, parse_event
 from ivrd.media.rtp import build_rtp, parse_rtp
 from ivrd.media.session import MediaSession, MediaSettings
@@ -21,9 +22,9 @@ def udp() -> socket.socket:
     return sock
 
 
-def session(phone: socket.socket, codec: str, payload_type: int, digits: list[Digit]) -> MediaSession:
-    audio = AudioSession("127.0.0.1", phone.getsockname()[1], payload_type, codec, 101, 20, "sendrecv", False)
-    return MediaSession(audio, SETTINGS, on_digit=digits.append, on_digit_start=lambda _: None)
+def session(phone: socket.socket, codec: str, pt: int, digits: list[Digit], clock: FrameClock) -> MediaSession:
+    audio = AudioSession("127.0.0.1", phone.getsockname()[1], pt, codec, 101, 20, "sendrecv", False)
+    return MediaSession(audio, SETTINGS, clock, on_digit=digits.append, on_digit_start=lambda _: None)
 
 
 def test_a_bridge_maps_the_callers_audio_and_passes_their_key_on_as_events():
@@ -31,8 +32,9 @@ def test_a_bridge_maps_the_callers_audio_and_passes_their_key_on_as_events():
         loop = asyncio.get_running_loop()
         caller_phone, agent_phone = udp(), udp()
         heard: list[Digit] = []
-        caller = session(caller_phone, "PCMU", 0, heard)
-        agent = session(agent_phone, "PCMA", 8, [])
+        clock = FrameClock()
+        caller = session(caller_phone, "PCMU", 0, heard, clock)
+        agent = session(agent_phone, "PCMA", 8, [], clock)
         caller_sock, agent_sock = udp(), udp()
         to_caller = caller_sock.getsockname()
         await caller.open(caller_sock)
