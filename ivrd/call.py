@@ -366,9 +366,14 @@ class Call:
         def heard(result: Result, latency: float) -> None:
             self._speech_heard(stream, result, latency)
 
-        stream = SpeechStream(engine, action.phrases, speech.executor,
-                              end_silence=speech.config.end_silence_ms / 1000, max_speech=action.max_speech,
-                              on_start=self._speech_started, on_result=heard)  # fmt: skip
+        def partial(text: str) -> None:
+            event(log, "call.speech_partial", logging.DEBUG, call_id=self.leg.call_id, text=text,
+                  complete=stream.complete)  # fmt: skip
+
+        asr = speech.config
+        stream = SpeechStream(engine, action.phrases, speech.executor, end_silence=asr.end_silence_ms / 1000,
+                              complete_silence=asr.complete_silence_ms / 1000, max_speech=action.max_speech,
+                              on_start=self._speech_started, on_result=heard, on_partial=partial)  # fmt: skip
         self._speech = stream
         self.media.speech = stream.feed
         event(log, "call.listening", logging.DEBUG, call_id=self.leg.call_id, engine=engine.name,
@@ -391,7 +396,9 @@ class Call:
             return
         self._stop_listening()
         event(log, "call.speech", call_id=self.leg.call_id, text=result.text, confidence=round(result.confidence, 3),
-              latency_ms=round(latency * 1000), dropped=stream.dropped or None)  # fmt: skip
+              latency_ms=round(latency * 1000), ended_by=stream.ended_by,
+              silence_ms=round(stream.trailing_silence * 1000) if stream.ended_by != "max" else None,
+              dropped=stream.dropped or None)  # fmt: skip
         metrics, language = self.daemon.metrics, stream.language
         if result.text:
             metrics.speech_confidence.labels(language).observe(result.confidence)

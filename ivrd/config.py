@@ -135,6 +135,7 @@ class AsrConfig:
     models: dict[str, str] = field(default_factory=dict)
     threads: int = 2
     end_silence_ms: int = 700
+    complete_silence_ms: int = 400  # when what was said so far is a whole answer (needs partial results)
     alternatives: int = 0  # Vosk: readings after the best one kept with each result (n-best)
 
     def check(self) -> str | None:
@@ -142,7 +143,11 @@ class AsrConfig:
             return "threads: expected 1-64"
         if not 0 <= self.alternatives <= 10:
             return "alternatives: expected 0-10"
-        return None if 200 <= self.end_silence_ms <= 5000 else "end_silence_ms: expected 200-5000"
+        if not 200 <= self.end_silence_ms <= 5000:
+            return "end_silence_ms: expected 200-5000"
+        if not 200 <= self.complete_silence_ms <= self.end_silence_ms:
+            return f"complete_silence_ms: expected 200-{self.end_silence_ms} (at most end_silence_ms)"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

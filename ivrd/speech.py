@@ -5,6 +5,11 @@ with 300 ms of audio from before the start so the first syllable is kept), in 16
 decoded on a thread pool (both engines release the GIL while decoding). Each stream decodes its
 chunks in order, one at a time; a stream whose decoder falls behind drops its oldest audio rather
 than grow without bound.
+
+The trailing silence that ends an utterance follows VoiceXML's complete and incomplete timeouts:
+while the engine's partial result is one of the phrases, and no longer phrase begins with it, the
+caller has given a whole answer and ``complete_silence`` ends it; otherwise (or in free speech, or
+with an engine that has no partial results) they may still be speaking and ``end_silence`` does.
 """
 
 from __future__ import annotations
@@ -87,17 +92,37 @@ class Speech:
             engine.close()
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.lower().split())
+
+
+def complete_answers(phrases: Sequence[str]) -> frozenset[tuple[str, ...]]:
+    """The phrases (as words) after which nothing more is expected: those no longer phrase begins with."""
+    spoken = {_words(p) for p in phrases}
+    return frozenset(p for p in spoken if not any(len(q) > len(p) and q[: len(p)] == p for q in spoken))
+
+
 class SpeechStream:
-    """One question's listening: caller audio in (20 ms frames, on the loop), callbacks out."""
+    """One question's listening: caller audio in (20 ms frames, on the loop), callbacks out.
+    ``ended_by`` says what ended the utterance: "complete", "silence" or "max"."""
 
     def __init__(self, engine: Engine, phrases: Sequence[str], executor: Executor, *, end_silence: float,
-                 max_speech: float, on_start: Callable[[], None],
-                 on_result: Callable[[Result, float], None]) -> None:  # fmt: skip
+                 max_speech: float, on_start: Callable[[], None], on_result: Callable[[Result, float], None],
+                 complete_silence: float | None = None, on_partial: Callable[[str], None] = lambda _: None,
+                 ) -> None:  # fmt: skip
         self._engine = engine
         self.language = engine.language
         self._phrases = tuple(phrases)
         self._executor = executor
         self._endpoint = Endpointer(end_silence=end_silence, max_speech=max_speech)
+        self._end_silence = end_silence
+        self._complete_silence = end_silence if complete_silence is None else min(complete_silence, end_silence)
+        self._complete = complete_answers(phrases)
+        self._on_partial = on_partial
+        self.partial = ""
+        self.complete = False  # whether the partial result is a whole answer
+        self.ended_by: str | None = None
+        self.trailing_silence = 0.0  # what ended it, when silence did
         self._on_start = on_start
         self._on_result = on_result
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
@@ -127,6 +152,8 @@ class SpeechStream:
             self._chunk.clear()
         if self._endpoint.ended:
             self._ended_at = time.monotonic()
+            self.ended_by = "max" if happened == "max" else "complete" if self.complete else "silence"
+            self.trailing_silence = self._endpoint.quiet_seconds
             self._submit(_FINISH)
 
     def close(self) -> None:
@@ -150,15 +177,23 @@ class SpeechStream:
         work = asyncio.get_running_loop().run_in_executor(self._executor, self._decode, chunk)
         work.add_done_callback(self._decoded)
 
-    def _decode(self, chunk: bytes) -> Result | None:
+    def _decode(self, chunk: bytes) -> Result | str | None:
+        """On a decoding thread: the final result, or the partial text after more audio."""
         if self._recognizer is None:
             self._recognizer = self._engine.recognizer(self._phrases)
         if chunk is _FINISH:
             return self._recognizer.finish()
-        self._recognizer.accept(chunk)
-        return None
+        return self._recognizer.accept(chunk)
 
-    def _decoded(self, work: asyncio.Future[Result | None]) -> None:
+    def _heard_so_far(self, partial: str) -> None:
+        if partial == self.partial or self._endpoint.ended:
+            return
+        self.partial = partial
+        self.complete = _words(partial) in self._complete
+        self._endpoint.wait_for(self._complete_silence if self.complete else self._end_silence)
+        self._on_partial(partial)
+
+    def _decoded(self, work: asyncio.Future[Result | str | None]) -> None:
         if work.cancelled():
             return
         error = work.exception()
@@ -168,8 +203,11 @@ class SpeechStream:
             self._on_result(Result("", 0.0), 0.0)
             return
         result = work.result()
-        if result is not None and not self.closed:
-            self.closed = True
-            self._on_result(result, time.monotonic() - self._ended_at)
+        if isinstance(result, Result):
+            if not self.closed:
+                self.closed = True
+                self._on_result(result, time.monotonic() - self._ended_at)
             return
+        if result is not None and not self.closed:
+            self._heard_so_far(result)
         self._next()

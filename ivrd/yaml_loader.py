@@ -267,6 +267,9 @@ def _bind_dataclass(tp: type, node: yaml.Node, file: str, problems: list[Problem
     check = getattr(instance, "check", None)
     message = check() if check is not None else None
     if message:
-        problems.append(where(node, file, f"{path + '.' if path else ''}{message}"))
+        # a message about one key ("name: ...") points at that key when the file has it
+        named = message.split(":", 1)[0]
+        at = next((k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value == named), node)
+        problems.append(where(at, file, f"{path + '.' if path else ''}{message}"))
         return None
     return instance

@@ -141,3 +141,10 @@ def test_only_numbers_on_the_callback_list_are_called_back():
     # another prefix, a longer number than listed exactly, or anything that is not digits is refused
     for number in ("+49401234", "1100", "+4930123;x", "+4930 12", "sip:+4930", "", "+49301234567890123456789"):
         assert not callback.allows(number), number
+
+
+def test_the_complete_answer_silence_is_at_most_the_end_silence(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "asr:\n  end_silence_ms: 500\n  complete_silence_ms: 600\n"))
+    (problem,) = info.value.problems
+    assert problem.line == 3 and "complete_silence_ms: expected 200-500" in problem.message

@@ -11,7 +11,7 @@ import pytest
 
 from asr.base import Result
 from asr.sphinx_engine import SphinxEngine
-from ivrd.speech import MAX_PENDING, SpeechStream
+from ivrd.speech import MAX_PENDING, SpeechStream, complete_answers
 from tests.audio import speech
 from tests.integration.peers import require
 
@@ -102,3 +102,64 @@ def test_a_decoder_that_falls_behind_drops_the_oldest_audio_not_memory():
     assert happened[-1] == Result("slow", 1.0)
     assert stream.dropped > 0
     assert engine.chunks <= MAX_PENDING + 2  # what waited while the decoder was stuck was bounded
+
+
+def test_a_whole_answer_is_a_phrase_no_longer_phrase_begins_with():
+    answers = complete_answers(["요금 문의", "요금", "Technical support", "technical", "상담원 연결"])
+    assert answers == {("요금", "문의"), ("technical", "support"), ("상담원", "연결")}
+
+
+class ScriptedEngine:
+    """Partial results in the order given, one per chunk of audio (the last one repeated)."""
+
+    name, language = "scripted", "ko"
+
+    def __init__(self, partials: list[str]) -> None:
+        self.partials = partials
+
+    def recognizer(self, phrases=()):
+        partials = iter(self.partials)
+        last = [""]
+
+        class Scripted:
+            def accept(self, pcm):
+                last[0] = next(partials, last[0])
+                return last[0] or None
+
+            def finish(self):
+                return Result(last[0], 0.9)
+
+        return Scripted()
+
+    def unknown_words(self, phrases):
+        return []
+
+
+async def answer(partials: list[str], phrases=("요금 문의", "요금 안내", "상담원 연결")):
+    """Speak until the stream has heard ``partials``' last one, then go quiet until the result."""
+    loud = (np.sin(np.arange(FRAME) / 3) * 8000).astype(np.int16)
+    heard = asyncio.Event()
+    done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+    with ThreadPoolExecutor(1) as executor:
+        stream = SpeechStream(ScriptedEngine(partials), phrases, executor, end_silence=2.0, complete_silence=0.3,
+                              max_speech=10, on_start=lambda: None, on_result=lambda r, s: done.set_result(r),
+                              on_partial=lambda text: text == partials[-1] and heard.set())  # fmt: skip
+        for _ in range(8 * len(partials)):  # a 160 ms chunk per partial
+            stream.feed(loud)
+        await asyncio.wait_for(heard.wait(), 10)
+        while not done.done():
+            stream.feed(np.zeros(FRAME, dtype=np.int16))
+            await asyncio.sleep(0)
+        return stream, done.result()
+
+
+def test_a_whole_answer_ends_after_the_shorter_silence():
+    stream, result = asyncio.run(answer(["요금", "요금 문의"]))
+    assert result.text == "요금 문의"
+    assert stream.ended_by == "complete" and stream.trailing_silence == pytest.approx(0.3)
+
+
+def test_a_partial_answer_waits_for_the_whole_silence():
+    stream, _ = asyncio.run(answer(["상담원"]))  # the caller may be about to say 연결
+    assert stream.ended_by == "silence" and stream.trailing_silence == pytest.approx(2.0)
+    assert not stream.complete

@@ -3,6 +3,8 @@
 A frame is speech when its RMS is above :data:`SPEECH_RMS` (about -36 dBFS: above line noise and
 comfort noise, below any voice). Speech starts after ``start_frames`` loud frames in a row (a
 click is not a caller) and ends after ``end_silence`` seconds of quiet, or at ``max_speech``.
+The silence wanted can change while the caller speaks (:meth:`Endpointer.wait_for`): shorter once
+what they said is a complete answer.
 """
 
 from __future__ import annotations
@@ -27,10 +29,20 @@ class Endpointer:
         self._end_frames = max(1, round(end_silence / FRAME_SECONDS))
         self._max_frames = round(max_speech / FRAME_SECONDS)
         self._loud = 0
-        self._quiet = 0
+        self._quiet = 0  # frames of quiet since the caller last spoke
         self._spoken = 0
         self.speaking = False
         self.ended = False
+
+    @property
+    def quiet_seconds(self) -> float:
+        """The trailing silence heard so far."""
+        return self._quiet * FRAME_SECONDS
+
+    def wait_for(self, end_silence: float) -> None:
+        """End the utterance after ``end_silence`` seconds of quiet instead; the quiet already heard
+        counts, so a shorter wait already served ends it at the next frame."""
+        self._end_frames = max(1, round(end_silence / FRAME_SECONDS))
 
     def feed(self, samples: Samples) -> Literal["start", "end", "max"] | None:
         """One 20 ms frame; "start" when speech begins, "end" or "max" when the utterance is over."""

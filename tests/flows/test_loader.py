@@ -263,6 +263,6 @@ def test_a_queue_steps_exits_name_known_reasons_and_steps(tmp_path):
             hangup: bye
         """)
     assert found == [
-        "main.yaml:4:5: step q.left: bored: expected reasons among max_wait, full, no_agents, escalated, callback",
+        "main.yaml:5:5: step q.left: bored: expected reasons among max_wait, full, no_agents, escalated, callback",
         "main.yaml:8:22: step after: no step called 'nowhere' in this flow",
     ]

