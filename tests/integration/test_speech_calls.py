@@ -89,7 +89,7 @@ def test_a_softphone_says_technical_support_and_the_call_takes_that_branch(tmp_p
     finally:
         phone.close()
     (heard,) = events(daemon.final_log, "call.speech")
-    assert heard["text"] == "technical support"
+    assert heard["text"] == "technical support", heard
     (end,) = events(daemon.final_log, "call.end")
     path = json.loads(end["path"])
     choice = next(e for e in path if e["event"] == "choice")
