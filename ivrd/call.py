@@ -12,7 +12,6 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +58,7 @@ from .records import CallRecord, as_json
 from .sip.sdp import AudioSession
 from .sip.ua import CallLeg, LegState
 from .speech import SpeechStream
+from .tasks import TaskSet
 
 if TYPE_CHECKING:
     from .server import Daemon
@@ -84,7 +84,7 @@ class Call:
         self.media: MediaSession | None = None
         self._sock: socket.socket | None = None
         self._rtcp_sock: socket.socket | None = None
-        self._background: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
+        self._background = TaskSet()
         self._port: int | None = None
         self.flow_run: FlowRun | None = None
         self._flow_timer: asyncio.TimerHandle | None = None
@@ -223,7 +223,7 @@ class Call:
         if audio.rtcp_mux and rtcp_sock is not None:  # RTCP comes on the RTP port: the odd one is not needed
             rtcp_sock.close()
             rtcp_sock = None
-        task = self._spawn(media.open(sock, rtcp_sock))
+        task = self._background.spawn(media.open(sock, rtcp_sock))
         task.add_done_callback(lambda done: self._media_opened(media, done))
 
     def _media_opened(self, media: MediaSession, opening: asyncio.Task[None]) -> None:
@@ -236,12 +236,6 @@ class Call:
         media.player.on_finished = self._prompt_finished
         self._start_flow()  # first: a prompt it plays at once starts with the first frame
         media.start()
-
-    def _spawn(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
 
     # ---- the flow ---------------------------------------------------------------------------------
 
@@ -301,7 +295,7 @@ class Call:
             self._prompt_serial += 1
             self._barge_in = action.barge_in
             if any(sound.text is not None for sound in action.sounds):
-                self._spawn(self._synthesize_and_play(action, self._prompt_serial))
+                self._background.spawn(self._synthesize_and_play(action, self._prompt_serial))
             else:
                 self._play([self._prompt_file(sound.file) for sound in action.sounds if sound.file])
         elif isinstance(action, StopPrompt):
@@ -310,7 +304,7 @@ class Call:
             if media is not None:
                 media.player.stop()
         elif isinstance(action, Fetch):
-            self._spawn(self._fetch(action))
+            self._background.spawn(self._fetch(action))
         elif isinstance(action, StartRecording):
             self._start_capture(action)
         elif isinstance(action, StopRecording):
@@ -322,7 +316,7 @@ class Call:
             self.queue = self.joined = action.queue
             self.daemon.contact_center.join(self, action)
         elif isinstance(action, HangUp):
-            self._spawn(self.hangup())
+            self._background.spawn(self.hangup())
         elif isinstance(action, Notice):
             event(log, "flow.notice", logging.WARNING, call_id=call_id, message=action.message)
         elif isinstance(action, StartListening):
@@ -475,7 +469,7 @@ class Call:
                 self.media.player.stop()
                 self.media.player.play(prompt)
 
-        self._spawn(say())
+        self._background.spawn(say())
 
     def queue_event(self, happened: QueueLeft | AgentConnected) -> None:
         if isinstance(happened, AgentConnected):
@@ -492,7 +486,7 @@ class Call:
         """The agent's call ended (their hang-up, or ours): the call is over for the caller too."""
         self.handled = (talk, hold, wrap_up)
         self.queue = None
-        self._spawn(self.hangup())
+        self._background.spawn(self.hangup())
 
     def context(self) -> dict[str, object]:
         """What the agent should know: who calls, what they did in the IVR, what the lookups found."""
@@ -525,7 +519,7 @@ class Call:
         recorder = Recorder(path, self.daemon.disk)
 
         def ended(reason: str) -> None:
-            self._spawn(self._capture_done(capture, reason))
+            self._background.spawn(self._capture_done(capture, reason))
 
         capture = Capture(recorder, max_seconds=action.max_seconds, silence_seconds=action.silence_seconds,
                           on_end=ended)  # fmt: skip

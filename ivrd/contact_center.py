@@ -43,6 +43,7 @@ from .sip.errors import ParseError
 from .sip.flow import Flow
 from .sip.ua import CallAnswered, CallEnded, CallLeg, CallRinging, DtmfInfo, Event, LegState, MediaChanged
 from .sip.uri import bare_host, parse_uri
+from .tasks import TaskSet
 from .yaml_loader import ConfigError, Problem
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class ContactCenter:
         self.connected: dict[str, AgentCall] = {}  # caller id -> the agent they talk to
         self.subscribers: dict[str, set[web.WebSocketResponse]] = {}  # agent id -> desktops listening
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()  # media opening, desktop pushes, words to agents
+        self._tasks = TaskSet()  # media opening, desktop pushes, words to agents
         self.api_agents: dict[str, AgentConfig | None] = {}  # changed through the API (None: removed)
         self._apply_agents(self._agent_specs(self.config), self._now())
 
@@ -727,17 +728,15 @@ class ContactCenter:
             self._spawn(ws.send_json(message))  # a desktop that went away: it gets nothing more
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``work`` on the loop, held until it ends (the loop keeps only weak references to tasks);
-        its failure is taken and dropped: nothing here can act on it."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
+        """Run ``work`` on the loop until it ends; its failure is taken and dropped: nothing here can act on it."""
+        task = self._tasks.spawn(work)
+        task.add_done_callback(_take_failure)
         return task
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled():
-            task.exception()
+
+def _take_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _specs(routing: RoutingConfig) -> list[QueueSpec]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from .sip.ua import (
     UserAgent,
 )
 from .speech import Speech
+from .tasks import TaskSet
 from .transport import SipTransport
 from .yaml_loader import ConfigError, Problem
 
@@ -65,9 +65,9 @@ class Daemon:
         self.config_reloads = {"ok": 0, "failed": 0}
         self.ports = PortPool(config.media.rtp_port_min, config.media.rtp_port_max)
         self.calls: dict[int, Call] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()  # the calls
         self._stop = asyncio.Event()
-        self._helpers: set[asyncio.Task[object]] = set()  # reloads and the file watcher
+        self._helpers = TaskSet()  # reloads, the file watcher, the heartbeat
         self.bound_ports: list[int] = []
         self.listeners: list[tuple[str, str, int]] = []  # (transport, address, port) as bound
         self.speech = Speech(config.asr)
@@ -113,8 +113,8 @@ class Daemon:
             loop.add_signal_handler(signum, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         if self.config.flows.watch_seconds > 0 and not self.flows.builtin:
-            self._background(self.flows.watch(self.config.flows.watch_seconds))
-        self._background(self._heartbeat(watchdog_interval()))
+            self._helpers.spawn(self.flows.watch(self.config.flows.watch_seconds))
+        self._helpers.spawn(self._heartbeat(watchdog_interval()))
         notify("READY=1")
         event(log, "ready", listeners=len(self.bound_ports))
 
@@ -134,7 +134,7 @@ class Daemon:
                 next_ping = now + watchdog
 
     def _on_sighup(self) -> None:
-        self._background(self.reload("SIGHUP"))
+        self._helpers.spawn(self.reload("SIGHUP"))
 
     async def reload(self, reason: str) -> bool:
         """Read the configuration again and take it as a whole, or not at all: the flows (checked
@@ -171,11 +171,6 @@ class Daemon:
                   agents=len(fresh.routing.agents), restart_needed=",".join(restart) or None)  # fmt: skip
             return True
 
-    def _background(self, coroutine: Coroutine[object, object, object]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._helpers.add(task)
-        task.add_done_callback(self._helpers.discard)
-
     async def serve(self) -> None:
         await self.start()
         await self._stop.wait()
@@ -204,7 +199,7 @@ class Daemon:
         await asyncio.get_running_loop().run_in_executor(None, self.disk.shutdown, True)  # every recording closed
         if self.records is not None:
             await self.records.close()  # every call's record committed
-        for helper in list(self._helpers):
+        for helper in self._helpers:
             helper.cancel()
         await self.lookups.close()
         await self.http.close()
@@ -255,12 +250,9 @@ class Daemon:
         self.calls[id(leg)] = call
         event(log, "call.incoming", call_id=leg.call_id, caller=leg.caller, callee=leg.callee,
               transport=leg.flow.transport, codec=leg.audio.codec if leg.audio else None)  # fmt: skip
-        task = asyncio.get_running_loop().create_task(call.run())
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._call_done(t, leg))
+        self._tasks.spawn(call.run()).add_done_callback(lambda t: self._call_done(t, leg))
 
     def _call_done(self, task: asyncio.Task[None], leg: CallLeg) -> None:
-        self._tasks.discard(task)
         self.calls.pop(id(leg), None)
         if not task.cancelled() and task.exception() is not None:
             event(log, "call.error", logging.ERROR, call_id=leg.call_id, error=repr(task.exception()))

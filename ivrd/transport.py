@@ -11,7 +11,7 @@ import functools
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from itertools import count
 from typing import cast
 
@@ -20,6 +20,7 @@ from .sip.errors import ParseError
 from .sip.flow import Flow
 from .sip.message import StreamFramer
 from .sip.ua import Event, Send, UserAgent
+from .tasks import TaskSet
 
 log = logging.getLogger("ivrd.sip")
 _WILDCARDS = ("0.0.0.0", "::")
@@ -55,7 +56,7 @@ class SipTransport:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._local_ip: dict[str, str] = {}
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending = TaskSet()
 
     # ---- listeners --------------------------------------------------------------------------------
 
@@ -141,11 +142,11 @@ class SipTransport:
             if conn is not None:
                 conn.write(send.data)
             else:
-                self._spawn(self._connect_and_send(send))
+                self._pending.spawn(self._connect_and_send(send))
         elif _is_ip(send.host):
             self._sendto(send.data, send.host, send.port, flow)
         else:
-            self._spawn(self._resolve_and_send(send))
+            self._pending.spawn(self._resolve_and_send(send))
 
     def _sendto(self, data: bytes, host: str, port: int, flow: Flow) -> None:
         entry = self._udp.get((_family(host), flow.local[1])) or next(
@@ -154,11 +155,6 @@ class SipTransport:
             event(log, "sip.no_route", logging.WARNING, destination=f"{host}:{port}")
             return
         entry[0].sendto(data, (host, port))
-
-    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
-        task = self.loop.create_task(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
 
     async def _resolve_and_send(self, send: Send) -> None:
         try:

@@ -216,6 +216,14 @@ class Router:
         del self.agents[agent_id]
         self._leave_if_empty()
 
+    def _retired(self, agent_id: str) -> bool:
+        """Whether the agent was taken out during the call now over: then they go now."""
+        if agent_id not in self._retiring:
+            return False
+        self._retiring.discard(agent_id)
+        del self.agents[agent_id]
+        return True
+
     def _serve_available(self, now: float) -> None:
         for agent_id in list(self._available[""]):
             agent = self.agents[agent_id]
@@ -293,9 +301,7 @@ class Router:
         agent = self.agents[agent_id]
         agent.apply(Happening.END, now)
         queue = self.queues.get(self._took_from.pop(agent_id, ""))
-        if agent_id in self._retiring:
-            self._retiring.discard(agent_id)
-            del self.agents[agent_id]
+        if self._retired(agent_id):
             return
         self._timer(now + (queue.wrap_up if queue else 0.0), "wrapped", agent_id, "")
 
@@ -370,11 +376,11 @@ class Router:
 
     def _arm(self, caller: _Caller) -> None:
         """The caller's max-wait and escalation timers in their queue, counted from when they joined."""
-        queue = self.queues[caller.queue]
-        self._timer(caller.joined + queue.max_wait, "max_wait", caller.id, _whose(caller))
+        queue, whose = self.queues[caller.queue], _whose(caller)
+        self._timer(caller.joined + queue.max_wait, "max_wait", caller.id, whose)
         for index, step in enumerate(queue.escalations, start=1):
             if index > caller.step:
-                self._timer(caller.joined + step.after, f"step{index}", caller.id, _whose(caller))
+                self._timer(caller.joined + step.after, f"step{index}", caller.id, whose)
 
     def _serve_agent(self, agent: Agent, now: float) -> None:
         """An agent is free: the best caller among the heads of the groups the agent can serve."""
@@ -467,9 +473,7 @@ class Router:
         agent.apply(Happening.MISS, now)
         if not count:
             agent.misses_in_a_row -= 1  # the caller hung up: not the agent's miss
-        if agent_id in self._retiring:
-            self._retiring.discard(agent_id)
-            del self.agents[agent_id]
+        if self._retired(agent_id):
             return
         if agent.misses_in_a_row >= self.queues[queue_name].max_misses:
             agent.apply(Happening.AWAY, now, reason=f"missed {agent.misses_in_a_row} calls in a row")

@@ -48,8 +48,3 @@ class Lateness:
     def observe(self, seconds: float) -> None:
         self.counts[bisect_left(self.bounds, seconds)] += 1
         self.sum += seconds
-
-    def add(self, other: Lateness) -> None:
-        """Add ``other``'s observations (same bounds) to these."""
-        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
-        self.sum += other.sum
