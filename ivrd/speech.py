@@ -57,7 +57,8 @@ class Speech:
     def load(self) -> None:
         """Load every configured model (seconds each); raise :class:`AsrError`."""
         for language, directory in self.config.models.items():
-            self.engines[language] = VoskEngine(Path(directory), language, alternatives=self.config.alternatives)
+            self.engines[language] = VoskEngine(Path(directory), language, alternatives=self.config.alternatives,
+                                                chunk_ms=self.config.acoustic_chunk_ms or None)
             event(log, "asr.model_loaded", engine="vosk", language=language, model=directory)
 
     def engine_for(self, language: str | None) -> Engine | None:

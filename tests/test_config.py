@@ -148,3 +148,12 @@ def test_the_complete_answer_silence_is_at_most_the_end_silence(tmp_path):
         load_config(write(tmp_path, "asr:\n  end_silence_ms: 500\n  complete_silence_ms: 600\n"))
     (problem,) = info.value.problems
     assert problem.line == 3 and "complete_silence_ms: expected 200-500" in problem.message
+
+
+def test_the_acoustic_chunk_is_the_models_own_or_a_tenth_to_a_whole_second(tmp_path):
+    assert load_config(write(tmp_path, "asr:\n  acoustic_chunk_ms: 0\n")).asr.acoustic_chunk_ms == 0
+    assert load_config(write(tmp_path, "asr:\n  acoustic_chunk_ms: 500\n")).asr.acoustic_chunk_ms == 500
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "asr:\n  language: ko\n  acoustic_chunk_ms: 50\n"))
+    (problem,) = info.value.problems
+    assert problem.line == 3 and "acoustic_chunk_ms: expected 100-1000" in problem.message

