@@ -7,7 +7,7 @@ padding) and raises :class:`RtpError` and nothing else.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _HEADER = struct.Struct("!BBHII")
 RTP_CLOCK = 8000  # G.711 and telephone-event
@@ -17,8 +17,10 @@ class RtpError(Exception):
     """A datagram that is not a well-formed RTP packet."""
 
 
-@dataclass(frozen=True, slots=True)
-class RtpPacket:
+class RtpPacket(NamedTuple):
+    """One parsed packet. A named tuple: one is built for every packet of every call, and a frozen
+    dataclass takes three times as long to build."""
+
     payload_type: int
     marker: bool
     sequence: int
