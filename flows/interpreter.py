@@ -746,7 +746,7 @@ class FlowRun:
         sounds: list[Sound] = []
         for part in prompt.parts:
             if part.play is not None:
-                sounds.append(Sound(file=str((self.flow.directory / part.play).resolve())))
+                sounds.append(Sound(file=str(self.flow.directory / part.play)))  # loaded with the flows, by this name
             elif part.say is not None:
                 sounds.extend(self._say(part.say, None))
         return tuple(sounds)

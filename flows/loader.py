@@ -439,15 +439,16 @@ def _load_prompts(flows: Mapping[str, Flow], load_prompt: PromptLoader | None, p
                 if part.play is None or part.at is None:
                     continue
                 name, at = part.play, part.at
-                path = (flow.directory / name).resolve()
-                key = str(path)
+                path = flow.directory / name
+                key = str(path)  # the name the interpreter gives it: playing it needs no file system access
                 if key in prompts:
                     continue
                 try:
                     digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
                     prompts[key] = load_prompt(path) if load_prompt else None
                 except FileNotFoundError:
-                    problems.append(at.problem(f"step {step_at.name}: no prompt file {name!r} (looked for {path})"))
+                    problems.append(at.problem(f"step {step_at.name}: no prompt file {name!r} "
+                                               f"(looked for {path.resolve()})"))  # fmt: skip
                 except (OSError, ValueError) as exc:
                     problems.append(at.problem(f"step {step_at.name}: {exc}"))
     return prompts

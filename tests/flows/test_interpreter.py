@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import textwrap
 from pathlib import Path
 
@@ -534,9 +535,9 @@ def test_any_sequence_of_happenings_keeps_the_run_consistent(script, hour):
     assert all(entry["at"] >= 0 for entry in run.path)
 
 
-def test_prompt_files_play_in_order_and_a_wait_keeps_keys_for_the_next_question(tmp_path):
+def test_prompt_files_play_in_order_and_a_wait_keeps_keys_for_the_next_question(tmp_path, monkeypatch):
     (tmp_path / "hello.wav").write_bytes(b"")  # only its path matters here: no prompt loader
-    run = start(deploy(tmp_path, main="""\
+    deployment = deploy(tmp_path, main="""\
         default: true
         steps:
           hello:
@@ -549,9 +550,18 @@ def test_prompt_files_play_in_order_and_a_wait_keeps_keys_for_the_next_question(
             choices: [{key: 5, goto: done}]
           done:
             hangup: true
-        """))
+        """)
+    def no_file_system(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"the interpreter looked at the file system: {args}")
+
+    with monkeypatch.context() as patched:  # it plays what was loaded with the flows, by the name loaded
+        patched.setattr(os, "stat", no_file_system)
+        patched.setattr(os, "lstat", no_file_system)
+        run = start(deployment)
+        actions = run.take_actions()
     file = str(tmp_path / "hello.wav")
-    assert run.take_actions() == [PlayPrompt((Sound(file=file), Sound(file=file)), False)]
+    assert actions == [PlayPrompt((Sound(file=file), Sound(file=file)), False)]
+    assert list(deployment.prompts) == [file]
     run.feed(KeyPressed("5"), T0 + 1)  # cannot interrupt this one: kept for later
     assert run.take_actions() == [] and run.step == "hello"
     run.feed(PromptDone(), T0 + 3)
