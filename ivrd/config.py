@@ -199,7 +199,6 @@ class QueueConfig:
             return "escalations: expected in order of their `after` seconds"
         if any(e.leave and (e.skills or e.overflow) for e in self.escalations):
             return "escalations: a step with `leave: true` takes the caller out of the line: no skills or overflow"
-
         if self.announce_every and self.announce_every < 10:
             return "announce_every: expected 0 (none) or at least 10 seconds"
         return None

@@ -25,6 +25,14 @@ def write(tmp_path, text):
     return path
 
 
+def the_problem(tmp_path, text):
+    """The one problem loading ``text`` finds."""
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    (problem,) = info.value.problems
+    return problem
+
+
 def test_example_config_loads_and_documents_every_key():
     config = load_config(ETC)
     assert Listen("udp", "0.0.0.0", 5080) in config.sip.listen
@@ -58,9 +66,7 @@ def test_every_problem_is_reported_with_its_line(tmp_path):
 
 
 def test_cross_field_checks_name_the_section(tmp_path):
-    with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, "media:\n  rtp_port_min: 30000\n  rtp_port_max: 20000\n"))
-    (problem,) = info.value.problems
+    problem = the_problem(tmp_path, "media:\n  rtp_port_min: 30000\n  rtp_port_max: 20000\n")
     assert problem.line == 2 and "rtp_port_min, rtp_port_max" in problem.message
 
 
@@ -129,9 +135,7 @@ def test_a_reload_keeps_what_needs_a_restart_and_names_it():
      "a step with `leave: true`"),
 ])  # fmt: skip
 def test_callbacks_and_escalations_are_checked_at_load(tmp_path, text, line, wanted):
-    with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text))
-    (problem,) = info.value.problems
+    problem = the_problem(tmp_path, text)
     assert problem.line == line and wanted in problem.message, problem
 
 
@@ -144,16 +148,12 @@ def test_only_numbers_on_the_callback_list_are_called_back():
 
 
 def test_the_complete_answer_silence_is_at_most_the_end_silence(tmp_path):
-    with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, "asr:\n  end_silence_ms: 500\n  complete_silence_ms: 600\n"))
-    (problem,) = info.value.problems
+    problem = the_problem(tmp_path, "asr:\n  end_silence_ms: 500\n  complete_silence_ms: 600\n")
     assert problem.line == 3 and "complete_silence_ms: expected 200-500" in problem.message
 
 
 def test_the_acoustic_chunk_is_the_models_own_or_a_tenth_to_a_whole_second(tmp_path):
     assert load_config(write(tmp_path, "asr:\n  acoustic_chunk_ms: 0\n")).asr.acoustic_chunk_ms == 0
     assert load_config(write(tmp_path, "asr:\n  acoustic_chunk_ms: 500\n")).asr.acoustic_chunk_ms == 500
-    with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, "asr:\n  language: ko\n  acoustic_chunk_ms: 50\n"))
-    (problem,) = info.value.problems
+    problem = the_problem(tmp_path, "asr:\n  language: ko\n  acoustic_chunk_ms: 50\n")
     assert problem.line == 3 and "acoustic_chunk_ms: expected 100-1000" in problem.message
