@@ -211,8 +211,8 @@ class Call:
 
     def _start_media(self, audio: AudioSession) -> None:
         assert self._sock is not None
-        media = MediaSession(audio, self.daemon.media_settings, self.daemon.frame_clock, on_digit=self.on_digit,
-                             on_digit_start=self.on_digit_start)  # fmt: skip
+        media = MediaSession(audio, self.daemon.media_settings, self.daemon.frame_clock, self.daemon.media_sockets,
+                             on_digit=self.on_digit, on_digit_start=self.on_digit_start)  # fmt: skip
         calls = self.daemon.config.calls
         if calls.record:
             path = recording_path(Path(calls.recordings_dir), self.leg.call_id, time.time())

@@ -496,7 +496,7 @@ class ContactCenter:
     def _open_media(self, leg: CallLeg, ports: BoundPorts, then: Callable[[], None]) -> MediaSession:
         """The media session of an answered leg we placed; ``then`` runs once its sockets are open."""
         assert leg.audio is not None
-        media = MediaSession(leg.audio, self.daemon.media_settings, self.daemon.frame_clock,
+        media = MediaSession(leg.audio, self.daemon.media_settings, self.daemon.frame_clock, self.daemon.media_sockets,
                              on_digit=lambda _: None, on_digit_start=lambda _: None)  # fmt: skip
         rtcp = None if leg.audio.rtcp_mux else ports.rtcp
         if rtcp is None:

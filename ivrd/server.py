@@ -4,6 +4,7 @@ on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from .media.clock import FrameClock
 from .media.dtmf import Digit
 from .media.ports import PortPool
 from .media.session import MediaSettings
+from .media.sockets import MediaSockets
 from .media.tts import Speaker
 from .metrics import Metrics
 from .records import CallRecords
@@ -85,6 +87,7 @@ class Daemon:
             latch=media.latch, inband_dtmf=media.inband_dtmf, idle_silence=media.idle == "silence",
             jitter_min_frames=media.jitter_min_ms // 20, jitter_max_frames=media.jitter_max_ms // 20)  # fmt: skip
         self.frame_clock = FrameClock()  # every call's 20 ms tick
+        self.media_sockets = MediaSockets()  # every call's RTP and RTCP, read together
         sip = config.sip
         self.sip = SipTransport(
             UserAgent(UaSettings(
@@ -115,6 +118,10 @@ class Daemon:
         if self.config.flows.watch_seconds > 0 and not self.flows.builtin:
             self._helpers.spawn(self.flows.watch(self.config.flows.watch_seconds))
         self._helpers.spawn(self._heartbeat(watchdog_interval()))
+        # What start-up loaded lives as long as the process. Out of the collector's reach, it no longer
+        # lengthens the full collections that stall every call's audio (by 50 ms or more at 1,000 calls).
+        gc.collect()
+        gc.freeze()
         notify("READY=1")
         event(log, "ready", listeners=len(self.bound_ports))
 
@@ -204,6 +211,7 @@ class Daemon:
         await self.lookups.close()
         await self.http.close()
         self.speech.shutdown()
+        self.media_sockets.close()
         self.sip.close()
         event(log, "stopped")
 

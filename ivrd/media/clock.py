@@ -14,12 +14,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from math import ceil
-from typing import Protocol
+from typing import Final, Protocol
 
 from .pacer import Lateness, Pacer
 
-TICK = 0.02
-SLOTS = 20
+TICK: Final = 0.02
+SLOTS: Final = 20
 
 # A call's tick, given the index of the frame now due (in its slot's count).
 Tick = Callable[[int], None]

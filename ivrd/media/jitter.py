@@ -10,8 +10,9 @@ follows the measured jitter within ``[min_frames, max_frames]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-LOST = b""
+LOST: Final = b""
 
 
 @dataclass(slots=True)

@@ -15,18 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 import numpy as np
 from scipy.signal import resample_poly
 
 from .g711 import SILENCE, Codec, Samples, encode
 
-RATE = 8000
-FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+RATE: Final = 8000
+FRAME_SAMPLES: Final = 160  # 20 ms at 8 kHz
 # Relayed frames held at most: the two calls' ticks are not in step, so one frame waits at times; more would
 # only add delay (a backlog after a stall is dropped from the old end).
-RELAY_FRAMES = 2
+RELAY_FRAMES: Final = 2
 
 
 class PromptError(ValueError):

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Final, cast
 
 import numpy as np
 
@@ -32,11 +32,12 @@ from .player import FRAME_SAMPLES, Player
 from .recorder import Recorder
 from .rtcp import ReportBlock, RtcpError, SenderReport, build_report, ntp_time, parse_rtcp
 from .rtp import ReceiveStats, RtpError, SourceLatch, build_rtp, is_rtcp, parse_rtp
+from .sockets import MediaSockets
 
-REPORT_INTERVAL = 5.0  # seconds between RTCP reports, on average
-CNAME = f"ivrd@{socket.gethostname()}"
-ADAPT_EVERY = 25  # packets between jitter-buffer target updates (twice a second): jitter moves slowly
-SILENT_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+REPORT_INTERVAL: Final = 5.0  # seconds between RTCP reports, on average
+CNAME: Final = f"ivrd@{socket.gethostname()}"
+ADAPT_EVERY: Final = 25  # packets between jitter-buffer target updates (twice a second): jitter moves slowly
+SILENT_FRAME: Final = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,33 +49,15 @@ class MediaSettings:
     jitter_max_frames: int = 10
 
 
-class _Socket(asyncio.DatagramProtocol):
-    def __init__(self, session: MediaSession) -> None:
-        self.session = session
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.session.receive(data, (addr[0], addr[1]))
-
-    def error_received(self, exc: Exception) -> None:
-        self.session.send_errors += 1
-
-
-class _RtcpSocket(asyncio.DatagramProtocol):
-    def __init__(self, session: MediaSession) -> None:
-        self.session = session
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.session.receive_rtcp(data, (addr[0], addr[1]))
-
-
 class MediaSession:
     """See the module docstring. ``on_digit_start`` fires on a press's first packet (barge-in);
     ``on_digit`` once the press is over."""
 
-    def __init__(self, audio: AudioSession, settings: MediaSettings, clock: FrameClock, *,
+    def __init__(self, audio: AudioSession, settings: MediaSettings, clock: FrameClock, sockets: MediaSockets, *,
                  on_digit: Callable[[Digit], None], on_digit_start: Callable[[str], None]) -> None:  # fmt: skip
         self.settings = settings
         self.clock = clock
+        self.sockets = sockets
         self.audio = audio
         self.player = Player(cast(Codec, audio.codec), idle_silence=settings.idle_silence)
         self.stats = ReceiveStats()
@@ -92,7 +75,7 @@ class MediaSession:
         self._ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
         self._timestamp = random.getrandbits(32)
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock_key: int | None = None
         self._frame = 0  # the index (in the clock's count) of the next frame due
@@ -106,7 +89,7 @@ class MediaSession:
         self.send_errors = 0
         self.frames_out = 0  # frames taken out of the jitter buffer
         self.octets = 0
-        self._rtcp_transport: asyncio.DatagramTransport | None = None
+        self._rtcp_sock: socket.socket | None = None
         self._report_timer: asyncio.TimerHandle | None = None
         self._last_sr: tuple[int, float] | None = None  # (middle 32 bits of its NTP time, when it came)
         self.rtcp_in = 0
@@ -116,13 +99,14 @@ class MediaSession:
         self.rtt_ms: float | None = None
 
     async def open(self, sock: socket.socket, rtcp_sock: socket.socket | None = None) -> None:
-        """Adopt bound UDP sockets for RTP (and RTCP, unless it shares the RTP port); the session owns them."""
+        """Adopt bound non-blocking UDP sockets for RTP (and RTCP, unless it shares the RTP port), on the
+        running loop; the session owns them."""
         self._loop = asyncio.get_running_loop()
-        transport, _ = await self._loop.create_datagram_endpoint(lambda: _Socket(self), sock=sock)
-        self._transport = transport
+        self._sock = sock
+        self.sockets.add(sock, self.receive)
         if rtcp_sock is not None:
-            rtcp, _ = await self._loop.create_datagram_endpoint(lambda: _RtcpSocket(self), sock=rtcp_sock)
-            self._rtcp_transport = rtcp
+            self._rtcp_sock = rtcp_sock
+            self.sockets.add(rtcp_sock, self.receive_rtcp)
 
     def start(self) -> None:
         """Start the paced tick (the first frame goes out at the clock's next deadline for this call)."""
@@ -141,10 +125,11 @@ class MediaSession:
         if self._report_timer is not None:
             self._report_timer.cancel()
             self._report_timer = None
-        for transport in (self._transport, self._rtcp_transport):
-            if transport is not None:
-                transport.close()
-        self._transport = self._rtcp_transport = None
+        for sock in (self._sock, self._rtcp_sock):
+            if sock is not None:
+                self.sockets.remove(sock)
+                sock.close()
+        self._sock = self._rtcp_sock = None
 
     def send_digit(self, digit: str, duration_ms: int | None = None) -> bool:
         """Send a key press as RFC 4733 events (from the next frame, after any press still going out);
@@ -199,12 +184,12 @@ class MediaSession:
         if event is not None:  # a key press goes out instead of this frame's audio
             payload, marker, timestamp = event
             payload_type = cast(int, self.audio.telephone_event)
-        if payload is not None and self.audio.direction in ("sendrecv", "sendonly") and self._transport is not None:
+        if payload is not None and self.audio.direction in ("sendrecv", "sendonly"):
             packet = build_rtp(payload_type, marker, self._seq, timestamp, self._ssrc, payload)
-            self._transport.sendto(packet, self.latch.send_to)
-            self._seq = (self._seq + 1) & 0xFFFF
-            self.sent += 1
-            self.octets += len(payload)
+            self._seq = (self._seq + 1) & 0xFFFF  # a packet the socket refused is lost, as on the wire
+            if self._send(self._sock, packet, self.latch.send_to):
+                self.sent += 1
+                self.octets += len(payload)
         self._timestamp += FRAME_SAMPLES
         frame = self.jitter.pop()
         if frame is not None:
@@ -215,6 +200,18 @@ class MediaSession:
         if self.inband is not None or self.recorder is not None or self.capture is not None or self.speech is not None:
             # once bridged, the recording holds both sides: what the caller says and what they hear
             self._listen(frame, payload if self.bridged_to is not None and event is None else None)
+
+    def _send(self, sock: socket.socket | None, data: bytes, address: tuple[str, int]) -> bool:
+        """Send now or never: a real-time packet the socket cannot take at once would be late by the time
+        it could, so it is counted, not queued."""
+        if sock is None:
+            return False
+        try:
+            sock.sendto(data, address)
+        except OSError:  # a full send buffer, or no route to the caller
+            self.send_errors += 1
+            return False
+        return True
 
     def _next_event(self) -> tuple[bytes, bool, int] | None:
         """The next packet of the key presses going out: ``(payload, marker, timestamp)``."""
@@ -262,11 +259,8 @@ class MediaSession:
             sender = SenderReport(self._ssrc, ntp_time(time.time()), self._timestamp, self.sent, self.octets, ())
         data = build_report(self._ssrc, CNAME, block, sender=sender)
         host, port = self.latch.send_to
-        if self.audio.rtcp_mux and self._transport is not None:
-            self._transport.sendto(data, (host, port))
-            self.rtcp_out += 1
-        elif self._rtcp_transport is not None:
-            self._rtcp_transport.sendto(data, (host, port + 1))
+        sock, to = (self._sock, (host, port)) if self.audio.rtcp_mux else (self._rtcp_sock, (host, port + 1))
+        if self._send(sock, data, to):
             self.rtcp_out += 1
         self._report_timer = self._loop.call_later(REPORT_INTERVAL * random.uniform(0.5, 1.5), self._report)
 
@@ -340,7 +334,7 @@ class MediaSession:
         return {
             "rtp_sent": self.sent, "rtp_received": self.stats.received, "rtp_lost": self.stats.lost,
             "rtp_jitter_ms": round(self.stats.jitter_seconds * 1000, 2), "rtp_foreign": self.latch.foreign,
-            "rtp_malformed": self.malformed, "rtp_wrong_payload": self.wrong_payload,
+            "rtp_malformed": self.malformed, "rtp_wrong_payload": self.wrong_payload, "send_errors": self.send_errors,
             "jitter_late": self.jitter.stats.late, "jitter_duplicates": self.jitter.stats.duplicates,
             "ticks_skipped": self.skipped, "frames_played_in": self.frames_out, "digits_sent": self.digits_sent,
             "rtcp_in": self.rtcp_in, "rtcp_out": self.rtcp_out, "rtcp_malformed": self.rtcp_malformed,

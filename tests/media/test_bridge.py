@@ -10,6 +10,7 @@ from ivrd.media.clock import FrameClock
 from ivrd.media.dtmf import Digit, Rfc4733Sender, parse_event
 from ivrd.media.rtp import build_rtp, parse_rtp
 from ivrd.media.session import MediaSession, MediaSettings
+from ivrd.media.sockets import MediaSockets
 from ivrd.sip.sdp import AudioSession
 
 SETTINGS = MediaSettings(jitter_min_frames=1, jitter_max_frames=4)
@@ -22,9 +23,10 @@ def udp() -> socket.socket:
     return sock
 
 
-def session(phone: socket.socket, codec: str, pt: int, digits: list[Digit], clock: FrameClock) -> MediaSession:
+def session(phone: socket.socket, codec: str, pt: int, digits: list[Digit], *, clock: FrameClock,
+            sockets: MediaSockets) -> MediaSession:  # fmt: skip
     audio = AudioSession("127.0.0.1", phone.getsockname()[1], pt, codec, 101, 20, "sendrecv", False)
-    return MediaSession(audio, SETTINGS, clock, on_digit=digits.append, on_digit_start=lambda _: None)
+    return MediaSession(audio, SETTINGS, clock, sockets, on_digit=digits.append, on_digit_start=lambda _: None)
 
 
 def test_a_bridge_maps_the_callers_audio_and_passes_their_key_on_as_events():
@@ -32,9 +34,9 @@ def test_a_bridge_maps_the_callers_audio_and_passes_their_key_on_as_events():
         loop = asyncio.get_running_loop()
         caller_phone, agent_phone = udp(), udp()
         heard: list[Digit] = []
-        clock = FrameClock()
-        caller = session(caller_phone, "PCMU", 0, heard, clock)
-        agent = session(agent_phone, "PCMA", 8, [], clock)
+        clock, sockets = FrameClock(), MediaSockets()
+        caller = session(caller_phone, "PCMU", 0, heard, clock=clock, sockets=sockets)
+        agent = session(agent_phone, "PCMA", 8, [], clock=clock, sockets=sockets)
         caller_sock, agent_sock = udp(), udp()
         to_caller = caller_sock.getsockname()
         await caller.open(caller_sock)
@@ -65,6 +67,7 @@ def test_a_bridge_maps_the_callers_audio_and_passes_their_key_on_as_events():
         caller.unbridge()
         caller.close()
         agent.close()
+        sockets.close()
         for sock in (caller_phone, agent_phone):
             sock.close()
         return audio, events, heard
