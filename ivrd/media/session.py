@@ -99,7 +99,7 @@ class MediaSession:
         self.rtt_ms: float | None = None
 
     async def open(self, sock: socket.socket, rtcp_sock: socket.socket | None = None) -> None:
-        """Adopt bound non-blocking UDP sockets for RTP (and RTCP, unless it shares the RTP port), on the
+        """Adopt bound UDP sockets for RTP (and RTCP, unless it shares the RTP port), on the
         running loop; the session owns them."""
         self._loop = asyncio.get_running_loop()
         self._sock = sock

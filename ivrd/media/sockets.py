@@ -30,7 +30,7 @@ class Readers(Protocol):
 
 
 class MediaSockets:
-    """See the module docstring. Sockets are added bound and non-blocking; the set never closes them."""
+    """See the module docstring. Sockets are added bound; the set never closes them."""
 
     def __init__(self, loop: Readers | None = None) -> None:
         self._loop = loop
@@ -38,7 +38,9 @@ class MediaSockets:
         self._members: dict[int, tuple[socket.socket, Receive]] = {}
 
     def add(self, sock: socket.socket, receive: Receive) -> None:
-        """Read ``sock``'s datagrams into ``receive`` from the next round on."""
+        """Read ``sock``'s datagrams into ``receive`` from the next round on. The socket is made non-blocking:
+        its owner sends on the loop too."""
+        sock.setblocking(False)
         if self._epoll is None:  # on the running loop, the first time a call needs it
             if self._loop is None:
                 self._loop = asyncio.get_running_loop()

@@ -124,13 +124,15 @@ class FakeLoop:
         del self.readers[fd]
 
 
-def test_the_loop_watches_one_descriptor_however_many_sockets_and_none_once_closed():
+def test_the_loop_watches_one_descriptor_however_many_sockets_made_non_blocking_and_none_once_closed():
     loop = FakeLoop()
     sockets = MediaSockets(loop)
-    socks = [udp() for _ in range(50)]
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(50)]
     for sock in socks:
+        sock.bind(("127.0.0.1", 0))
         sockets.add(sock, received([]))
     assert len(loop.readers) == 1 and not set(loop.readers) & {sock.fileno() for sock in socks}
+    assert not any(sock.getblocking() for sock in socks)  # a send or read on the loop never waits
     sockets.close()
     assert loop.readers == {}
     for sock in socks:
