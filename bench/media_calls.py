@@ -9,7 +9,12 @@ stream scores 0 whatever the path's fixed delay. Prints, per N: daemon CPU %, la
 p50/p99/max in ms, packets lost (sequence gaps), and the generator's own CPU % (when it nears
 100 the figures are the generator's, not the daemon's). Loopback only, bounded in time::
 
-    .venv/bin/python bench/media_calls.py [--calls 50,100,200,400] [--seconds 6] [--inband]
+    .venv/bin/python bench/media_calls.py [--calls 50,100,200,400] [--seconds 6] [--inband] [--realtime 20]
+
+``--realtime P`` runs the daemon as ``systemd/ivrd.service`` does, its event loop at real-time
+priority P (``chrt --reset-on-fork --rr P``), and the generator at P too: on a shared machine,
+a process at normal priority is at times held off its core for milliseconds by others, and a
+generator held up sends a burst no set of independent phones would. Needs CAP_SYS_NICE (root).
 """
 
 from __future__ import annotations
@@ -159,18 +164,17 @@ async def generate(daemon_port: int, calls: int, seconds: float, inband: bool) -
 
     payload = b"\xff" * 160
     start = loop.time()
-    stop_at = start + 2.0 + seconds
+    timers: dict[int, asyncio.TimerHandle] = {}  # each phase's next send, cancelled before the BYEs
 
     # Phones keep their own clocks, so their packets come spread over the 20 ms, not all at once:
     # the calls are sent in PHASES groups, each a millisecond after the one before.
     def send_phase(phase: int, tick: int) -> None:
         for i in range(phase, len(targets), PHASES):
             rtp.sendto(build_rtp(0, False, tick & 0xFFFF, tick * 160, i + 1, payload), targets[i])
-        if loop.time() < stop_at:
-            loop.call_at(start + (tick + 1) * 0.02 + phase * 0.02 / PHASES, send_phase, phase, tick + 1)
+        timers[phase] = loop.call_at(start + (tick + 1) * 0.02 + phase * 0.02 / PHASES, send_phase, phase, tick + 1)
 
     for phase in range(PHASES):
-        loop.call_at(start + phase * 0.02 / PHASES, send_phase, phase, 0)
+        timers[phase] = loop.call_at(start + phase * 0.02 / PHASES, send_phase, phase, 0)
     await asyncio.sleep(2.0)  # warm-up: every call's prompt has started and the latches are set
     receiver.recording = True
     print("recording", flush=True)
@@ -178,6 +182,8 @@ async def generate(daemon_port: int, calls: int, seconds: float, inband: bool) -
     await asyncio.sleep(seconds)
     receiver.recording = False
     generator_cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before) * 100
+    for timer in timers.values():
+        timer.cancel()
     for i, (call_id, to_tag) in enumerate(dialogs):
         await exchange(request("BYE", i, 2, to_tag), call_id)
     receiver.close()
@@ -200,6 +206,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--inband", action="store_true",
                         help="offer no telephone-event, so the daemon listens for DTMF tones in every call's audio")
+    parser.add_argument("--realtime", type=int, metavar="PRIORITY",
+                        help="run the daemon's event loop and the generator at this real-time priority (1-99)")
     parser.add_argument("--generator", nargs=2, type=int, metavar=("PORT", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generator:
@@ -207,18 +215,21 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     two_cores = (os.cpu_count() or 1) >= 2
+    priority = str(args.realtime)
+    realtime_daemon, realtime_generator = (
+        (("chrt", "--reset-on-fork", "--rr", priority), ("chrt", "--rr", priority)) if args.realtime else ((), ()))
     print(f"{'calls':>6} {'daemon cpu %':>12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'packets':>8} {'lost':>6} "
           f"{'generator cpu %':>15}")  # fmt: skip
     for calls in [int(n) for n in args.calls.split(",")]:
         flows = one_flow(Path(tempfile.mkdtemp(prefix="ivrd-bench-flows-")), LOOPING_PROMPT)
         config = f"{flows}calls:\n  max_concurrent: 100000\nlog:\n  level: warning\n"
-        daemon = start_daemon(config, rtp_ports=(20000, 20000 + 4 * calls + 100))
+        daemon = start_daemon(config, rtp_ports=(20000, 20000 + 4 * calls + 100), wrapper=realtime_daemon)
         try:
             if two_cores:
                 os.sched_setaffinity(daemon.proc.pid, {0})
             pin = ["taskset", "-c", "1"] if two_cores and shutil.which("taskset") else []
-            command = [*pin, sys.executable, __file__, "--seconds", str(args.seconds), "--generator",
-                       str(daemon.port), str(calls), *(["--inband"] if args.inband else [])]  # fmt: skip
+            command = [*pin, *realtime_generator, sys.executable, __file__, "--seconds", str(args.seconds),
+                       "--generator", str(daemon.port), str(calls), *(["--inband"] if args.inband else [])]  # fmt: skip
             generator = subprocess.Popen(command, stdout=subprocess.PIPE)
             assert generator.stdout is not None
             if generator.stdout.readline().strip() != b"recording":  # the generator's window opens

@@ -27,6 +27,7 @@ from .media.sockets import MediaSockets
 from .media.tts import Speaker
 from .metrics import Metrics
 from .records import CallRecords
+from .scheduling import loop_scheduling
 from .sdnotify import notify, watchdog_interval
 from .sip.transaction import Timers
 from .sip.ua import (
@@ -123,7 +124,12 @@ class Daemon:
         gc.collect()
         gc.freeze()
         notify("READY=1")
-        event(log, "ready", listeners=len(self.bound_ports))
+        scheduling, inherited = loop_scheduling()
+        event(log, "ready", listeners=len(self.bound_ports), scheduling=scheduling)
+        if inherited:
+            event(log, "scheduling.inherited", logging.WARNING, scheduling=scheduling,
+                  message="worker threads and child processes get the loop's real-time priority too, and busy "
+                          "ones can starve the machine: set CPUSchedulingResetOnFork=yes (systemd) or use chrt -R")
 
     async def _heartbeat(self, watchdog: float | None) -> None:
         """Measure how late the loop runs a timer, and tell systemd's watchdog the loop still turns:

@@ -107,8 +107,9 @@ class RunningDaemon:
 
 def start_daemon(
     extra_yaml: str = "", *, sip_section: str = "", http_section: str = "", rtp_ports: tuple[int, int] | None = None,
-    env: dict[str, str] | None = None, keep_notify: bool = False,
+    env: dict[str, str] | None = None, keep_notify: bool = False, wrapper: tuple[str, ...] = (),
 ) -> RunningDaemon:
+    """``wrapper`` runs the daemon through a command that then executes it (``chrt -R -r 20``)."""
     workdir = Path(tempfile.mkdtemp(prefix="ivrd-"))
     port, http_port = free_port(), free_port()
     rtp = random.randrange(20000, 60000, 1000)
@@ -133,7 +134,7 @@ def start_daemon(
     log_path = workdir / "daemon.log"
     environment = {**os.environ, "NOTIFY_SOCKET": str(notify_path), **(env or {})}
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "ivrd.cli", "run", "-c", str(config)], stdout=log,
+        proc = subprocess.Popen([*wrapper, sys.executable, "-m", "ivrd.cli", "run", "-c", str(config)], stdout=log,
                                 stderr=subprocess.STDOUT, env=environment, cwd=workdir)
     deadline = time.monotonic() + READY_TIMEOUT
     try:
@@ -154,11 +155,11 @@ def start_daemon(
 @contextlib.contextmanager
 def daemon_running(extra_yaml: str = "", *, sip_section: str = "", http_section: str = "",
                    expected_errors: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                   keep_notify: bool = False):  # fmt: skip
+                   keep_notify: bool = False, wrapper: tuple[str, ...] = ()):  # fmt: skip
     """A daemon for the block; on leaving, SIGTERM must end it with exit code 0, and its log must hold no
     error but the events named in ``expected_errors``."""
     daemon = start_daemon(extra_yaml, sip_section=sip_section, http_section=http_section, env=env,
-                          keep_notify=keep_notify)  # fmt: skip
+                          keep_notify=keep_notify, wrapper=wrapper)  # fmt: skip
     try:
         yield daemon
     finally:
