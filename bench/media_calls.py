@@ -6,10 +6,16 @@ phones would, rather than all at once), and records every RTP packet the daemon 
 (a prompt, then silence). Lateness is measured at the receiver: for each call, a packet's
 ``arrival - timestamp / 8000``, less the smallest such value of that call, so a perfectly paced
 stream scores 0 whatever the path's fixed delay. Prints, per N: daemon CPU %, lateness
-p50/p99/max in ms, packets lost (sequence gaps), and the generator's own CPU % (when it nears
-100 the figures are the generator's, not the daemon's). Loopback only, bounded in time::
+p50/p99/max in ms, packets lost (sequence gaps), the generator's own CPU % (when it nears
+100 the figures are the generator's, not the daemon's), the calls replaced while measuring, and
+the daemon's full garbage collections in that time (from its metrics) with their mean pause.
+Loopback only, bounded in time::
 
     .venv/bin/python bench/media_calls.py [--calls 50,100,200,400] [--seconds 6] [--inband] [--realtime 20]
+                                          [--churn 5]
+
+``--churn R`` hangs up R calls a second and sets up as many new ones while measuring: the count
+holds, the calls turn over as in a contact center's day, and the daemon's heap with them.
 
 ``--realtime P`` runs the daemon as ``systemd/ivrd.service`` does, its event loop at real-time
 priority P (``chrt --reset-on-fork --rr P``), and the generator at P too: on a shared machine,
@@ -40,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ivrd.media.rtp import build_rtp, parse_rtp
 from ivrd.sip.message import Response, parse_message
-from tests.integration.daemon import PROMPT, one_flow, start_daemon
+from tests.integration.daemon import PROMPT, RunningDaemon, one_flow, start_daemon
+from tests.integration.scrape import scrape, value
 
 # Every call hears the prompt over and over: a paced, never idle sender.
 LOOPING_PROMPT = f"  loop:\n    play: {PROMPT}\n    barge_in: false\n    next: loop\n"
@@ -52,6 +59,13 @@ SO_TIMESTAMP, SO_TIMESTAMPNS = 29, 35  # Linux socket options (the socket module
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def full_collections(daemon: RunningDaemon) -> tuple[float, float]:
+    """The daemon's full garbage collections so far, from its metrics: how many, and their seconds."""
+    samples = scrape(daemon)
+    return (value(samples, "ivrd_gc_pause_seconds_count", generation="2"),
+            value(samples, "ivrd_gc_pause_seconds_sum", generation="2"))  # fmt: skip
 
 
 # ---- the load generator (runs in its own process) -------------------------------------------------
@@ -127,7 +141,7 @@ class SipClient(asyncio.DatagramProtocol):
                 future.set_result(message)
 
 
-async def generate(daemon_port: int, calls: int, seconds: float, inband: bool) -> dict[str, float]:
+async def generate(daemon_port: int, calls: int, seconds: float, inband: bool, churn: float) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     receiver = Receiver()
     rtp_port = receiver.sock.getsockname()[1]
@@ -136,7 +150,7 @@ async def generate(daemon_port: int, calls: int, seconds: float, inband: bool) -
     sip_port = sip.get_extra_info("sockname")[1]
     daemon = ("127.0.0.1", daemon_port)
     targets: list[tuple[str, int]] = []
-    dialogs: list[tuple[str, str]] = []
+    dialogs: list[tuple[int, str]] = []  # (call number, the daemon's To tag)
     sdp = (f"v=0\r\no=g 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
            f"m=audio {rtp_port} RTP/AVP 0" + ("\r\n" if inband else " 101\r\na=rtpmap:101 telephone-event/8000\r\n"))
 
@@ -154,13 +168,34 @@ async def generate(daemon_port: int, calls: int, seconds: float, inband: bool) -
         sip.sendto(data, daemon)
         return await asyncio.wait_for(future, 10)
 
-    for i in range(calls):  # set the calls up one after another (the bench is about media, not setup rate)
-        ok = await exchange(request("INVITE", i, 1, body=sdp), f"bench-{i}")
+    async def dial(number: int) -> tuple[tuple[str, int], tuple[int, str]]:
+        """Set call ``number`` up: where to send its audio, and its dialog."""
+        ok = await exchange(request("INVITE", number, 1, body=sdp), f"bench-{number}")
         assert ok.status == 200, ok
         media_port = int(next(x for x in ok.body.decode().splitlines() if x.startswith("m=audio")).split()[1])
-        targets.append(("127.0.0.1", media_port))
-        dialogs.append((f"bench-{i}", ok.to.tag or ""))
-        sip.sendto(request("ACK", i, 1, ok.to.tag or ""), daemon)
+        sip.sendto(request("ACK", number, 1, ok.to.tag or ""), daemon)
+        return ("127.0.0.1", media_port), (number, ok.to.tag or "")
+
+    async def hang_up(dialog: tuple[int, str]) -> None:
+        await exchange(request("BYE", dialog[0], 2, dialog[1]), f"bench-{dialog[0]}")
+
+    for number in range(calls):  # one after another (the bench is about media, not setup rate)
+        target, dialog = await dial(number)
+        targets.append(target)
+        dialogs.append(dialog)
+
+    replaced = 0
+
+    async def replace_calls() -> None:
+        """Hang up the oldest call and set a new one up in its place, ``churn`` times a second: the
+        number of calls holds, the set of calls turns over, as in a contact center's day."""
+        nonlocal replaced
+        while True:
+            await asyncio.sleep(1 / churn)
+            slot = replaced % calls
+            await hang_up(dialogs[slot])
+            targets[slot], dialogs[slot] = await dial(calls + replaced)
+            replaced += 1
 
     payload = b"\xff" * 160
     start = loop.time()
@@ -179,20 +214,24 @@ async def generate(daemon_port: int, calls: int, seconds: float, inband: bool) -
     receiver.recording = True
     print("recording", flush=True)
     cpu_before, wall_before = time.process_time(), time.monotonic()
+    replacing = asyncio.ensure_future(replace_calls()) if churn else None
     await asyncio.sleep(seconds)
     receiver.recording = False
+    if replacing is not None:
+        replacing.cancel()
+        await asyncio.gather(replacing, return_exceptions=True)
     generator_cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before) * 100
     for timer in timers.values():
         timer.cancel()
-    for i, (call_id, to_tag) in enumerate(dialogs):
-        await exchange(request("BYE", i, 2, to_tag), call_id)
+    for dialog in dialogs:
+        await hang_up(dialog)
     receiver.close()
     sip.close()
 
     lateness = np.concatenate([np.asarray(v) - min(v) for v in receiver.offsets.values()]) * 1000
     lost = sum(max(0, (s[-1] - s[0]) % 65536 + 1 - len(s)) for s in receiver.sequences.values())
     return {"streams": len(receiver.offsets), "packets": int(lateness.size), "lost": int(lost),
-            "gen_cpu": generator_cpu,
+            "gen_cpu": generator_cpu, "replaced": replaced,
             "p50": float(np.percentile(lateness, 50)), "p99": float(np.percentile(lateness, 99)),
             "max": float(lateness.max())}  # fmt: skip
 
@@ -206,12 +245,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--inband", action="store_true",
                         help="offer no telephone-event, so the daemon listens for DTMF tones in every call's audio")
+    parser.add_argument("--churn", type=float, default=0.0, metavar="PER_SECOND",
+                        help="while measuring, replace this many calls a second (hang up the oldest, set up a new one)")
     parser.add_argument("--realtime", type=int, metavar="PRIORITY",
                         help="run the daemon's event loop and the generator at this real-time priority (1-99)")
     parser.add_argument("--generator", nargs=2, type=int, metavar=("PORT", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generator:
-        result = uvloop.run(generate(args.generator[0], args.generator[1], args.seconds, args.inband))
+        result = uvloop.run(generate(args.generator[0], args.generator[1], args.seconds, args.inband, args.churn))
         print(json.dumps(result))
         return 0
     two_cores = (os.cpu_count() or 1) >= 2
@@ -219,7 +260,7 @@ def main() -> int:
     realtime_daemon, realtime_generator = (
         (("chrt", "--reset-on-fork", "--rr", priority), ("chrt", "--rr", priority)) if args.realtime else ((), ()))
     print(f"{'calls':>6} {'daemon cpu %':>12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'packets':>8} {'lost':>6} "
-          f"{'generator cpu %':>15}")  # fmt: skip
+          f"{'generator cpu %':>15} {'replaced':>8} {'full GCs':>8} {'GC ms':>6}")  # fmt: skip
     for calls in [int(n) for n in args.calls.split(",")]:
         flows = one_flow(Path(tempfile.mkdtemp(prefix="ivrd-bench-flows-")), LOOPING_PROMPT)
         config = f"{flows}calls:\n  max_concurrent: 100000\nlog:\n  level: warning\n"
@@ -229,18 +270,21 @@ def main() -> int:
                 os.sched_setaffinity(daemon.proc.pid, {0})
             pin = ["taskset", "-c", "1"] if two_cores and shutil.which("taskset") else []
             command = [*pin, *realtime_generator, sys.executable, __file__, "--seconds", str(args.seconds),
-                       "--generator", str(daemon.port), str(calls), *(["--inband"] if args.inband else [])]  # fmt: skip
+                       "--generator", str(daemon.port), str(calls), "--churn", str(args.churn),
+                       *(["--inband"] if args.inband else [])]  # fmt: skip
             generator = subprocess.Popen(command, stdout=subprocess.PIPE)
             assert generator.stdout is not None
             if generator.stdout.readline().strip() != b"recording":  # the generator's window opens
                 raise SystemExit(f"the generator failed at {calls} calls")
-            before, t0 = cpu_seconds(daemon.proc.pid), time.monotonic()
+            before, t0, collections = cpu_seconds(daemon.proc.pid), time.monotonic(), full_collections(daemon)
             time.sleep(args.seconds * 0.9)  # a measuring window inside the generator's
             cpu = (cpu_seconds(daemon.proc.pid) - before) / (time.monotonic() - t0) * 100
+            count, pauses = np.subtract(full_collections(daemon), collections)
             out, _ = generator.communicate(timeout=120)
             r = json.loads(out)
             print(f"{calls:>6} {cpu:>12.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['max']:>8.2f} {r['packets']:>8} "
-                  f"{r['lost']:>6} {r['gen_cpu']:>15.1f}", flush=True)  # fmt: skip
+                  f"{r['lost']:>6} {r['gen_cpu']:>15.1f} {r['replaced']:>8} {count:>8.0f} "
+                  f"{pauses / count * 1000 if count else 0:>6.1f}", flush=True)  # fmt: skip
         finally:
             daemon.stop()
             shutil.rmtree(daemon.workdir, ignore_errors=True)

@@ -13,11 +13,13 @@ Wait-time buckets include every queue's service-level target and short-abandon t
 
 from __future__ import annotations
 
+import gc
 import math
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
@@ -37,6 +39,7 @@ WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 
 HANDLE_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 JITTER_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+GC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
 LOOKUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -83,6 +86,13 @@ class Metrics:
                                     registry=registry)  # fmt: skip
         self.loop_lag = Histogram("ivrd_event_loop_lag_seconds", "How late the event loop ran a timer due now",
                                   buckets=LAG_BUCKETS, registry=registry)  # fmt: skip
+        ProcessCollector(registry=registry)  # CPU, memory, open descriptors (two per call) against their limit
+        GCCollector(registry=registry)
+        pauses = Histogram("ivrd_gc_pause_seconds", "Garbage-collector pauses by generation: the event loop, and so "
+                           "every call's audio, waits them out (generation 2, a full collection, is the long one)",
+                           ["generation"], buckets=GC_BUCKETS, registry=registry)  # fmt: skip
+        self._gc_pauses = [pauses.labels(str(generation)) for generation in range(3)]
+        self._gc_started = 0.0
         self.speech_results = Counter("ivrd_speech_recognitions", "Speech questions by result: match, nomatch "
                                       "(heard, not understood or not accepted), noinput", ["language", "result"],
                                       registry=registry)  # fmt: skip
@@ -119,6 +129,20 @@ class Metrics:
                                     "missed, failed (unreachable)", ["queue", "result"], registry=registry)
         self.queues_changed(daemon.config.routing)
         registry.register(_Snapshot(daemon, self.media_closed))
+
+    def watch_collector(self) -> None:
+        """Time the garbage collector's pauses from now until :meth:`close`."""
+        gc.callbacks.append(self._on_collection)
+
+    def close(self) -> None:
+        if self._on_collection in gc.callbacks:
+            gc.callbacks.remove(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self._gc_pauses[info["generation"]].observe(time.perf_counter() - self._gc_started)
 
     def queues_changed(self, routing: RoutingConfig) -> None:
         """Make the new queues' series; new service-level targets need new wait-time buckets, and so a

@@ -119,6 +119,7 @@ class Daemon:
         if self.config.flows.watch_seconds > 0 and not self.flows.builtin:
             self._helpers.spawn(self.flows.watch(self.config.flows.watch_seconds))
         self._helpers.spawn(self._heartbeat(watchdog_interval()))
+        self.metrics.watch_collector()
         # What start-up loaded lives as long as the process. Out of the collector's reach, it no longer
         # lengthens the full collections that stall every call's audio (by 50 ms or more at 1,000 calls).
         gc.collect()
@@ -219,6 +220,7 @@ class Daemon:
         self.speech.shutdown()
         self.media_sockets.close()
         self.sip.close()
+        self.metrics.close()
         event(log, "stopped")
 
     def _on_events(self, events: list[Event]) -> None:

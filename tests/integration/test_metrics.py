@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -66,3 +67,15 @@ def test_metrics_ask_for_the_token_when_one_is_set():
     assert refused.value.code == 401
     assert value(samples, "ivrd_calls_active") == 0
     assert ("ivrd_agents", frozenset({("state", "available")})) in samples
+
+
+def test_the_process_and_its_garbage_collector_pauses_are_measured():
+    with daemon_running() as daemon:
+        samples = scrape(daemon)
+        descriptors = len(os.listdir(f"/proc/{daemon.proc.pid}/fd"))
+    # the full collection the daemon runs before it freezes its start-up heap, timed
+    assert value(samples, "ivrd_gc_pause_seconds_count", generation="2") >= 1
+    assert value(samples, "ivrd_gc_pause_seconds_sum", generation="2") > 0
+    assert value(samples, "python_gc_collections_total", generation="2") >= 1
+    assert value(samples, "process_resident_memory_bytes") > 10e6
+    assert 0.5 * descriptors < value(samples, "process_open_fds") <= value(samples, "process_max_fds")
