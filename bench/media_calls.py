@@ -256,9 +256,9 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     two_cores = (os.cpu_count() or 1) >= 2
-    priority = str(args.realtime)
-    realtime_daemon, realtime_generator = (
-        (("chrt", "--reset-on-fork", "--rr", priority), ("chrt", "--rr", priority)) if args.realtime else ((), ()))
+    rr = ("--rr", str(args.realtime)) if args.realtime else ()
+    realtime_daemon = ("chrt", "--reset-on-fork", *rr) if rr else ()  # as systemd/ivrd.service runs it
+    realtime_generator = ("chrt", *rr) if rr else ()
     print(f"{'calls':>6} {'daemon cpu %':>12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'packets':>8} {'lost':>6} "
           f"{'generator cpu %':>15} {'replaced':>8} {'full GCs':>8} {'GC ms':>6}")  # fmt: skip
     for calls in [int(n) for n in args.calls.split(",")]:

@@ -135,6 +135,7 @@ class Metrics:
         gc.callbacks.append(self._on_collection)
 
     def close(self) -> None:
+        """Stop timing the collector's pauses (at shutdown)."""
         if self._on_collection in gc.callbacks:
             gc.callbacks.remove(self._on_collection)
 
