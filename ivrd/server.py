@@ -124,13 +124,13 @@ class Daemon:
         # lengthens the full collections that stall every call's audio (by 50 ms or more at 1,000 calls).
         gc.collect()
         gc.freeze()
-        notify("READY=1")
         scheduling, inherited = loop_scheduling()
-        event(log, "ready", listeners=len(self.bound_ports), scheduling=scheduling)
         if inherited:
             event(log, "scheduling.inherited", logging.WARNING, scheduling=scheduling,
                   message="worker threads and child processes get the loop's real-time priority too, and busy "
                           "ones can starve the machine: set CPUSchedulingResetOnFork=yes (systemd) or use chrt -R")
+        event(log, "ready", listeners=len(self.bound_ports), scheduling=scheduling)
+        notify("READY=1")  # last: whoever waits for it finds every start-up line already logged
 
     async def _heartbeat(self, watchdog: float | None) -> None:
         """Measure how late the loop runs a timer, and tell systemd's watchdog the loop still turns:
