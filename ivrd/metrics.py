@@ -51,6 +51,9 @@ CALLBACK_RESULTS = ("requested", "connected", "no_answer", "failed")
 _RTP_COUNTERS: dict[str, tuple[str, Callable[[MediaSession], int]]] = {
     "received": ("RTP packets received from the latched source", lambda s: s.stats.received),
     "sent": ("RTP packets sent", lambda s: s.sent),
+    "skipped": ("RTP packets never sent because the event loop was held up past their time by a whole frame or "
+                "more (a garbage collection, the machine): a gap in the audio, the RTP clock carried over it",
+                lambda s: s.skipped),
     "lost": ("RTP packets that never came in time to be played (concealed with silence)",
              lambda s: s.jitter.stats.lost),
     "late": ("RTP packets that came after their playout time and were dropped", lambda s: s.jitter.stats.late),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import statistics
 import time
@@ -18,6 +20,7 @@ from tests.integration.daemon import PROMPT, daemon_running, free_port, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import require, sipp
 from tests.integration.rtp_caller import RtpCaller
+from tests.integration.scrape import scrape, value
 
 pytestmark = pytest.mark.peers
 PROMPT_THEN_HOLD = f"  greet:\n    play: {PROMPT}\n  hold:\n    wait: 3600\n    next: hold\n"
@@ -73,6 +76,32 @@ def test_prompt_is_paced_and_a_key_stops_it(tmp_path):
     assert end["rtp_foreign"] == "1"
     assert (end["rtp_received"], end["rtp_lost"]) == (str(10 + 5 + 1), "0")
     assert events(daemon.final_log, "call.barge_in")[0]["digit"] == "7"
+
+
+def test_frames_a_stalled_daemon_missed_are_skipped_and_counted(tmp_path):
+    with daemon_running(one_flow(tmp_path / "flows", PROMPT_THEN_HOLD)) as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            caller.wait_for_packets(10)
+            before = value(scrape(daemon), "ivrd_rtp_packets_skipped_total")
+            os.kill(daemon.proc.pid, signal.SIGSTOP)
+            time.sleep(0.3)  # the stall itself: 15 frames fall due while the daemon cannot run
+            os.kill(daemon.proc.pid, signal.SIGCONT)
+            caller.wait_for_packets(len(caller.received) + 10)
+            during = value(scrape(daemon), "ivrd_rtp_packets_skipped_total")
+            assert caller.bye() == 200
+            daemon.wait_for_event("call.end")
+            after = value(scrape(daemon), "ivrd_rtp_packets_skipped_total")
+        finally:
+            caller.close()
+    packets = caller.received
+    assert all((b.sequence - a.sequence) % 65536 == 1 for a, b in pairwise(packets))  # none sent and lost
+    # the RTP clock moved on over the frames not sent: the caller's jitter buffer sees a gap, not a burst
+    gaps = [(b.timestamp - a.timestamp) % 2**32 // 160 - 1 for a, b in pairwise(packets)]
+    assert max(gaps) >= 10 and during - before >= 10
+    (end,) = events(daemon.final_log, "call.end")
+    assert sum(gaps) <= int(end["ticks_skipped"]) == after  # the call's own count, and the daemon's
 
 
 @pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")
