@@ -9,8 +9,9 @@ stream scores 0 whatever the path's fixed delay. Prints, per N: daemon CPU %, la
 p50/p99/max in ms, packets lost (sequence gaps), the frames the daemon skipped (held up a whole
 20 ms or more, it sends the next frame on time rather than a burst: those never arrive, so the
 lateness cannot show them), the generator's own CPU % (when it nears 100 the figures are the
-generator's, not the daemon's), the calls replaced while measuring, and the daemon's full garbage
-collections in that time (from its metrics) with their mean pause.
+generator's, not the daemon's), the calls replaced while measuring, and, from the daemon's
+metrics, its young garbage collections in that time that held it up over 2 ms, and its full
+collections with their mean pause.
 Loopback only, bounded in time::
 
     .venv/bin/python bench/media_calls.py [--calls 50,100,200,400] [--seconds 6] [--inband] [--realtime 20]
@@ -64,12 +65,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stall_counts(daemon: RunningDaemon) -> tuple[float, float, float]:
-    """From the daemon's metrics: the frames it has skipped so far (held up a whole frame or more: the
-    receiver's lateness cannot show those, they were never sent), and its full garbage collections
-    (how many, and their seconds)."""
+def stall_counts(daemon: RunningDaemon) -> tuple[float, float, float, float]:
+    """From the daemon's metrics, so far: the frames it skipped (held up a whole frame or more: the
+    receiver's lateness cannot show those, they were never sent), its young garbage collections
+    (generations 0 and 1) that took over 2 ms, and its full collections (how many, their seconds)."""
     samples = scrape(daemon)
-    return (value(samples, "ivrd_rtp_packets_skipped_total"),
+    young = sum(value(samples, "ivrd_gc_pause_seconds_count", generation=g)
+                - value(samples, "ivrd_gc_pause_seconds_bucket", generation=g, le="0.002") for g in "01")
+    return (value(samples, "ivrd_rtp_packets_skipped_total"), young,
             value(samples, "ivrd_gc_pause_seconds_count", generation="2"),
             value(samples, "ivrd_gc_pause_seconds_sum", generation="2"))  # fmt: skip
 
@@ -270,7 +273,8 @@ def main() -> int:
     realtime_daemon = ("chrt", "--reset-on-fork", *rr) if rr else ()  # as systemd/ivrd.service runs it
     realtime_generator = ("chrt", *rr) if rr else ()
     print(f"{'calls':>6} {'daemon cpu %':>12} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'packets':>8} {'lost':>6} "
-          f"{'skipped':>7} {'generator cpu %':>15} {'replaced':>8} {'full GCs':>8} {'GC ms':>6}")  # fmt: skip
+          f"{'skipped':>7} {'generator cpu %':>15} {'replaced':>8} {'young GCs >2 ms':>15} "
+          f"{'full GCs':>8} {'GC ms':>6}")  # fmt: skip
     for calls in [int(n) for n in args.calls.split(",")]:
         flows = one_flow(Path(tempfile.mkdtemp(prefix="ivrd-bench-flows-")), LOOPING_PROMPT)
         config = f"{flows}calls:\n  max_concurrent: 100000\nlog:\n  level: warning\n"
@@ -289,12 +293,12 @@ def main() -> int:
             before, t0, stalls = cpu_seconds(daemon.proc.pid), time.monotonic(), stall_counts(daemon)
             time.sleep(args.seconds * 0.9)  # a measuring window inside the generator's
             cpu = (cpu_seconds(daemon.proc.pid) - before) / (time.monotonic() - t0) * 100
-            skipped, count, pauses = np.subtract(stall_counts(daemon), stalls)
+            skipped, young, count, pauses = np.subtract(stall_counts(daemon), stalls)
             out, _ = generator.communicate(timeout=120)
             r = json.loads(out)
             print(f"{calls:>6} {cpu:>12.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['max']:>8.2f} {r['packets']:>8} "
-                  f"{r['lost']:>6} {skipped:>7.0f} {r['gen_cpu']:>15.1f} {r['replaced']:>8} {count:>8.0f} "
-                  f"{pauses / count * 1000 if count else 0:>6.1f}", flush=True)  # fmt: skip
+                  f"{r['lost']:>6} {skipped:>7.0f} {r['gen_cpu']:>15.1f} {r['replaced']:>8} {young:>15.0f} "
+                  f"{count:>8.0f} {pauses / count * 1000 if count else 0:>6.1f}", flush=True)  # fmt: skip
         finally:
             daemon.stop()
             shutil.rmtree(daemon.workdir, ignore_errors=True)

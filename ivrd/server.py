@@ -4,7 +4,6 @@ on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from routing.matcher import ReconfigureError
 
+from . import heap
 from .call import BYE_GRACE, Call
 from .config import Config, live_part, load_config
 from .contact_center import ContactCenter, load_hold_music
@@ -120,10 +120,7 @@ class Daemon:
             self._helpers.spawn(self.flows.watch(self.config.flows.watch_seconds))
         self._helpers.spawn(self._heartbeat(watchdog_interval()))
         self.metrics.watch_collector()
-        # What start-up loaded lives as long as the process. Out of the collector's reach, it no longer
-        # lengthens the full collections that stall every call's audio (by 50 ms or more at 1,000 calls).
-        gc.collect()
-        gc.freeze()
+        heap.settle()  # the start-up heap frozen, collections paced for the audio
         scheduling, inherited = loop_scheduling()
         if inherited:
             event(log, "scheduling.inherited", logging.WARNING, scheduling=scheduling,
