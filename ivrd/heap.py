@@ -5,10 +5,10 @@ A collection walks every object of the generations it collects, and the loop wai
 
 - a full collection walks every live call, 50-100 ms: three to five frames skipped on every call.
   CPython starts one after every hundred young collections (once a quarter of the old generation
-  is newer than the last full one): every 20 s or so when ten calls a second are replaced. Calls
-  are freed by reference counting as they end (``tests/test_call_cycles.py`` holds them to that),
-  so these collections reclaim nothing of theirs: ivrd lets thirty times as many young collections
-  go by first, a few minutes under that churn.
+  is newer than the last full one): within seconds of a rush of new calls, every few minutes when
+  ten calls a second are replaced. Calls are freed by reference counting as they end
+  (``tests/test_call_cycles.py`` holds them to that), so these collections reclaim nothing of
+  theirs: ivrd lets thirty times as many young collections go by first.
 - a middle-generation collection walks the objects of the calls set up since the last one: 3-9 ms
   after ten young collections under that churn, under 2 ms after three. ivrd runs them after three.
 
