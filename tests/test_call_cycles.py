@@ -1,7 +1,7 @@
 """A finished call leaves no reference cycles: the daemon in-process, a real caller over loopback,
 and the garbage collector asked afterwards what it would have to reclaim.
 
-This is what lets the daemon make full collections rare (``ivrd/server.py``): each one holds up
+This is what lets the daemon make full collections rare (``ivrd/heap.py``): each one holds up
 every call's audio for as long as it walks the heap (80 ms at 1,000 calls), and if calls are freed
 by reference counting as they end, it reclaims nothing of theirs.
 """
@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from pathlib import Path
+
+import pytest
 
 from ivrd.config import load_config
 from ivrd.server import Daemon
-from tests.integration.daemon import PROMPT, free_port
+from tests.integration.daemon import free_port
 from tests.integration.rtp_caller import RtpCaller
 
 CALLS = 3
 SILENCE_PCMU = b"\xff" * 160
-FLOW = f"""default: true
+FLOW = """default: true
 steps:
-  greet:
-    play: {PROMPT}
   choose:
     menu: "Press one."
     choices:
-      - {{ key: 1, goto: hold }}
+      - { key: 1, goto: hold }
     timeout: 10
   hold:
     wait: 3600
@@ -35,13 +36,14 @@ steps:
 
 
 def _call(port: int) -> None:
-    """One caller, start to end: answered, heard, a key pressed while the menu speaks, hung up."""
+    """One caller, start to end: answered, the menu heard (spoken by espeak-ng), its key pressed, on hold,
+    hung up."""
     caller = RtpCaller(port)
     try:
         caller.call()
         for _ in range(10):
             caller.send_rtp(0, SILENCE_PCMU)
-        caller.wait_for_packets(60)  # the prompt has played, the menu is speaking
+        caller.wait_for_packets(60)  # the menu has been said
         caller.press_rfc4733(1)
         caller.send_rtp(0, SILENCE_PCMU)
         assert caller.bye() == 200
@@ -56,7 +58,8 @@ def _ours(thing: object) -> bool:
         code is not None and any(f"/{top}/" in code.co_filename for top in ("ivrd", "flows", "routing", "asr")))
 
 
-def test_a_finished_call_leaves_no_reference_cycles(tmp_path: Path) -> None:
+def test_a_finished_call_leaves_no_reference_cycles(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ivrd")
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "main.yaml").write_text(FLOW)
     port = free_port()
@@ -93,4 +96,6 @@ def test_a_finished_call_leaves_no_reference_cycles(tmp_path: Path) -> None:
             await daemon.shutdown()
 
     leftovers = asyncio.run(scenario())
+    ends = [record.fields for record in caplog.records if record.msg == "call.end"]  # type: ignore[attr-defined]
+    assert [end["digits"] for end in ends] == ["1"] * (1 + CALLS)  # each went through the menu
     assert not leftovers, sorted({type(thing).__qualname__ for thing in leftovers})
