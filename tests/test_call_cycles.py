@@ -18,10 +18,9 @@ import pytest
 from ivrd.config import load_config
 from ivrd.server import Daemon
 from tests.integration.daemon import free_port
-from tests.integration.rtp_caller import RtpCaller
+from tests.integration.rtp_caller import SILENCE_PCMU, RtpCaller
 
 CALLS = 3
-SILENCE_PCMU = b"\xff" * 160
 FLOW = """default: true
 steps:
   choose:
@@ -51,11 +50,14 @@ def _call(port: int) -> None:
         caller.close()
 
 
+PACKAGES = ("ivrd", "flows", "routing", "asr")
+
+
 def _ours(thing: object) -> bool:
-    module = type(thing).__module__ or ""
+    """An object of the project's, or a coroutine, frame or function running its code."""
     code = getattr(thing, "cr_code", None) or getattr(thing, "f_code", None) or getattr(thing, "__code__", None)
-    return module.split(".")[0] in {"ivrd", "flows", "routing", "asr"} or (
-        code is not None and any(f"/{top}/" in code.co_filename for top in ("ivrd", "flows", "routing", "asr")))
+    return (type(thing).__module__ or "").split(".")[0] in PACKAGES or (
+        code is not None and any(f"/{package}/" in code.co_filename for package in PACKAGES))
 
 
 def test_a_finished_call_leaves_no_reference_cycles(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -14,6 +14,8 @@ from ivrd.media.rtp import build_rtp, parse_rtp
 from ivrd.sip.build import make_response
 from ivrd.sip.message import Request, Response, parse_message
 
+SILENCE_PCMU = b"\xff" * 160  # one 20 ms frame of μ-law silence
+
 
 @dataclass
 class Received:

@@ -19,12 +19,11 @@ from tests.integration.baresip import CONFIG_DIR, Baresip
 from tests.integration.daemon import PROMPT, daemon_running, free_port, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import require, sipp
-from tests.integration.rtp_caller import RtpCaller
+from tests.integration.rtp_caller import SILENCE_PCMU, RtpCaller
 from tests.integration.scrape import scrape, value
 
 pytestmark = pytest.mark.peers
 PROMPT_THEN_HOLD = f"  greet:\n    play: {PROMPT}\n  hold:\n    wait: 3600\n    next: hold\n"
-SILENCE_PCMU = b"\xff" * 160
 
 
 def test_sipp_pcap_audio_and_rfc4733_digit_reach_the_call(tmp_path):

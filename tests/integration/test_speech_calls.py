@@ -17,12 +17,11 @@ from tests.integration.baresip import Baresip
 from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import require
-from tests.integration.rtp_caller import RtpCaller
+from tests.integration.rtp_caller import SILENCE_PCMU, RtpCaller
 from tests.integration.scrape import scrape, value
 from tests.integration.test_flows import example_flows, serving
 
 pytestmark = pytest.mark.peers
-SILENCE_PCMU = b"\xff" * 160
 QUIET = np.zeros(1600, dtype=np.int16)  # 200 ms
 
 
