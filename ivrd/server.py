@@ -70,7 +70,7 @@ class Daemon:
         self.calls: dict[int, Call] = {}
         self._tasks = TaskSet()  # the calls
         self._stop = asyncio.Event()
-        self._helpers = TaskSet()  # reloads, the file watcher, the heartbeat
+        self._helpers = TaskSet()  # reloads, the file watcher, the heartbeat, the collector's pace
         self.bound_ports: list[int] = []
         self.listeners: list[tuple[str, str, int]] = []  # (transport, address, port) as bound
         self.speech = Speech(config.asr)
@@ -121,6 +121,7 @@ class Daemon:
         self._helpers.spawn(self._heartbeat(watchdog_interval()))
         self.metrics.watch_collector()
         heap.settle()  # the start-up heap frozen, collections paced for the audio
+        self._helpers.spawn(heap.pace())
         scheduling, inherited = loop_scheduling()
         if inherited:
             event(log, "scheduling.inherited", logging.WARNING, scheduling=scheduling,

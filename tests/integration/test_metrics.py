@@ -79,3 +79,16 @@ def test_the_process_and_its_garbage_collector_pauses_are_measured():
     assert value(samples, "python_gc_collections_total", generation="2") >= 1
     assert value(samples, "process_resident_memory_bytes") > 10e6
     assert 0.5 * descriptors < value(samples, "process_open_fds") <= value(samples, "process_max_fds")
+
+
+def test_an_idle_daemon_collects_its_young_objects_at_its_own_pace():
+    """Nothing allocates, so CPython's count would start no collection: the daemon's pace does, the
+    middle generation's included (``ivrd/heap.py``)."""
+    with daemon_running() as daemon:
+        before = scrape(daemon)
+        after = wait_for(daemon, "ivrd_gc_pause_seconds_count",
+                         value(before, "ivrd_gc_pause_seconds_count", generation="1") + 3, generation="1")
+    assert value(after, "ivrd_gc_pause_seconds_count", generation="0") > value(
+        before, "ivrd_gc_pause_seconds_count", generation="0")
+    assert value(after, "ivrd_gc_pause_seconds_count", generation="2") == value(
+        before, "ivrd_gc_pause_seconds_count", generation="2")  # full collections are not paced
