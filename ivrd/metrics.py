@@ -16,7 +16,8 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from operator import add
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, ProcessCollector, generate_latest
@@ -28,7 +29,7 @@ from routing.agents import State
 from routing.estimate import expected_wait
 from routing.matcher import OVERFLOW_REASONS
 
-from .media.session import MediaSession
+from .media.session import MediaSession, PacketCounts
 
 if TYPE_CHECKING:
     from .config import RoutingConfig
@@ -48,19 +49,16 @@ LOOKUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STEP_RESULTS = {"choice": "match", "digits": "match", "speech": "match", "nomatch": "nomatch", "noinput": "noinput"}
 CALLBACK_RESULTS = ("requested", "connected", "no_answer", "failed")
 # Media session counters summed into the RTP totals: metric name -> how to read it off a session.
-_RTP_COUNTERS: dict[str, tuple[str, Callable[[MediaSession], int]]] = {
-    "received": ("RTP packets received from the latched source", lambda s: s.stats.received),
-    "sent": ("RTP packets sent", lambda s: s.sent),
-    "skipped": ("RTP packets never sent because the event loop was held up past their time by a whole frame or "
-                "more (a garbage collection, the machine): a gap in the audio, the RTP clock carried over it",
-                lambda s: s.skipped),
-    "lost": ("RTP packets that never came in time to be played (concealed with silence)",
-             lambda s: s.jitter.stats.lost),
-    "late": ("RTP packets that came after their playout time and were dropped", lambda s: s.jitter.stats.late),
-    "foreign": ("RTP packets dropped because they came from a source other than the latched one",
-                lambda s: s.latch.foreign),
-    "malformed": ("RTP packets dropped as malformed or of a payload type not negotiated",
-                  lambda s: s.malformed + s.wrong_payload),
+# What each of a media session's packet counts means, as ``ivrd_rtp_packets_<name>_total``.
+_RTP_COUNTERS: dict[str, str] = {
+    "received": "RTP packets received from the latched source",
+    "sent": "RTP packets sent",
+    "skipped": "RTP packets never sent because the event loop was held up past their time by a whole frame or more "
+               "(a garbage collection, the machine): a gap in the audio, the RTP clock carried over it",
+    "lost": "RTP packets that never came in time to be played (concealed with silence)",
+    "late": "RTP packets that came after their playout time and were dropped",
+    "foreign": "RTP packets dropped because they came from a source other than the latched one",
+    "malformed": "RTP packets dropped as malformed or of a payload type not negotiated",
 }  # fmt: skip
 
 
@@ -190,11 +188,10 @@ class _MediaTotals:
     """What the closed media sessions counted."""
 
     def __init__(self) -> None:
-        self.counts = dict.fromkeys(_RTP_COUNTERS, 0)
+        self.counts = PacketCounts(*[0] * len(PacketCounts._fields))
 
     def add(self, media: MediaSession) -> None:
-        for name, (_, read) in _RTP_COUNTERS.items():
-            self.counts[name] += read(media)
+        self.counts = PacketCounts(*map(add, self.counts, media.packet_counts()))
 
 
 class _Snapshot(Collector):
@@ -239,10 +236,11 @@ class _Snapshot(Collector):
         return sessions
 
     def _media(self) -> Iterator[Metric]:
-        live = self._live_sessions()
-        for name, (text, read) in _RTP_COUNTERS.items():
-            value = self.closed.counts[name] + sum(read(s) for s in live)
-            yield CounterMetricFamily(f"ivrd_rtp_packets_{name}", text, value=value)
+        # One pass over the live sessions, column sums in C: at 1,000 calls a scrape holds the loop up
+        # that much less.
+        counts = [self.closed.counts, *(media.packet_counts() for media in self._live_sessions())]
+        for name, column in zip(PacketCounts._fields, zip(*counts, strict=True), strict=True):
+            yield CounterMetricFamily(f"ivrd_rtp_packets_{name}", _RTP_COUNTERS[name], value=sum(column))
         lateness = self.daemon.frame_clock.lateness
         buckets, running = [], 0
         for bound, count in zip((*lateness.bounds, math.inf), lateness.counts, strict=True):

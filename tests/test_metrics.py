@@ -6,7 +6,8 @@ import os
 
 from ivrd.config import QueueConfig, RoutingConfig
 from ivrd.media.pacer import Lateness
-from ivrd.metrics import WAIT_BUCKETS, wait_buckets
+from ivrd.media.session import PacketCounts
+from ivrd.metrics import _RTP_COUNTERS, WAIT_BUCKETS, wait_buckets
 from ivrd.sdnotify import watchdog_interval
 from ivrd.sip.counts import SipCounts
 from ivrd.sip.flow import Flow
@@ -24,6 +25,11 @@ def test_lateness_buckets_are_inclusive_upper_bounds_and_add_up():
     assert lateness.counts == [2, 2, 1]  # le 0.001, le 0.002, above
     lateness.observe(0.003)
     assert lateness.counts == [2, 2, 2] and abs(lateness.sum - 0.5075) < 1e-9
+
+
+def test_every_packet_count_of_a_media_session_is_exported_with_its_meaning():
+    assert list(_RTP_COUNTERS) == list(PacketCounts._fields)
+    assert all(_RTP_COUNTERS.values())
 
 
 def test_a_peer_cannot_grow_the_method_label_set():

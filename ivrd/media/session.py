@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final, NamedTuple, cast
 
 import numpy as np
 
@@ -47,6 +47,18 @@ class MediaSettings:
     idle_silence: bool = True
     jitter_min_frames: int = 1
     jitter_max_frames: int = 10
+
+
+class PacketCounts(NamedTuple):
+    """A session's RTP packet counts, as the metrics add them up over every call."""
+
+    received: int  # from the latched source
+    sent: int
+    skipped: int  # never sent: the loop was held up a whole frame or more past their time
+    lost: int  # never came in time to be played
+    late: int  # came after their playout time
+    foreign: int  # from a source other than the latched one
+    malformed: int  # unparsable, or of a payload type not negotiated
 
 
 class MediaSession:
@@ -328,6 +340,12 @@ class MediaSession:
                 self._on_digit(finished)
         else:
             self.wrong_payload += 1
+
+    def packet_counts(self) -> PacketCounts:
+        """What this session has counted so far (read at every scrape: one call per session)."""
+        jitter = self.jitter.stats
+        return PacketCounts(self.stats.received, self.sent, self.skipped, jitter.lost, jitter.late, self.latch.foreign,
+                            self.malformed + self.wrong_payload)
 
     def summary(self) -> dict[str, object]:
         """Figures for the call's end-of-call log line."""
