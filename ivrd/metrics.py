@@ -48,7 +48,6 @@ LOOKUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # The flow path's events, as a question's result.
 STEP_RESULTS = {"choice": "match", "digits": "match", "speech": "match", "nomatch": "nomatch", "noinput": "noinput"}
 CALLBACK_RESULTS = ("requested", "connected", "no_answer", "failed")
-# Media session counters summed into the RTP totals: metric name -> how to read it off a session.
 # What each of a media session's packet counts means, as ``ivrd_rtp_packets_<name>_total``.
 _RTP_COUNTERS: dict[str, str] = {
     "received": "RTP packets received from the latched source",
