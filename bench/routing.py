@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from routing.agents import Agent, State
+from routing.agents import Agent, AgentState
 from routing.matcher import Offer, QueueSpec, Router
 
 SKILLS = [f"skill{i}" for i in range(17)] + ["english", "spanish", "german"]
@@ -34,7 +34,7 @@ def build(agents: int, callers: int, rng: random.Random) -> Router:
     for n in range(agents):
         skills = {s: rng.randint(1, 5) for s in rng.sample(SKILLS, rng.randint(3, 6))}
         skills.update({f"skill{n % 10}": 5, rng.choice(["english", "spanish"]): 3})  # everyone serves a queue
-        agent = Agent(f"a{n}", skills, state=State.BUSY)
+        agent = Agent(f"a{n}", skills, state=AgentState.BUSY)
         router.add_agent(agent, 0.0)
     for n in range(callers):
         router.join(f"c{n}", f"q{rng.randrange(10)}", 0.0)
@@ -46,7 +46,7 @@ def run(agents: int, callers: int, events: int, rng: random.Random) -> tuple[flo
     router = build(agents, callers, rng)
     now = 1.0
     timings = []
-    busy = [a for a in router.agents.values() if a.state is State.BUSY]
+    busy = [a for a in router.agents.values() if a.state is AgentState.BUSY]
     next_caller = callers
     start = time.perf_counter()
     for _ in range(events):

@@ -142,7 +142,7 @@ class JoinQueue:
 
 
 @dataclass(frozen=True, slots=True)
-class HangUp:
+class EndCall:
     pass
 
 
@@ -154,7 +154,7 @@ class Notice:
 
 
 Action = (PlayPrompt | StopPrompt | StartListening | StopListening | Fetch | StartRecording | StopRecording
-          | TransferCall | JoinQueue | HangUp | Notice)  # fmt: skip
+          | TransferCall | JoinQueue | EndCall | Notice)  # fmt: skip
 
 # ---- what happened --------------------------------------------------------------------------------
 
@@ -205,7 +205,7 @@ class Transferred:
 
 @dataclass(frozen=True, slots=True)
 class QueueLeft:
-    reason: str  # one of routing.matcher.OVERFLOW_REASONS
+    reason: str  # one of flows.schema.OVERFLOW_REASONS
     callback: str | None = None  # the number a callback will go to (reason "callback")
 
 
@@ -217,7 +217,7 @@ class AgentConnected:
     waited: float
 
 
-Event = (KeyPressed | PromptDone | SpeechStarted | SpeechHeard | LookupDone | RecordingDone | TransferFailed
+FlowEvent = (KeyPressed | PromptDone | SpeechStarted | SpeechHeard | LookupDone | RecordingDone | TransferFailed
          | Transferred | QueueLeft | AgentConnected)  # fmt: skip
 
 # ---- the run --------------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class FlowRun:
         self._set_now(now)
         self._go(flow.start, now)
 
-    def feed(self, event: Event, now: float) -> None:
+    def feed(self, event: FlowEvent, now: float) -> None:
         if self.finished:
             return
         self._set_now(now)
@@ -375,7 +375,7 @@ class FlowRun:
 
     def _hang_up(self, now: float, reason: str) -> None:
         self._record(now, "hangup", by="flow", reason=reason)
-        self._actions.append(HangUp())
+        self._actions.append(EndCall())
         self.finished = True
 
     def _enter(self, step: Step, now: float) -> str | None:
@@ -483,7 +483,7 @@ class FlowRun:
 
     # ---- events -----------------------------------------------------------------------------------
 
-    def _on_awaited(self, event: Event, now: float) -> None:
+    def _on_awaited(self, event: FlowEvent, now: float) -> None:
         step = self._current()
         self._waiting_for = None
         if isinstance(step, (Play, Say)):

@@ -20,13 +20,17 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
+from ivrd.sip.dtmf import KEYS
 from ivrd.yaml_loader import Problem, bind, scalar, where
-from routing.matcher import OVERFLOW_REASONS
 
 from .expressions import Expression, ExpressionError, Template, compile_expression, compile_template
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DTMF_KEYS = frozenset("0123456789*#ABCD")
+DTMF_KEYS = frozenset(KEYS)
+OverflowReason = Literal["max_wait", "full", "no_agents", "escalated", "callback"]
+# Why a caller leaves a queue without an agent, each an exit of the queue step; the router decides all but
+# "callback" (the caller asked to be called back, keeping their place: the contact center's doing).
+OVERFLOW_REASONS: tuple[OverflowReason, ...] = ("max_wait", "full", "no_agents", "escalated", "callback")
 NUMBER = re.compile(r"[A-Za-z0-9+#._-]+\*?|\*")
 SIP_URI = re.compile(r"sips?:[^\s<>\"{}]+")
 RESERVED = frozenset({"caller", "dialed", "call", "now", "digits", "speech", "menu", "lookup", "params"})

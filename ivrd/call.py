@@ -10,21 +10,21 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import socket
 import time
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from asr.base import Result
 from flows.interpreter import (
     Action,
     AgentConnected,
     CallInfo,
-    Event,
+    EndCall,
     Fetch,
+    FlowEvent,
     FlowRun,
-    HangUp,
     JoinQueue,
     KeyPressed,
     Notice,
@@ -48,20 +48,18 @@ from flows.interpreter import (
 from .logs import event
 from .media.capture import Capture
 from .media.dtmf import Digit, DigitStream
-from .media.player import BEEP, Prompt
-from .media.ports import bind_pair
+from .media.player import BEEP, Clip
+from .media.ports import BoundPorts
 from .media.recorder import Recorder, recording_path
 from .media.session import MediaSession
 from .media.tts import TtsError
 from .metrics import STEP_RESULTS
 from .records import CallRecord, as_json
+from .services import CallServices
+from .sip.leg import CallLeg, LegState
 from .sip.sdp import AudioSession
-from .sip.ua import CallLeg, LegState
 from .speech import SpeechStream
 from .tasks import TaskSet
-
-if TYPE_CHECKING:
-    from .server import Daemon
 
 log = logging.getLogger("ivrd.call")
 # How long a BYE of ours may take to complete (Timer F is 64*T1 = 32 s by default).
@@ -71,29 +69,30 @@ LOCAL_ZONE = datetime.now().astimezone().tzinfo or UTC  # for the flows' now.hou
 
 
 class Call:
-    """The life of one incoming call, driven by :meth:`run` in its own task."""
+    """The life of one incoming call, driven by :meth:`run` in its own task. To the contact center it
+    is a :class:`~ivrd.center.model.Caller`."""
 
-    def __init__(self, leg: CallLeg, daemon: Daemon) -> None:
+    def __init__(self, leg: CallLeg, services: CallServices) -> None:
         self.id = secrets.token_urlsafe(9)  # in the context link agents get: short, and not guessable
         self.started = time.time()
         self.leg = leg
-        self.daemon = daemon
+        self.services = services
         self.ended = asyncio.Event()
         self.end_reason = ""
         self.digits = DigitStream()
         self.media: MediaSession | None = None
-        self._sock: socket.socket | None = None
-        self._rtcp_sock: socket.socket | None = None
-        self._background = TaskSet()
-        self._port: int | None = None
+        self._ports: BoundPorts | None = None  # bound at answer (the media session's once it opens)
+        self._background = TaskSet(services.faults, "call.task")
         self.flow_run: FlowRun | None = None
+        self._inbox: deque[FlowEvent] = deque()  # what happened while the run's actions were being carried out
+        self._driving = False
         self._flow_timer: asyncio.TimerHandle | None = None
         self._prompt_serial = 0  # counts prompts asked for and stopped: a late synthesis for a stopped one is dropped
         self._barge_in = False  # whether what plays now may be cut short by the caller
         self._capture: Capture | None = None
         self._transfer_timer: asyncio.TimerHandle | None = None  # a REFER whose outcome has not come
         self._speech: SpeechStream | None = None
-        self._hold: Prompt | None = None  # looped while the caller waits in a queue
+        self._hold: Clip | None = None  # looped while the caller waits in a queue
         self._path_counted = 0  # path entries already counted in the metrics
         self.queue: str | None = None  # the queue the caller waits in now
         self.joined: str | None = None  # the last queue they joined
@@ -103,16 +102,34 @@ class Call:
         self.outcome: str | None = None  # set when the call ended before it was answered
         self.callback: str | None = None  # the number to call back, when the caller asked for it
 
+    # ---- who it is, to the contact center ----------------------------------------------------------------
+
+    @property
+    def call_id(self) -> str:
+        return self.leg.call_id
+
+    @property
+    def number(self) -> str:
+        return self.leg.caller_number
+
+    @property
+    def name(self) -> str:
+        return self.leg.caller_name
+
+    @property
+    def dialed(self) -> str:
+        return self.leg.dialed_number
+
     # ---- events from the SIP core and the media session ---------------------------------------------
 
     def on_ended(self, reason: str) -> None:
         self.end_reason = reason
         self.ended.set()
         if self.queue is not None:
-            self.daemon.contact_center.caller_gone(self)
+            self.services.center.caller_gone(self)
 
     def on_confirmed(self) -> None:
-        if self.media is None and self.leg.audio is not None and self._sock is not None:
+        if self.media is None and self.leg.audio is not None and self._ports is not None:
             self._start_media(self.leg.audio)  # an offerless INVITE: the ACK carried the answer
 
     def on_media_changed(self, audio: AudioSession) -> None:
@@ -132,7 +149,7 @@ class Call:
         if self.digits.add(digit):
             event(log, "call.dtmf", call_id=self.leg.call_id, digit=digit.digit, source=digit.source,
                   duration_ms=digit.duration_ms)  # fmt: skip
-            if self.queue is None or not self.daemon.contact_center.key(self, digit.digit):
+            if self.queue is None or not self.services.center.key(self, digit.digit):
                 self._feed(KeyPressed(digit.digit))
 
     # ---- the call's life --------------------------------------------------------------------------
@@ -143,29 +160,26 @@ class Call:
         return self.ended.is_set()
 
     async def run(self) -> None:
-        sip = self.daemon.sip
-        config = self.daemon.config
+        sip = self.services.sip
+        config = self.services.config
+        metrics = self.services.metrics
         leg = self.leg
-        loop = asyncio.get_running_loop()
         try:
-            sip.ua.ring(leg, loop.time())
-            sip.flush()
+            sip.ring(leg)
             if (config.sip.answer_after and await self._wait_end(config.sip.answer_after)) or self.ended.is_set():
-                self.daemon.metrics.call_setups.labels("cancelled").inc()
+                metrics.call_setups.labels("cancelled").inc()
                 self.outcome = "cancelled"
                 return
-            address = config.media.address or leg.flow.local[0]
-            port = self._bind_media(address)
-            if port is None:
+            bound = self.services.media.bind(leg.flow.local[0])
+            if bound is None:
                 event(log, "call.no_media_port", logging.WARNING, call_id=leg.call_id)
-                sip.ua.reject(leg, 503, loop.time(), reason="no-media-port")
-                sip.flush()
-                self.daemon.metrics.call_setups.labels("rejected").inc()
+                sip.reject(leg, 503, reason="no-media-port")
+                metrics.call_setups.labels("rejected").inc()
                 self.outcome = "rejected"
                 return
-            sip.ua.answer(leg, media_address=address, media_port=port, now=loop.time())
-            sip.flush()
-            self.daemon.metrics.call_setups.labels("answered").inc()
+            address, self._ports = bound
+            sip.answer(leg, media_address=address, media_port=self._ports.port)
+            metrics.call_setups.labels("answered").inc()
             if leg.audio is not None and leg.awaiting_answer is None:
                 self._start_media(leg.audio)
             if not await self._wait_end(config.calls.max_duration):
@@ -173,8 +187,7 @@ class Call:
                 await self.hangup()
         except asyncio.CancelledError:
             if leg.state is not LegState.ENDED:
-                sip.ua.hangup(leg, loop.time())
-                sip.flush()
+                sip.hangup(leg)
             raise
         finally:
             media = self.media.summary() if self.media else {}
@@ -191,48 +204,24 @@ class Call:
                 event(log, "call.end", call_id=leg.call_id, reason=record.end_reason, outcome=record.outcome,
                       digits=self.digits.text, recording=record.recording, **media, flow=record.flow,
                       flow_version=record.flow_version, path=record.path, variables=record.variables)  # fmt: skip
-                if self.daemon.records is not None:
-                    self.daemon.records.add(record)
+                if self.services.records is not None:
+                    self.services.records.add(record)
 
     async def hangup(self) -> None:
         """End the call from our side and wait (bounded) for the BYE to complete."""
-        self.daemon.sip.ua.hangup(self.leg, asyncio.get_running_loop().time())
-        self.daemon.sip.flush()
+        self.services.sip.hangup(self.leg)
         await self._wait_end(BYE_GRACE)
 
     # ---- media ------------------------------------------------------------------------------------
 
-    def _bind_media(self, address: str) -> int | None:
-        bound = bind_pair(self.daemon.ports, address)
-        if bound is None:
-            return None
-        self._sock, self._rtcp_sock, self._port = bound.rtp, bound.rtcp, bound.port
-        return bound.port
-
     def _start_media(self, audio: AudioSession) -> None:
-        assert self._sock is not None
-        media = MediaSession(audio, self.daemon.media_settings, self.daemon.frame_clock, self.daemon.media_sockets,
-                             on_digit=self.on_digit, on_digit_start=self.on_digit_start)  # fmt: skip
-        calls = self.daemon.config.calls
+        assert self._ports is not None
+        media = self.services.media.open(audio, self._ports, on_digit=self.on_digit, on_digit_start=self.on_digit_start)
+        calls = self.services.config.calls
         if calls.record:
             path = recording_path(Path(calls.recordings_dir), self.leg.call_id, time.time())
-            media.recorder = Recorder(path, self.daemon.disk)
+            media.recorder = Recorder(path, self.services.disk)
         self.media = media
-        sock, self._sock = self._sock, None
-        rtcp_sock, self._rtcp_sock = self._rtcp_sock, None
-        if audio.rtcp_mux and rtcp_sock is not None:  # RTCP comes on the RTP port: the odd one is not needed
-            rtcp_sock.close()
-            rtcp_sock = None
-        task = self._background.spawn(media.open(sock, rtcp_sock))
-        task.add_done_callback(lambda done: self._media_opened(media, done))
-
-    def _media_opened(self, media: MediaSession, opening: asyncio.Task[None]) -> None:
-        error = None if opening.cancelled() else opening.exception()
-        if error is not None:
-            event(log, "call.media_failed", logging.WARNING, call_id=self.leg.call_id, error=repr(error))
-        if error is not None or self.media is not media or self.ended.is_set():
-            media.close()
-            return
         media.player.on_finished = self._prompt_finished
         self._start_flow()  # first: a prompt it plays at once starts with the first frame
         media.start()
@@ -241,28 +230,44 @@ class Call:
 
     def _start_flow(self) -> None:
         leg = self.leg
-        deployment = self.daemon.flows.current
+        deployment = self.services.flows.current
         assert deployment is not None
         info = CallInfo(leg.call_id, leg.caller_number, leg.caller_name, leg.dialed_number)
         self.flow_run = FlowRun(deployment, info, zone=LOCAL_ZONE)
         self.flow_run.start(time.time())
         event(log, "call.flow", call_id=leg.call_id, flow=self.flow_run.flow.name, version=deployment.version)
-        self.daemon.metrics.flow_calls.labels(self.flow_run.flow.name, deployment.version).inc()
+        self.services.metrics.flow_calls.labels(self.flow_run.flow.name, deployment.version).inc()
         self._drive()
 
-    def _feed(self, happened: Event) -> None:
-        if self.flow_run is not None and not self.ended.is_set():
-            self.flow_run.feed(happened, time.time())
+    def _feed(self, happened: FlowEvent) -> None:
+        """Tell the run what happened. Something that happens while the run's actions are being carried
+        out (a prompt with nothing to play, a queue that refuses the caller) waits in the inbox until they
+        are: the run is never re-entered."""
+        if self.flow_run is None or self.ended.is_set():
+            return
+        self._inbox.append(happened)
+        if not self._driving:
             self._drive()
 
     def _drive(self) -> None:
-        """Carry out what the run asks for, then wait for its next deadline."""
+        """Carry out what the run asks for, and what it asks after each event that comes meanwhile; then
+        wait for its next deadline."""
         run = self.flow_run
         assert run is not None
-        self._count_answers(run)
-        while actions := run.take_actions():
-            for action in actions:
-                self._do(action)
+        self._driving = True
+        try:
+            while True:
+                self._count_answers(run)
+                while actions := run.take_actions():
+                    for action in actions:
+                        self._do(action)
+                if not self._inbox:
+                    break
+                happened = self._inbox.popleft()
+                if not self.ended.is_set():
+                    run.feed(happened, time.time())
+        finally:
+            self._driving = False
         if self._flow_timer is not None:
             self._flow_timer.cancel()
             self._flow_timer = None
@@ -272,7 +277,7 @@ class Call:
 
     def _count_answers(self, run: FlowRun) -> None:
         """Count the questions answered since the last look (the path is the record of them)."""
-        metrics = self.daemon.metrics
+        metrics = self.services.metrics
         for entry in run.path[self._path_counted:]:
             result = STEP_RESULTS.get(entry["event"])
             if result is None:
@@ -314,8 +319,8 @@ class Call:
             self._transfer(action.uri)
         elif isinstance(action, JoinQueue):
             self.queue = self.joined = action.queue
-            self.daemon.contact_center.join(self, action)
-        elif isinstance(action, HangUp):
+            self.services.center.join(self, action)
+        elif isinstance(action, EndCall):
             self._background.spawn(self.hangup())
         elif isinstance(action, Notice):
             event(log, "flow.notice", logging.WARNING, call_id=call_id, message=action.message)
@@ -326,10 +331,9 @@ class Call:
 
     def _transfer(self, uri: str) -> None:
         event(log, "call.transfer", call_id=self.leg.call_id, to=uri)
-        if not self.daemon.sip.ua.refer(self.leg, uri, asyncio.get_running_loop().time()):
-            self._soon(TransferFailed("the call is not up"))
+        if not self.services.sip.refer(self.leg, uri):
+            self._feed(TransferFailed("the call is not up"))
             return
-        self.daemon.sip.flush()
         self._transfer_timer = asyncio.get_running_loop().call_later(
             TRANSFER_TIMEOUT, self._transfer_result, 408, "no result from the transfer")  # fmt: skip
 
@@ -352,7 +356,7 @@ class Call:
 
     def _listen(self, action: StartListening) -> None:
         self._stop_listening()
-        speech = self.daemon.speech
+        speech = self.services.speech
         engine = speech.engine_for(action.language)
         if engine is None or self.media is None:
             return  # no model for the language (refused at load unless the model failed): keys still work
@@ -393,7 +397,7 @@ class Call:
               latency_ms=round(latency * 1000), ended_by=stream.ended_by,
               silence_ms=round(stream.trailing_silence * 1000) if stream.ended_by != "max" else None,
               dropped=stream.dropped or None)  # fmt: skip
-        metrics, language = self.daemon.metrics, stream.language
+        metrics, language = self.services.metrics, stream.language
         if result.text:
             metrics.speech_confidence.labels(language).observe(result.confidence)
             metrics.speech_latency.labels(language).observe(latency)
@@ -406,34 +410,30 @@ class Call:
             outcome = "match" if events & {"choice", "speech"} else "noinput" if "noinput" in events else "nomatch"
             metrics.speech_results.labels(language, outcome).inc()
 
-    def _soon(self, happened: Event) -> None:
-        """Report ``happened`` on the next turn of the loop (never from inside :meth:`_drive`)."""
-        asyncio.get_running_loop().call_soon(self._feed, happened)
-
-    def _prompt_file(self, path: str) -> Prompt:
+    def _prompt_file(self, path: str) -> Clip:
         assert self.flow_run is not None
-        prompt: Prompt = self.flow_run.deployment.prompts[path]  # loaded with the flows
+        prompt: Clip = self.flow_run.deployment.prompts[path]  # loaded with the flows
         return prompt
 
     async def _synthesize_and_play(self, action: PlayPrompt, serial: int) -> None:
-        prompts: list[Prompt] = []
+        prompts: list[Clip] = []
         for sound in action.sounds:
             if sound.file is not None:
                 prompts.append(self._prompt_file(sound.file))
             elif sound.text is not None:
                 try:
-                    prompts.append(await self.daemon.speaker.say(sound.text, sound.voice))
+                    prompts.append(await self.services.speaker.say(sound.text, sound.voice))
                 except TtsError as exc:
                     event(log, "call.say_failed", logging.WARNING, call_id=self.leg.call_id, error=str(exc))
         if serial == self._prompt_serial:  # not stopped (or superseded) while it was being synthesized
             self._play(prompts)
 
-    def _play(self, prompts: list[Prompt]) -> None:
+    def _play(self, prompts: list[Clip]) -> None:
         media = self.media
         if media is None or self.ended.is_set():
             return
         if not prompts:
-            self._soon(PromptDone())
+            self._feed(PromptDone())
         for prompt in prompts:
             media.player.play(prompt)
 
@@ -441,11 +441,11 @@ class Call:
         if self._hold is not None and self.media is not None:
             self.media.player.play(self._hold)  # hold music loops; the flow waits for the queue, not prompts
             return
-        self._soon(PromptDone())
+        self._feed(PromptDone())
 
     # ---- in a queue (driven by the contact center) -----------------------------------------------------
 
-    def hold(self, music: Prompt | None) -> None:
+    def hold(self, music: Clip | None) -> None:
         """Loop ``music`` while the caller waits (None: stop it; silence when the queue has none)."""
         self._prompt_serial += 1
         self._hold = music
@@ -461,7 +461,7 @@ class Call:
 
         async def say() -> None:
             try:
-                prompt = await self.daemon.speaker.say(text, None)
+                prompt = await self.services.speaker.say(text, None)
             except TtsError as exc:
                 event(log, "call.say_failed", logging.WARNING, call_id=self.leg.call_id, error=str(exc))
                 return
@@ -477,10 +477,19 @@ class Call:
             self.waited = happened.waited
         else:
             self.queue = None
-        self._soon(happened)
+            self.callback = happened.callback
+        self._feed(happened)
 
-    def flow_notice(self, notice: Notice) -> None:
+    def notice(self, notice: Notice) -> None:
         self._do(notice)
+
+    def bridge(self, media: MediaSession) -> MediaSession | None:
+        """The caller hears the agent's ``media`` and the agent the caller, from now on."""
+        if self.media is None:
+            return None
+        self.media.player.stop()
+        self.media.bridge(media)
+        return self.media
 
     def agent_gone(self, talk: float, hold: float, wrap_up: float) -> None:
         """The agent's call ended (their hang-up, or ours): the call is over for the caller too."""
@@ -500,23 +509,23 @@ class Call:
 
     async def _fetch(self, request: Fetch) -> None:
         started = time.monotonic()
-        done = await self.daemon.lookups.fetch(request)
+        done = await self.services.lookups.fetch(request)
         seconds = time.monotonic() - started
         event(log, "flow.lookup", call_id=self.leg.call_id, url=request.url, ok=done.error is None,
               error=done.error, seconds=round(seconds, 3))  # fmt: skip
         flow = self.flow_run.flow.name if self.flow_run is not None else ""
-        self.daemon.metrics.lookup_seconds.labels(flow).observe(seconds)
+        self.services.metrics.lookup_seconds.labels(flow).observe(seconds)
         if done.error is not None:
-            self.daemon.metrics.lookup_failures.labels(flow).inc()
+            self.services.metrics.lookup_failures.labels(flow).inc()
         self._feed(done)
 
     def _start_capture(self, action: StartRecording) -> None:
         media = self.media
         if media is None:
-            self._soon(RecordingDone(None, 0.0))
+            self._feed(RecordingDone(None, 0.0))
             return
-        path = recording_path(Path(self.daemon.config.flows.voicemail_dir), self.leg.call_id, time.time())
-        recorder = Recorder(path, self.daemon.disk)
+        path = recording_path(Path(self.services.config.flows.voicemail_dir), self.leg.call_id, time.time())
+        recorder = Recorder(path, self.services.disk)
 
         def ended(reason: str) -> None:
             self._background.spawn(self._capture_done(capture, reason))
@@ -564,7 +573,7 @@ class Call:
         if self.handled is not None:
             talk, hold, wrap_up = self.handled
         elif self.agent is not None:  # the caller hung up first: the agent's call is ending now
-            talk, hold, wrap_up = self.daemon.contact_center.handled_so_far(self)
+            talk, hold, wrap_up = self.services.center.handled_so_far(self)
         transcript = " | ".join(str(entry["said"]) for entry in path if "said" in entry)
         return CallRecord(
             id=self.id, call_id=leg.call_id, started=self.started, ended=time.time(), caller=leg.caller_number,
@@ -577,15 +586,7 @@ class Call:
             message=str(self._capture.recorder.path) if self._capture else None, rtp=as_json(media))  # fmt: skip
 
     def _close_media(self) -> None:
-        if self.media is not None:
-            self.media.close()
-            self.daemon.metrics.session_closed(self.media)
-            self.media = None  # counted in the totals now, not among the live sessions
-        for sock in (self._sock, self._rtcp_sock):
-            if sock is not None:
-                sock.close()
-        self._sock = self._rtcp_sock = None
-        if self._port is not None:
-            self.daemon.ports.release(self._port)
-            self._port = None
-
+        if self._ports is not None:
+            self.services.media.close(self.media, self._ports)
+        self.media = None  # counted in the totals now, not among the live sessions
+        self._ports = None

@@ -10,26 +10,77 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from routing.agents import StateError
 
-from .config import AgentConfig
-
-if TYPE_CHECKING:
-    from .server import Daemon
+from .center.center import ContactCenter
+from .center.model import Caller
+from .config import AgentConfig, HttpConfig
+from .logs import event
+from .metrics import Metrics
+from .tasks import TaskSet
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger("ivrd.http")
+
+
+class Desktops:
+    """The agents' desktops listening on their WebSocket, and what the center pushes to them."""
+
+    def __init__(self, tasks: TaskSet) -> None:
+        self._listening: dict[str, set[web.WebSocketResponse]] = {}  # agent id -> desktops
+        self._tasks = tasks
+
+    def push(self, agent_id: str, what: str, context: dict[str, object]) -> None:
+        sockets = self._listening.get(agent_id)
+        if not sockets:
+            return
+        message = {"event": what, "agent": agent_id, "at": time.time(), "call": context}
+        for ws in list(sockets):
+            self._tasks.spawn(self._send(agent_id, ws, message))
+
+    async def _send(self, agent_id: str, ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
+        try:
+            await ws.send_json(message, dumps=_dumps)
+        except (ConnectionError, RuntimeError) as exc:  # it went away: it gets nothing more
+            self._listening.get(agent_id, set()).discard(ws)
+            event(log, "desktop.gone", logging.DEBUG, agent=agent_id, error=repr(exc))
+
+    async def serve(self, agent_id: str, request: web.Request) -> web.WebSocketResponse:
+        """Hold one desktop's WebSocket until it leaves."""
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        self._listening.setdefault(agent_id, set()).add(ws)
+        try:
+            async for message in ws:  # nothing is expected from the desktop; this waits for it to leave
+                if message.type is WSMsgType.ERROR:
+                    break
+        finally:
+            self._listening[agent_id].discard(ws)
+        return ws
 
 
 class HttpServer:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    """The routes above; ``config`` is read at each request (a reload replaces it), ``find_call`` looks a
+    live call up by its context id, ``readiness`` says whether to send calls here and why."""
+
+    def __init__(self, config: Callable[[], HttpConfig], center: ContactCenter, *, desktops: Desktops, metrics: Metrics,
+                 find_call: Callable[[str], Caller | None],
+                 readiness: Callable[[], tuple[bool, dict[str, Any]]]) -> None:  # fmt: skip
+        self._config = config
+        self._center = center
+        self._desktops = desktops
+        self._metrics = metrics
+        self._find_call = find_call
+        self._readiness = readiness
         app = web.Application(middlewares=[self._authorize], client_max_size=64 << 10)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
@@ -52,7 +103,7 @@ class HttpServer:
 
     @web.middleware
     async def _authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        token = self.daemon.config.http.token
+        token = self._config().token
         if token and request.path not in ("/healthz", "/readyz"):
             given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
             if not hmac.compare_digest(given.encode(), token.encode()):
@@ -61,7 +112,7 @@ class HttpServer:
         return await handler(request)
 
     async def agents(self, _: web.Request) -> web.Response:
-        center = self.daemon.contact_center
+        center = self._center
         return web.json_response([center.agent_view(a) for a in center.router.agents.values()])
 
     async def put_agent(self, request: web.Request) -> web.Response:
@@ -76,13 +127,13 @@ class HttpServer:
         if problem is not None or not AGENT_ID.fullmatch(agent_id):
             return _error(400, problem or "an agent id is 1-64 letters, digits, or . _ -")
         assert spec is not None
-        center = self.daemon.contact_center
+        center = self._center
         created = center.put_agent(agent_id, spec)
         return web.json_response(center.agent_view(center.router.agents[agent_id]), status=201 if created else 200)
 
     async def delete_agent(self, request: web.Request) -> web.Response:
         try:
-            self.daemon.contact_center.delete_agent(request.match_info["agent"])
+            self._center.delete_agent(request.match_info["agent"])
         except KeyError:
             return _error(404, "no such agent")
         return web.Response(status=204)
@@ -98,7 +149,7 @@ class HttpServer:
         if state not in ("available", "away") or not isinstance(reason, str) or len(reason) > 200:
             return _error(400, 'expected {"state": "available" | "away", "reason": "..."}')
         try:
-            view = self.daemon.contact_center.set_state(request.match_info["agent"], state, reason)
+            view = self._center.set_state(request.match_info["agent"], state, reason)
         except KeyError:
             return _error(404, "no such agent")
         except StateError as exc:
@@ -107,51 +158,32 @@ class HttpServer:
 
     async def agent_events(self, request: web.Request) -> web.StreamResponse:
         """A WebSocket on which the agent's desktop gets each offer (with the call's context) as it rings."""
-        center = self.daemon.contact_center
         agent = request.match_info["agent"]
-        if agent not in center.router.agents:
+        if agent not in self._center.router.agents:
             return _error(404, "no such agent")
-        ws = web.WebSocketResponse(heartbeat=30)
-        await ws.prepare(request)
-        center.subscribers.setdefault(agent, set()).add(ws)
-        try:
-            async for message in ws:  # nothing is expected from the desktop; this waits for it to leave
-                if message.type is WSMsgType.ERROR:
-                    break
-        finally:
-            center.subscribers[agent].discard(ws)
-        return ws
+        return await self._desktops.serve(agent, request)
 
     async def queues(self, _: web.Request) -> web.Response:
-        center = self.daemon.contact_center
+        center = self._center
         return web.json_response([center.queue_view(name) for name in center.router.queues])
 
     async def call_context(self, request: web.Request) -> web.Response:
         wanted = request.match_info["call"]
-        call = next((c for c in self.daemon.calls.values() if c.id == wanted), None)
-        if call is None and wanted in self.daemon.contact_center.callbacks:  # the caller hung up to be called back
-            call = self.daemon.contact_center.callbacks[wanted].call
+        call = self._find_call(wanted) or self._center.booked(wanted)  # or they hung up to be called back
         if call is None:
             return _error(404, "no such call (or it has ended)")
         return web.json_response(call.context(), dumps=_dumps)
 
     async def metrics(self, _: web.Request) -> web.Response:
         """The Prometheus text format (version 0.0.4)."""
-        return web.Response(body=self.daemon.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=self._metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"alive": True})
 
     async def readyz(self, _: web.Request) -> web.Response:
         """200 when listening, flows loaded and not stopping; 503 otherwise (a load balancer stops sending)."""
-        daemon = self.daemon
-        flows = daemon.flows.current
-        speech = {language: engine.name + (" (built in)" if engine.name == "pocketsphinx" else "")
-                  for language, engine in daemon.speech.engines.items()}  # fmt: skip
-        ready = daemon.accepting and bool(daemon.bound_ports) and flows is not None
-        body = {"ready": ready, "listeners": len(daemon.bound_ports), "calls": len(daemon.calls),
-                "flows": flows.version if flows else None, "flows_builtin": daemon.flows.builtin,
-                "speech": speech, "stopping": not daemon.accepting}  # fmt: skip
+        ready, body = self._readiness()
         return web.json_response(body, status=200 if ready else 503)
 
 

@@ -16,24 +16,23 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from operator import add
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from routing.agents import State
+from flows.schema import OVERFLOW_REASONS
+from routing.agents import Agent, AgentState
 from routing.estimate import expected_wait
-from routing.matcher import OVERFLOW_REASONS
 
+from .config import QueueConfig, RoutingConfig
+from .media.pacer import Lateness
 from .media.session import MediaSession, PacketCounts
-
-if TYPE_CHECKING:
-    from .config import RoutingConfig
-    from .server import Daemon
+from .sip.counts import SipCounts
 
 WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 1800.0,
                 3600.0)  # fmt: skip
@@ -72,10 +71,41 @@ def wait_buckets(routing: RoutingConfig) -> tuple[float, ...]:
     return tuple(sorted(set(WAIT_BUCKETS) | targets))
 
 
-class Metrics:
-    """The daemon's registry; :meth:`exposition` is what ``GET /metrics`` answers."""
+class DaemonState(Protocol):
+    """What the daemon shows at scrape time: the present, and the counts its hot paths keep."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def sip_counts(self) -> SipCounts: ...
+
+    def calls_active(self) -> int: ...
+
+    def media_sessions(self) -> Iterable[MediaSession]:
+        """The live calls' media, incoming and placed."""
+
+    def frame_lateness(self) -> Lateness: ...
+
+    def records_written(self) -> tuple[int, int] | None:
+        """Call records written and failed; None when records are off."""
+
+    def flow_reloads(self) -> tuple[int, int]:
+        """Flow-set reloads that served, and that failed."""
+
+    def config_reloads(self) -> Mapping[str, int]: ...
+
+    def faults(self) -> Mapping[str, int]:
+        """Faults caught, by where (:class:`~ivrd.faults.Faults`)."""
+
+    def queues(self) -> Mapping[str, QueueConfig]: ...
+
+    def agents(self) -> Iterable[Agent]: ...
+
+    def queue_view(self, name: str) -> dict[str, Any]: ...
+
+
+class Metrics:
+    """The daemon's registry; :meth:`exposition` is what ``GET /metrics`` answers, once :meth:`observe`
+    has been given the daemon's state."""
+
+    def __init__(self, routing: RoutingConfig) -> None:
         self.registry = registry = CollectorRegistry()
         self.media_closed = _MediaTotals()
         self.call_setups = Counter("ivrd_call_setups", "Incoming calls by how their setup ended: answered, "
@@ -121,14 +151,17 @@ class Metrics:
         self.queue_callbacks = Counter("ivrd_queue_callbacks", "Callbacks: requested (the caller hung up keeping "
                                        "their place), connected, no_answer (one call back not answered), failed "
                                        "(given up)", ["queue", "result"], registry=registry)  # fmt: skip
-        self.queue_wait = self._wait_histogram(wait_buckets(daemon.config.routing))
+        self.queue_wait = self._wait_histogram(wait_buckets(routing))
         self.handle_seconds = Histogram("ivrd_queue_handle_seconds", "Agent handle time per call, by phase: talk, "
                                         "hold, wrap_up", ["queue", "phase"], buckets=HANDLE_BUCKETS,
                                         registry=registry)  # fmt: skip
         self.agent_offers = Counter("ivrd_agent_offers", "Calls offered to agents' phones, by result: answered, "
                                     "missed, failed (unreachable)", ["queue", "result"], registry=registry)
-        self.queues_changed(daemon.config.routing)
-        registry.register(_Snapshot(daemon, self.media_closed))
+        self.queues_changed(routing)
+
+    def observe(self, state: DaemonState) -> None:
+        """Read ``state`` at every scrape from now on."""
+        self.registry.register(_Snapshot(state, self.media_closed))
 
     def watch_collector(self) -> None:
         """Time the garbage collector's pauses from now until :meth:`close`."""
@@ -194,10 +227,10 @@ class _MediaTotals:
 
 
 class _Snapshot(Collector):
-    """The figures read off the daemon at scrape time."""
+    """The figures read off the daemon's state at scrape time."""
 
-    def __init__(self, daemon: Daemon, closed: _MediaTotals) -> None:
-        self.daemon = daemon
+    def __init__(self, state: DaemonState, closed: _MediaTotals) -> None:
+        self.state = state
         self.closed = closed
 
     def collect(self) -> Iterator[Metric]:
@@ -206,9 +239,15 @@ class _Snapshot(Collector):
         yield from self._flows()
         yield from self._records()
         yield from self._routing()
+        faults = CounterMetricFamily("ivrd_internal_errors", "Faults caught that cost one message, event or task "
+                                     "and never the daemon (each logged with its traceback), by where",
+                                     labels=["where"])  # fmt: skip
+        for where, count in sorted(self.state.faults().items()):
+            faults.add_metric([where], count)
+        yield faults
 
     def _sip(self) -> Iterator[Metric]:
-        counts = self.daemon.sip.ua.counts
+        counts = self.state.sip_counts()
         requests = CounterMetricFamily("ivrd_sip_requests", "SIP requests, by direction (in, out) and method",
                                        labels=["direction", "method"])  # fmt: skip
         for (direction, method), value in sorted(counts.requests.items()):
@@ -227,20 +266,15 @@ class _Snapshot(Collector):
         yield CounterMetricFamily("ivrd_sip_messages_unparsable", "SIP messages that could not be parsed "
                                   "(answered 400 when they could be routed, dropped otherwise)",
                                   value=counts.unparsable)  # fmt: skip
-        yield GaugeMetricFamily("ivrd_calls_active", "Incoming calls in progress", value=len(self.daemon.calls))
-
-    def _live_sessions(self) -> list[MediaSession]:
-        sessions = [call.media for call in self.daemon.calls.values() if call.media is not None]
-        sessions += [offer.media for offer in self.daemon.contact_center.legs.values() if offer.media is not None]
-        return sessions
+        yield GaugeMetricFamily("ivrd_calls_active", "Incoming calls in progress", value=self.state.calls_active())
 
     def _media(self) -> Iterator[Metric]:
         # One pass over the live sessions, column sums in C: at 1,000 calls a scrape holds the loop up
         # that much less.
-        counts = [self.closed.counts, *(media.packet_counts() for media in self._live_sessions())]
+        counts = [self.closed.counts, *(media.packet_counts() for media in self.state.media_sessions())]
         for name, column in zip(PacketCounts._fields, zip(*counts, strict=True), strict=True):
             yield CounterMetricFamily(f"ivrd_rtp_packets_{name}", _RTP_COUNTERS[name], value=sum(column))
-        lateness = self.daemon.frame_clock.lateness
+        lateness = self.state.frame_lateness()
         buckets, running = [], 0
         for bound, count in zip((*lateness.bounds, math.inf), lateness.counts, strict=True):
             running += count
@@ -249,37 +283,37 @@ class _Snapshot(Collector):
                                     "its absolute deadline", buckets=buckets, sum_value=lateness.sum)  # fmt: skip
 
     def _records(self) -> Iterator[Metric]:
-        records = self.daemon.records
+        records = self.state.records_written()
         if records is not None:
             yield CounterMetricFamily("ivrd_call_records_written", "Call records committed to the database",
-                                      value=records.written)  # fmt: skip
+                                      value=records[0])  # fmt: skip
             yield CounterMetricFamily("ivrd_call_records_failed", "Call records that could not be written "
-                                      "(the call.end log line still holds them)", value=records.failed)  # fmt: skip
+                                      "(the call.end log line still holds them)", value=records[1])  # fmt: skip
 
     def _flows(self) -> Iterator[Metric]:
-        flows = self.daemon.flows
+        ok, failed = self.state.flow_reloads()
         reloads = CounterMetricFamily("ivrd_flow_reloads", "Flow-set reloads, by result (a failed one keeps the "
                                       "old set serving)", labels=["result"])  # fmt: skip
-        reloads.add_metric(["ok"], flows.reloads)
-        reloads.add_metric(["failed"], flows.failed_reloads)
+        reloads.add_metric(["ok"], ok)
+        reloads.add_metric(["failed"], failed)
         yield reloads
         config = CounterMetricFamily("ivrd_config_reloads", "Configuration reloads (SIGHUP), by result (a failed "
                                      "one changes nothing)", labels=["result"])  # fmt: skip
-        for result, count in self.daemon.config_reloads.items():
+        for result, count in self.state.config_reloads().items():
             config.add_metric([result], count)
         yield config
 
     def _routing(self) -> Iterator[Metric]:
-        center = self.daemon.contact_center
         info = GaugeMetricFamily("ivrd_queue_info", "Each queue's targets, as the ivrd_queue_wait_seconds bucket "
                                  "bounds (le) they are counted at", labels=["queue", "service_level_le",
                                                                             "short_abandon_le"])  # fmt: skip
-        for name, queue in self.daemon.config.routing.queues.items():
+        queues = self.state.queues()
+        for name, queue in queues.items():
             info.add_metric([name, _le(queue.service_level), _le(queue.short_abandon)], 1)
         yield info
         agents = GaugeMetricFamily("ivrd_agents", "Agents by state", labels=["state"])
-        by_state = dict.fromkeys(State, 0)
-        for agent in center.router.agents.values():
+        by_state = dict.fromkeys(AgentState, 0)
+        for agent in self.state.agents():
             by_state[agent.state] += 1
         for state, count in by_state.items():
             agents.add_metric([state.value], count)
@@ -291,8 +325,8 @@ class _Snapshot(Collector):
                                      "now (+Inf: no agent staffed)", labels=["queue"])  # fmt: skip
         staffed = GaugeMetricFamily("ivrd_queue_agents_staffed", "Agents logged in who can take the queue's "
                                     "callers", labels=["queue"])  # fmt: skip
-        for name in center.router.queues:
-            view = center.queue_view(name)
+        for name in queues:
+            view = self.state.queue_view(name)
             waiting.add_metric([name], view["waiting"])
             oldest.add_metric([name], view["oldest_wait"])
             estimate.add_metric([name], expected_wait(view["waiting"] + 1, view["handle_seconds"], view["staffed"]))

@@ -6,49 +6,55 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+from routing.agents import Agent
 from routing.matcher import ReconfigureError
 
 from . import heap
 from .call import BYE_GRACE, Call
-from .config import Config, live_part, load_config
-from .contact_center import ContactCenter, load_hold_music
+from .center.center import ContactCenter, load_hold_music
+from .center.dialer import Dialer
+from .config import Config, QueueConfig, live_part, load_config
+from .faults import Faults
 from .flowset import FlowSet, FlowSettings
-from .http import HttpServer
+from .http import Desktops, HttpServer
 from .logs import event
 from .lookup import Lookups
 from .media.clock import FrameClock
 from .media.dtmf import Digit
+from .media.pacer import Lateness
 from .media.ports import PortPool
-from .media.session import MediaSettings
+from .media.service import MediaService
+from .media.session import MediaSession, MediaSettings
 from .media.sockets import MediaSockets
 from .media.tts import Speaker
 from .metrics import Metrics
 from .records import CallRecords
 from .scheduling import loop_scheduling
 from .sdnotify import notify, watchdog_interval
-from .sip.transaction import Timers
-from .sip.ua import (
+from .services import CallServices
+from .sip.counts import SipCounts
+from .sip.events import (
     AuthFailed,
-    CallAnswered,
     CallConfirmed,
     CallEnded,
-    CallLeg,
-    CallRinging,
     DtmfInfo,
-    Event,
     IncomingCall,
-    LegState,
     MediaChanged,
     MessageRejected,
     ReferAnswered,
     ReferProgress,
     Registered,
-    UaSettings,
-    UserAgent,
+    SipEvent,
 )
+from .sip.leg import CallLeg, LegState
+from .sip.settings import UaSettings
+from .sip.transaction import Timers
+from .sip.ua import UserAgent
 from .speech import Speech
 from .tasks import TaskSet
 from .transport import SipTransport
@@ -59,36 +65,36 @@ LAG_INTERVAL = 0.5  # seconds between event-loop lag samples
 
 
 class Daemon:
-    """Owns the SIP transport, the RTP port pool and the running calls."""
+    """Owns the SIP transport, the media, the contact center and the running calls."""
 
     def __init__(self, config: Config, path: Path | None = None) -> None:
         self.config = config
         self.config_path = path  # read again on SIGHUP; None: the embedded defaults, only the flows reload
         self._reloading = asyncio.Lock()
         self.config_reloads = {"ok": 0, "failed": 0}
-        self.ports = PortPool(config.media.rtp_port_min, config.media.rtp_port_max)
+        self.faults = Faults()
         self.calls: dict[int, Call] = {}
-        self._tasks = TaskSet()  # the calls
+        self._tasks = TaskSet(self.faults, "call")  # the calls
         self._stop = asyncio.Event()
-        self._helpers = TaskSet()  # reloads, the file watcher, the heartbeat, the collector's pace
-        self.bound_ports: list[int] = []
+        self._helpers = TaskSet(self.faults, "daemon")  # reloads, the file watcher, the heartbeat, the collector's pace
         self.listeners: list[tuple[str, str, int]] = []  # (transport, address, port) as bound
         self.speech = Speech(config.asr)
         self.flows = FlowSet(flow_settings(config), check_phrases=self.speech.check_phrases)
         self.lookups = Lookups(config.flows.lookup_max_bytes)
-        self.metrics = Metrics(self)
+        self.metrics = Metrics(config.routing)
         self.records = CallRecords(Path(config.calls.records)) if config.calls.records else None
-        self.contact_center = ContactCenter(self, self.metrics)
-        self.http = HttpServer(self)
         self.accepting = True  # False once stopping: /readyz says so
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-disk")  # recordings, in order
         self.speaker = Speaker(voice=config.media.tts_voice)
         media = config.media
-        self.media_settings = MediaSettings(
+        settings = MediaSettings(
             latch=media.latch, inband_dtmf=media.inband_dtmf, idle_silence=media.idle == "silence",
             jitter_min_frames=media.jitter_min_ms // 20, jitter_max_frames=media.jitter_max_ms // 20)  # fmt: skip
         self.frame_clock = FrameClock()  # every call's 20 ms tick
         self.media_sockets = MediaSockets()  # every call's RTP and RTCP, read together
+        self.media = MediaService(settings, PortPool(media.rtp_port_min, media.rtp_port_max), clock=self.frame_clock,
+                                  sockets=self.media_sockets, address=media.address,
+                                  on_closed=self.metrics.session_closed)  # fmt: skip
         sip = config.sip
         self.sip = SipTransport(
             UserAgent(UaSettings(
@@ -97,8 +103,22 @@ class Daemon:
                 timers=Timers(sip.t1, sip.t2, sip.t4), invite_rate=sip.invites_per_second_per_source,
                 invite_burst=sip.invite_burst_per_source, trusted_sources=sip.trusted_sources,
                 realm=sip.realm, accounts=sip.accounts, digest_algorithms=sip.digest_algorithms)),
-            self._on_events, max_connections=sip.max_tcp_connections, max_message_bytes=sip.max_message_bytes,
-        )  # fmt: skip
+            self._on_event, self.faults, max_connections=sip.max_tcp_connections,
+            max_message_bytes=sip.max_message_bytes)  # fmt: skip
+        self.desktops = Desktops(TaskSet(self.faults, "desktop.push"))
+        dialer = Dialer(self.sip, self.media, registrar=self.sip.ua.registrar, listeners=self.listeners,
+                        speaker=self.speaker, tasks=TaskSet(self.faults, "queue.task"))  # fmt: skip
+        self.center = ContactCenter(config.routing, config.http, clock=asyncio.get_running_loop(), dialer=dialer,
+                                    metrics=self.metrics, desktops=self.desktops, records=self.records,
+                                    hold_music=load_hold_music(config.routing))  # fmt: skip
+        self.services = self._services(config)
+        self.http = HttpServer(lambda: self.config.http, self.center, desktops=self.desktops, metrics=self.metrics,
+                               find_call=self._find_call, readiness=self._readiness)  # fmt: skip
+        self.metrics.observe(_State(self))
+
+    def _services(self, config: Config) -> CallServices:
+        return CallServices(config, self.sip, self.media, self.flows, self.speech, self.speaker, self.lookups,
+                            self.records, self.metrics, self.disk, self.center, self.faults)  # fmt: skip
 
     async def start(self) -> None:
         """Load the flows (a :class:`ConfigError` stops the start), bind the listeners, tell systemd."""
@@ -109,7 +129,6 @@ class Daemon:
             await self.records.open()
         for listen in self.config.sip.listen:
             port = await self.sip.listen(listen.transport, listen.address, listen.port)
-            self.bound_ports.append(port)
             self.listeners.append((listen.transport, listen.address, port))
         if self.config.http.port:
             await self.http.start(self.config.http.address, self.config.http.port)
@@ -127,7 +146,7 @@ class Daemon:
             event(log, "scheduling.inherited", logging.WARNING, scheduling=scheduling,
                   message="worker threads and child processes get the loop's real-time priority too, and busy "
                           "ones can starve the machine: set CPUSchedulingResetOnFork=yes (systemd) or use chrt -R")
-        event(log, "ready", listeners=len(self.bound_ports), scheduling=scheduling)
+        event(log, "ready", listeners=len(self.listeners), scheduling=scheduling)
         notify("READY=1")  # last: whoever waits for it finds every start-up line already logged
 
     async def _heartbeat(self, watchdog: float | None) -> None:
@@ -161,7 +180,7 @@ class Daemon:
                 fresh = await loop.run_in_executor(None, load_config, self.config_path)
                 fresh, restart = live_part(self.config, fresh)
                 hold_music = await loop.run_in_executor(None, load_hold_music, fresh.routing)
-                self.contact_center.router.check_reconfigure(fresh.routing.queues)
+                self.center.router.check_reconfigure(fresh.routing.queues)
             except (ConfigError, ReconfigureError) as exc:
                 problems = exc.problems if isinstance(exc, ConfigError) else [Problem(str(self.config_path), 1, 1,
                                                                                       str(exc))]  # fmt: skip
@@ -175,8 +194,9 @@ class Daemon:
                 event(log, "config.rejected", logging.ERROR, reason=reason, problems="flows")
                 self.config_reloads["failed"] += 1
                 return False
-            self.contact_center.reconfigure(fresh.routing, hold_music)
+            self.center.reconfigure(fresh.routing, hold_music, fresh.http)
             self.config = fresh
+            self.services = self._services(fresh)
             logging.getLogger().setLevel(fresh.log.level.upper())
             self.config_reloads["ok"] += 1
             event(log, "config.loaded", reason=reason, queues=len(fresh.routing.queues),
@@ -191,17 +211,15 @@ class Daemon:
     async def shutdown(self) -> None:
         notify("STOPPING=1")
         self.accepting = False
-        self.sip.ua.draining = True
+        self.sip.draining()
         drain = self.config.calls.drain_seconds
         event(log, "stopping", calls=len(self.calls), drain_seconds=drain)
-        loop = asyncio.get_running_loop()
         if self._tasks and drain > 0:  # calls in progress may finish on their own first
             await asyncio.wait(set(self._tasks), timeout=drain)
             if self.calls:
                 event(log, "drain.timeout", calls=len(self.calls))
         for call in list(self.calls.values()):
-            self.sip.ua.hangup(call.leg, loop.time())
-        self.sip.flush()
+            self.sip.hangup(call.leg)
         if self._tasks:  # each call ends its own way (BYE answered, recording closed), within a bound
             _, pending = await asyncio.wait(set(self._tasks), timeout=BYE_GRACE)
             for task in pending:
@@ -216,63 +234,116 @@ class Daemon:
         await self.lookups.close()
         await self.http.close()
         self.speech.shutdown()
+        self.center.close()
         self.media_sockets.close()
         self.sip.close()
         self.metrics.close()
         event(log, "stopped")
 
-    def _on_events(self, events: list[Event]) -> None:
-        for ev in events:
-            if isinstance(ev, IncomingCall):
-                self._start_call(ev.leg)
-            elif isinstance(ev, Registered):
-                event(log, "sip.registered", user=ev.user, contacts=",".join(ev.contacts) or "none",
-                      remote=f"{ev.flow.remote[0]}:{ev.flow.remote[1]}")  # fmt: skip
-            elif isinstance(ev, AuthFailed):  # one stable line per failure, for fail2ban
-                event(log, "security.auth_failed", logging.WARNING, remote=ev.flow.remote[0],
-                      port=ev.flow.remote[1], user=ev.user, reason=ev.reason)  # fmt: skip
-            elif isinstance(ev, MessageRejected):
-                event(log, "sip.rejected", logging.INFO if ev.status else logging.WARNING, status=ev.status,
-                      reason=ev.reason, remote=f"{ev.flow.remote[0]}:{ev.flow.remote[1]}",
-                      transport=ev.flow.transport)  # fmt: skip
-            elif self.contact_center.owns(ev.leg):
-                self.contact_center.on_leg_event(ev)
-            elif not isinstance(ev, (CallRinging, CallAnswered)):
-                call = self.calls.get(id(ev.leg))
-                if call is not None:
-                    self._to_call(call, ev)
+    def _on_event(self, happened: SipEvent) -> None:
+        if isinstance(happened, IncomingCall):
+            self._start_call(happened.leg)
+        elif isinstance(happened, Registered):
+            event(log, "sip.registered", user=happened.user, contacts=",".join(happened.contacts) or "none",
+                  remote=f"{happened.flow.remote[0]}:{happened.flow.remote[1]}")  # fmt: skip
+        elif isinstance(happened, AuthFailed):  # one stable line per failure, for fail2ban
+            event(log, "security.auth_failed", logging.WARNING, remote=happened.flow.remote[0],
+                  port=happened.flow.remote[1], user=happened.user, reason=happened.reason)  # fmt: skip
+        elif isinstance(happened, MessageRejected):
+            event(log, "sip.rejected", logging.INFO if happened.status else logging.WARNING, status=happened.status,
+                  reason=happened.reason, remote=f"{happened.flow.remote[0]}:{happened.flow.remote[1]}",
+                  transport=happened.flow.transport)  # fmt: skip
+        elif self.center.dialer.owns(happened.leg):
+            self.center.dialer.on_event(happened)
+        else:
+            call = self.calls.get(id(happened.leg))
+            if call is not None:
+                self._to_call(call, happened)
 
-    def _to_call(self, call: Call, ev: CallEnded | CallConfirmed | DtmfInfo | MediaChanged | ReferAnswered
-                 | ReferProgress) -> None:  # fmt: skip
-        leg = ev.leg
-        if isinstance(ev, CallEnded):
-            call.on_ended(ev.reason)
-        elif isinstance(ev, CallConfirmed):
+    def _to_call(self, call: Call, happened: SipEvent) -> None:
+        leg = call.leg
+        if isinstance(happened, CallEnded):
+            call.on_ended(happened.reason)
+        elif isinstance(happened, CallConfirmed):
             event(log, "call.confirmed", call_id=leg.call_id)
             call.on_confirmed()
-        elif isinstance(ev, DtmfInfo):
-            call.on_digit(Digit(ev.digit, ev.duration_ms, "info", asyncio.get_running_loop().time()))
-        elif isinstance(ev, MediaChanged):
-            event(log, "call.media", call_id=leg.call_id, direction=ev.audio.direction,
-                  remote=f"{ev.audio.remote_address}:{ev.audio.remote_port}", codec=ev.audio.codec)  # fmt: skip
-            call.on_media_changed(ev.audio)
-        elif isinstance(ev, (ReferAnswered, ReferProgress)):
-            call.on_transfer(ev.status, final=isinstance(ev, ReferProgress))
+        elif isinstance(happened, DtmfInfo):
+            call.on_digit(Digit(happened.digit, happened.duration_ms, "info", asyncio.get_running_loop().time()))
+        elif isinstance(happened, MediaChanged):
+            event(log, "call.media", call_id=leg.call_id, direction=happened.audio.direction,
+                  remote=f"{happened.audio.remote_address}:{happened.audio.remote_port}",
+                  codec=happened.audio.codec)  # fmt: skip
+            call.on_media_changed(happened.audio)
+        elif isinstance(happened, (ReferAnswered, ReferProgress)):
+            call.on_transfer(happened.status, final=isinstance(happened, ReferProgress))
 
     def _start_call(self, leg: CallLeg) -> None:
-        call = Call(leg, self)
+        call = Call(leg, self.services)
         self.calls[id(leg)] = call
         event(log, "call.incoming", call_id=leg.call_id, caller=leg.caller, callee=leg.callee,
               transport=leg.flow.transport, codec=leg.audio.codec if leg.audio else None)  # fmt: skip
-        self._tasks.spawn(call.run()).add_done_callback(lambda t: self._call_done(t, leg))
+        self._tasks.spawn(call.run()).add_done_callback(lambda _: self._call_done(leg))
 
-    def _call_done(self, task: asyncio.Task[None], leg: CallLeg) -> None:
+    def _call_done(self, leg: CallLeg) -> None:
+        """A call's task ended (its failure is logged and counted by the task set)."""
         self.calls.pop(id(leg), None)
-        if not task.cancelled() and task.exception() is not None:
-            event(log, "call.error", logging.ERROR, call_id=leg.call_id, error=repr(task.exception()))
         if leg.state is not LegState.ENDED:  # a call that died of a bug must not leave its caller hanging
-            self.sip.ua.hangup(leg, asyncio.get_running_loop().time())
-            self.sip.flush()
+            self.sip.hangup(leg)
+
+    def _find_call(self, context_id: str) -> Call | None:
+        return next((call for call in self.calls.values() if call.id == context_id), None)
+
+    def _readiness(self) -> tuple[bool, dict[str, object]]:
+        """Whether to send calls here: listening, flows loaded and not stopping; and the figures behind it."""
+        flows = self.flows.current
+        speech = {language: engine.name + (" (built in)" if engine.name == "pocketsphinx" else "")
+                  for language, engine in self.speech.engines.items()}  # fmt: skip
+        ready = self.accepting and bool(self.listeners) and flows is not None
+        return ready, {"ready": ready, "listeners": len(self.listeners), "calls": len(self.calls),
+                       "flows": flows.version if flows else None, "flows_builtin": self.flows.builtin,
+                       "speech": speech, "stopping": not self.accepting}  # fmt: skip
+
+
+class _State:
+    """The daemon as the metrics read it at scrape time."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    def sip_counts(self) -> SipCounts:
+        return self._daemon.sip.ua.counts
+
+    def calls_active(self) -> int:
+        return len(self._daemon.calls)
+
+    def media_sessions(self) -> Iterator[MediaSession]:
+        yield from (call.media for call in self._daemon.calls.values() if call.media is not None)
+        yield from self._daemon.center.sessions()
+
+    def frame_lateness(self) -> Lateness:
+        return self._daemon.frame_clock.lateness
+
+    def records_written(self) -> tuple[int, int] | None:
+        records = self._daemon.records
+        return None if records is None else (records.written, records.failed)
+
+    def flow_reloads(self) -> tuple[int, int]:
+        return self._daemon.flows.reloads, self._daemon.flows.failed_reloads
+
+    def config_reloads(self) -> Mapping[str, int]:
+        return self._daemon.config_reloads
+
+    def faults(self) -> Mapping[str, int]:
+        return self._daemon.faults.counts
+
+    def queues(self) -> Mapping[str, QueueConfig]:
+        return self._daemon.config.routing.queues
+
+    def agents(self) -> Iterable[Agent]:
+        return self._daemon.center.router.agents.values()
+
+    def queue_view(self, name: str) -> dict[str, Any]:
+        return self._daemon.center.queue_view(name)
 
 
 def flow_settings(config: Config) -> FlowSettings:

@@ -21,10 +21,10 @@ import yaml
 
 from flows.interpreter import (
     CallInfo,
-    Event,
+    EndCall,
     Fetch,
+    FlowEvent,
     FlowRun,
-    HangUp,
     JoinQueue,
     KeyPressed,
     LookupDone,
@@ -69,7 +69,7 @@ class Simulation:
         self.out = out
         self.read_line = read_line
         self.now = time.time()
-        self.pending: deque[Event] = deque()
+        self.pending: deque[FlowEvent] = deque()
         self.lookups = Lookups(1 << 20)
 
     def say(self, text: str) -> None:
@@ -138,7 +138,7 @@ class Simulation:
         elif isinstance(action, JoinQueue):
             self.say(f"  queue: {action.queue} (no agents in a simulation)")
             self.pending.append(QueueLeft("simulation"))
-        elif isinstance(action, HangUp):
+        elif isinstance(action, EndCall):
             self.say("  hang up")
         elif isinstance(action, Notice):
             self.say(f"  warning: {action.message}")

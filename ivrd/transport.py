@@ -1,7 +1,11 @@
 """Thin asyncio UDP and TCP listeners that feed bytes and ``loop.time()`` into the SIP core.
 
-Everything protocol-related lives in :class:`ivrd.sip.ua.UserAgent`; this module receives,
-feeds, sends what the core asks for, and re-arms one timer at the core's next deadline.
+Everything protocol-related lives in :class:`ivrd.sip.ua.UserAgent`; this module receives, feeds,
+sends what the core queued, and re-arms one timer at the core's next deadline, after every datagram,
+timer and command of the application's: nobody else flushes. The application acts through the
+commands here (:meth:`SipTransport.ring`, :meth:`SipTransport.call`, ...), and hears the core's events
+through one handler, never from inside a command of its own: what a command causes comes on a later
+turn of the loop, so no handler is re-entered halfway through.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from collections.abc import Callable
 from itertools import count
 from typing import cast
 
+from .faults import Faults
 from .logs import event
 from .sip.errors import ParseError
-from .sip.flow import Flow
+from .sip.events import Send, SipEvent
+from .sip.flow import SipFlow
+from .sip.leg import CallLeg
 from .sip.message import StreamFramer
-from .sip.ua import Event, Send, UserAgent
+from .sip.ua import UserAgent
 from .tasks import TaskSet
 
 log = logging.getLogger("ivrd.sip")
@@ -42,11 +49,12 @@ def _family(host: str) -> int:
 class SipTransport:
     """Owns the sockets of every listener and TCP connection, and drives one :class:`UserAgent`."""
 
-    def __init__(self, ua: UserAgent, on_events: Callable[[list[Event]], None], *, max_connections: int = 1024,
-                 max_message_bytes: int = 65535) -> None:  # fmt: skip
+    def __init__(self, ua: UserAgent, on_event: Callable[[SipEvent], None], faults: Faults, *,
+                 max_connections: int = 1024, max_message_bytes: int = 65535) -> None:  # fmt: skip
         self.ua = ua
         self.loop = asyncio.get_running_loop()
-        self._on_events = on_events
+        self._on_event = on_event
+        self._faults = faults
         self._max_connections = max_connections
         self._max_message_bytes = max_message_bytes
         self._udp: dict[tuple[int, int], tuple[asyncio.DatagramTransport, str]] = {}
@@ -55,8 +63,9 @@ class SipTransport:
         self._ids = count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._delivery: asyncio.Handle | None = None  # events a command caused, handed over on the next turn
         self._local_ip: dict[str, str] = {}
-        self._pending = TaskSet()
+        self._pending = TaskSet(faults, "sip.send")
 
     # ---- listeners --------------------------------------------------------------------------------
 
@@ -92,44 +101,103 @@ class SipTransport:
             conn.close()
         if self._timer is not None:
             self._timer.cancel()
+        if self._delivery is not None:
+            self._delivery.cancel()
         for task in self._pending:
             task.cancel()
 
+    # ---- the application's commands ------------------------------------------------------------------
+
+    def ring(self, leg: CallLeg) -> None:
+        self.ua.ring(leg, self.loop.time())
+        self._commanded()
+
+    def answer(self, leg: CallLeg, *, media_address: str, media_port: int) -> None:
+        self.ua.answer(leg, media_address=media_address, media_port=media_port, now=self.loop.time())
+        self._commanded()
+
+    def reject(self, leg: CallLeg, status: int, *, reason: str = "rejected") -> None:
+        self.ua.reject(leg, status, self.loop.time(), reason=reason)
+        self._commanded()
+
+    def hangup(self, leg: CallLeg) -> None:
+        """BYE, CANCEL or a failure response, whichever ends ``leg`` from where it is."""
+        self.ua.hangup(leg, self.loop.time())
+        self._commanded()
+
+    def refer(self, leg: CallLeg, target: str) -> bool:
+        """A blind transfer of ``leg`` to ``target``; False when the call is not up."""
+        sent = self.ua.refer(leg, target, self.loop.time())
+        self._commanded()
+        return sent
+
+    def call(self, target: str, *, host: str, port: int, flow: SipFlow, caller: str, caller_name: str,
+             media_address: str, media_port: int, extra: tuple[tuple[str, str], ...] = ()) -> CallLeg:
+        """Place a call (see :meth:`UserAgent.call`); its events come through the handler."""
+        leg = self.ua.call(target, host=host, port=port, flow=flow, caller=caller, caller_name=caller_name,
+                           media_address=media_address, media_port=media_port, now=self.loop.time(),
+                           extra=extra)  # fmt: skip
+        self._commanded()
+        return leg
+
+    def draining(self) -> None:
+        """From now on new calls are answered 503 (stopping)."""
+        self.ua.draining = True
+
     # ---- the core's loop --------------------------------------------------------------------------
 
-    def feed(self, data: bytes, flow: Flow) -> None:
+    def feed(self, data: bytes, flow: SipFlow) -> None:
         try:
-            self.ua.receive(data, flow, self.loop.time())
+            self.ua.receive_datagram(data, flow, self.loop.time())
         except Exception:  # a bug must cost one message, never the daemon
+            self._faults.count("sip.receive")
             log.exception("sip.internal_error", extra={"fields": {"remote": f"{flow.remote[0]}:{flow.remote[1]}"}})
-        self.flush()
+        self._flush()
+        self._deliver()
 
-    def flush(self) -> None:
-        """Send what the core queued, hand its events to the application, and re-arm the timer."""
-        while True:
-            sends = self.ua.take_sends()
-            events = self.ua.take_events()
-            if not sends and not events:
-                break
-            for send in sends:
-                self._send(send)
-            if events:
-                self._on_events(events)
-        deadline = self.ua.next_deadline()
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        try:
+            self.ua.handle_timer(self.loop.time())
+        except Exception:
+            self._faults.count("sip.timer")
+            log.exception("sip.internal_error")
+        self._flush()
+        self._deliver()
+
+    def _commanded(self) -> None:
+        """After a command: send at once; its events wait for the caller's handler to return."""
+        self._flush()
+        if self._delivery is None:
+            self._delivery = self.loop.call_soon(self._deliver)
+
+    def _flush(self) -> None:
+        """Send what the core queued and re-arm the timer at its next deadline."""
+        for send in self.ua.datagrams_to_send():
+            self._send(send)
+        deadline = self.ua.get_timer()
         if deadline != self._timer_at:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_at = deadline
             self._timer = self.loop.call_at(deadline, self._fire) if deadline is not None else None
 
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        try:
-            self.ua.on_timer(self.loop.time())
-        except Exception:
-            log.exception("sip.internal_error")
-        self.flush()
+    def _deliver(self) -> None:
+        """Hand the core's events to the application, one handler call each; what a handler's commands
+        send goes out as they are made, and the events they cause are handed over in this same loop."""
+        if self._delivery is not None:
+            self._delivery.cancel()
+            self._delivery = None
+        while (happened := self.ua.next_event()) is not None:
+            try:
+                self._on_event(happened)
+            except Exception:  # one handler's bug loses that event, not the ones after it
+                self._faults.count("sip.event")
+                log.exception("sip.event_error", extra={"fields": {"event": type(happened).__name__}})
+        if self._delivery is not None:  # a handler's command scheduled a delivery this loop has done
+            self._delivery.cancel()
+            self._delivery = None
 
     # ---- sending ----------------------------------------------------------------------------------
 
@@ -148,7 +216,7 @@ class SipTransport:
         else:
             self._pending.spawn(self._resolve_and_send(send))
 
-    def _sendto(self, data: bytes, host: str, port: int, flow: Flow) -> None:
+    def _sendto(self, data: bytes, host: str, port: int, flow: SipFlow) -> None:
         entry = self._udp.get((_family(host), flow.local[1])) or next(
             (e for (fam, _), e in self._udp.items() if fam == _family(host)), None)  # fmt: skip
         if entry is None:
@@ -202,7 +270,7 @@ class _UdpListener(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         host, port = addr[0], addr[1]
         local = (self._owner.local_address(self._address, host), self._port)
-        self._owner.feed(data, Flow("udp", local, (host, port)))
+        self._owner.feed(data, SipFlow("udp", local, (host, port)))
 
     def error_received(self, exc: Exception) -> None:
         event(log, "sip.udp_error", logging.DEBUG, error=exc)  # ICMP unreachable from a peer that left
@@ -215,7 +283,7 @@ class _TcpConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self.id = next(owner._ids)
         self.remote: tuple[str, int] = ("", 0)
-        self._flow: Flow | None = None
+        self._flow: SipFlow | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -227,7 +295,7 @@ class _TcpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
         self.remote = (str(peer[0]), int(peer[1]))
-        self._flow = Flow("tcp", (str(sock[0]), int(sock[1])), self.remote, self.id)
+        self._flow = SipFlow("tcp", (str(sock[0]), int(sock[1])), self.remote, self.id)
         self._owner._connections[self.id] = self
 
     def data_received(self, data: bytes) -> None:

@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass, field
 
 
-class State(enum.Enum):
+class AgentState(enum.Enum):
     AVAILABLE = "available"
     OFFERED = "offered"
     BUSY = "busy"
@@ -31,17 +31,17 @@ class Happening(enum.Enum):
     AVAILABLE = "available"
 
 
-TABLE: dict[tuple[State, Happening], State] = {
-    (State.AVAILABLE, Happening.OFFER): State.OFFERED,
-    (State.OFFERED, Happening.ANSWER): State.BUSY,
-    (State.OFFERED, Happening.MISS): State.AVAILABLE,
-    (State.BUSY, Happening.END): State.WRAP_UP,
-    (State.WRAP_UP, Happening.WRAPPED): State.AVAILABLE,
-    (State.AVAILABLE, Happening.AWAY): State.AWAY,
-    (State.WRAP_UP, Happening.AWAY): State.AWAY,
-    (State.AWAY, Happening.AWAY): State.AWAY,  # a new reason
-    (State.AWAY, Happening.AVAILABLE): State.AVAILABLE,
-    (State.WRAP_UP, Happening.AVAILABLE): State.AVAILABLE,  # wrap-up ended early by the agent
+TABLE: dict[tuple[AgentState, Happening], AgentState] = {
+    (AgentState.AVAILABLE, Happening.OFFER): AgentState.OFFERED,
+    (AgentState.OFFERED, Happening.ANSWER): AgentState.BUSY,
+    (AgentState.OFFERED, Happening.MISS): AgentState.AVAILABLE,
+    (AgentState.BUSY, Happening.END): AgentState.WRAP_UP,
+    (AgentState.WRAP_UP, Happening.WRAPPED): AgentState.AVAILABLE,
+    (AgentState.AVAILABLE, Happening.AWAY): AgentState.AWAY,
+    (AgentState.WRAP_UP, Happening.AWAY): AgentState.AWAY,
+    (AgentState.AWAY, Happening.AWAY): AgentState.AWAY,  # a new reason
+    (AgentState.AWAY, Happening.AVAILABLE): AgentState.AVAILABLE,
+    (AgentState.WRAP_UP, Happening.AVAILABLE): AgentState.AVAILABLE,  # wrap-up ended early by the agent
 }
 
 
@@ -57,14 +57,14 @@ class Agent:
     skills: dict[str, int]
     name: str = ""
     contact: str = ""
-    state: State = State.AWAY
+    state: AgentState = AgentState.AWAY
     reason: str = "logged out"
     since: float = 0.0  # when the current state began
-    seconds_in: dict[State, float] = field(default_factory=lambda: dict.fromkeys(State, 0.0))
+    seconds_in: dict[AgentState, float] = field(default_factory=lambda: dict.fromkeys(AgentState, 0.0))
     misses_in_a_row: int = 0
     calls: int = 0
 
-    def apply(self, happening: Happening, now: float, *, reason: str = "") -> State:
+    def apply(self, happening: Happening, now: float, *, reason: str = "") -> AgentState:
         """Move on ``happening``; raise :class:`StateError` when the state does not allow it."""
         target = TABLE.get((self.state, happening))
         if target is None:
@@ -76,7 +76,7 @@ class Agent:
             self.misses_in_a_row = 0
             self.calls += 1
         self.state, self.since = target, now
-        self.reason = reason if target is State.AWAY else ""
+        self.reason = reason if target is AgentState.AWAY else ""
         return target
 
     def time_in_state(self, now: float) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Expected wait for a caller in line: from recent handle times and the agents staffed, with Erlang C beside it."""
+"""Expected wait for a caller in line: from recent handle times and the agents staffed."""
 
 from __future__ import annotations
 
@@ -25,21 +25,3 @@ def expected_wait(position: int, handle_seconds: float, staffed: int) -> float:
         return math.inf
     return max(0, position) * handle_seconds / staffed
 
-
-def erlang_c(arrivals_per_second: float, handle_seconds: float, agents: int) -> float:
-    """The probability that a call waits (Erlang C), for ``agents`` agents and the offered traffic."""
-    traffic = arrivals_per_second * handle_seconds  # in Erlangs
-    if agents <= 0 or traffic >= agents:
-        return 1.0
-    blocking = 1.0  # Erlang B by its recursion, stable for thousands of agents
-    for k in range(1, agents + 1):
-        blocking = traffic * blocking / (k + traffic * blocking)
-    return agents * blocking / (agents - traffic * (1 - blocking))
-
-
-def erlang_c_wait(arrivals_per_second: float, handle_seconds: float, agents: int) -> float:
-    """The average speed of answer Erlang C predicts, in seconds (``inf`` when the agents cannot keep up)."""
-    traffic = arrivals_per_second * handle_seconds
-    if agents <= 0 or traffic >= agents:
-        return math.inf
-    return erlang_c(arrivals_per_second, handle_seconds, agents) * handle_seconds / (agents - traffic)

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from flows.expressions import Expression, ExpressionError, compile_expression
+from flows.schema import OverflowReason
 
-from .agents import Agent, Happening, State
+from .agents import Agent, AgentState, Happening
 
 Strategy = Literal["longest_idle", "most_skilled", "round_robin", "fewest_calls"]
 LEVELS = range(5, -1, -1)
@@ -62,15 +63,11 @@ class Offer:
     queue: str
 
 
-OverflowReason = Literal["max_wait", "full", "no_agents", "escalated", "callback"]
-# Why a caller leaves a queue without an agent; the router decides all but "callback" (the caller
-# asked to be called back, keeping their place: the contact center's doing).
-OVERFLOW_REASONS: tuple[OverflowReason, ...] = ("max_wait", "full", "no_agents", "escalated", "callback")
 
 
 @dataclass(frozen=True, slots=True)
 class Left:
-    """A caller leaves the queue without an agent, for one of :data:`OVERFLOW_REASONS`."""
+    """A caller leaves the queue without an agent, for one of :data:`flows.schema.OVERFLOW_REASONS`."""
 
     caller: str
     queue: str
@@ -209,7 +206,7 @@ class Router:
     def remove_agent(self, agent_id: str) -> None:
         """Take an agent out; one who is ringing or talking goes once that call is over."""
         agent = self.agents[agent_id]
-        if agent.state in (State.OFFERED, State.BUSY):
+        if agent.state in (AgentState.OFFERED, AgentState.BUSY):
             self._retiring.add(agent_id)
             return
         self._unindex(agent)
@@ -227,14 +224,14 @@ class Router:
     def _serve_available(self, now: float) -> None:
         for agent_id in list(self._available[""]):
             agent = self.agents[agent_id]
-            if agent.state is State.AVAILABLE and agent_id in self._available[""]:
+            if agent.state is AgentState.AVAILABLE and agent_id in self._available[""]:
                 self._serve_agent(agent, now)
 
     # ---- what happens --------------------------------------------------------------------------
 
     def add_agent(self, agent: Agent, now: float) -> None:
         self.agents[agent.id] = agent
-        if agent.state is State.AVAILABLE:
+        if agent.state is AgentState.AVAILABLE:
             self._index(agent)
             self._serve_agent(agent, now)
 
@@ -310,7 +307,7 @@ class Router:
             _, _, kind, key, whose = heapq.heappop(self._timers)
             if kind == "wrapped":
                 agent = self.agents.get(key)
-                if agent is not None and agent.state is State.WRAP_UP:
+                if agent is not None and agent.state is AgentState.WRAP_UP:
                     agent.apply(Happening.WRAPPED, now)
                     self._index(agent)
                     self._serve_agent(agent, now)
@@ -459,7 +456,7 @@ class Router:
                     self._decisions.append(Left(caller.id, queue.name, "no_agents"))
 
     def _anyone_for(self, requirement: Requirement) -> bool:
-        return any(a.state is not State.AWAY and requirement.matches(a.skills) for a in self.agents.values())
+        return any(a.state is not AgentState.AWAY and requirement.matches(a.skills) for a in self.agents.values())
 
     def _offer(self, caller: _Caller, agent: Agent, now: float) -> None:
         agent.apply(Happening.OFFER, now)

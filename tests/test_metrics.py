@@ -10,12 +10,12 @@ from ivrd.media.session import PacketCounts
 from ivrd.metrics import _RTP_COUNTERS, WAIT_BUCKETS, wait_buckets
 from ivrd.sdnotify import watchdog_interval
 from ivrd.sip.counts import SipCounts
-from ivrd.sip.flow import Flow
+from ivrd.sip.flow import SipFlow
 from ivrd.sip.message import parse_message
 from ivrd.sip.ua import UserAgent
 from tests.sip.helpers import OFFER, request
 
-FLOW = Flow("udp", ("10.0.0.1", 5060), ("10.0.0.2", 5062))
+FLOW = SipFlow("udp", ("10.0.0.1", 5060), ("10.0.0.2", 5062))
 
 
 def test_lateness_buckets_are_inclusive_upper_bounds_and_add_up():
@@ -44,9 +44,9 @@ def test_a_peer_cannot_grow_the_method_label_set():
 
 def test_the_user_agent_counts_what_it_receives_and_sends():
     ua = UserAgent()
-    ua.receive(request(body=OFFER).to_bytes(), FLOW, 0.0)
-    ua.receive(b"garbage\r\n\r\n", FLOW, 0.0)
-    sent = [parse_message(s.data) for s in ua.take_sends()]
+    ua.receive_datagram(request(body=OFFER).to_bytes(), FLOW, 0.0)
+    ua.receive_datagram(b"garbage\r\n\r\n", FLOW, 0.0)
+    sent = [parse_message(s.data) for s in ua.datagrams_to_send()]
     assert ua.counts.requests[("in", "INVITE")] == 1 and ua.counts.unparsable == 1
     assert sum(ua.counts.responses.values()) == len(sent) >= 1  # 100 Trying for the INVITE
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-EVENT_DIGITS = "0123456789*#ABCD"
+from ..sip.dtmf import KEYS
+
 RTP_CLOCK = 8000
 
 
@@ -59,7 +60,7 @@ class Rfc4733Receiver:
     def packet(self, timestamp: int, payload: bytes, now: float) -> tuple[str | None, Digit | None]:
         """``(digit that starts now, digit that finished now)``; either may be None."""
         event = parse_event(payload)
-        if event.event >= len(EVENT_DIGITS):
+        if event.event >= len(KEYS):
             return None, None  # flash and other events: not digits
         if timestamp in self._finished:
             return None, None  # a repeated end packet
@@ -67,12 +68,12 @@ class Rfc4733Receiver:
         finished: Digit | None = None
         if timestamp != self._current:
             if self._current is not None:  # the previous press lost all its end packets
-                finished = Digit(EVENT_DIGITS[self._current_event], None, "rfc4733", self._started_at)
+                finished = Digit(KEYS[self._current_event], None, "rfc4733", self._started_at)
                 self._finished.add(self._current)
             self._current, self._current_event, self._started_at = timestamp, event.event, now
-            started = EVENT_DIGITS[event.event]
+            started = KEYS[event.event]
         if event.end:
-            finished = Digit(EVENT_DIGITS[event.event], event.duration * 1000 // RTP_CLOCK, "rfc4733", self._started_at)
+            finished = Digit(KEYS[event.event], event.duration * 1000 // RTP_CLOCK, "rfc4733", self._started_at)
             self._finished.add(timestamp)
             if len(self._finished) > 64:
                 self._finished = {timestamp}
@@ -89,10 +90,10 @@ class Rfc4733Sender:
     VOLUME = 10  # -10 dBm0, a usual level for a key press
 
     def __init__(self, digit: str, duration_ms: int = 100, frame_samples: int = 160) -> None:
-        if len(digit) != 1 or digit not in EVENT_DIGITS:
+        if len(digit) != 1 or digit not in KEYS:
             raise DtmfError(f"not a DTMF digit: {digit!r}")
         self.digit = digit
-        self._event = EVENT_DIGITS.index(digit)
+        self._event = KEYS.index(digit)
         self._frame = frame_samples
         self._frames = max(1, -(-duration_ms * RTP_CLOCK // 1000 // frame_samples))
         self._sent = 0

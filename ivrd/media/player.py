@@ -1,6 +1,6 @@
 """Prompts and the per-call player, sans-IO.
 
-A :class:`Prompt` is decoded, resampled to 8 kHz and encoded into 20 ms G.711 frames once, when
+A :class:`Clip` is decoded, resampled to 8 kHz and encoded into 20 ms G.711 frames once, when
 it is loaded; calls share it and never re-encode. The :class:`Player` hands out one frame per
 tick: the next frame of the prompt at the head of its queue, or silence (or nothing) when idle.
 The RTP timestamp advances 160 per tick whatever is sent, so it stays continuous across prompts;
@@ -34,7 +34,9 @@ class PromptError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Prompt:
+class Clip:
+    """A prompt (or hold music, or a beep) decoded once: its 20 ms frames in each codec, ready to send."""
+
     name: str
     frames: dict[str, tuple[bytes, ...]]  # codec -> 20 ms frames
 
@@ -43,7 +45,7 @@ class Prompt:
         return len(next(iter(self.frames.values()))) * FRAME_SAMPLES / RATE
 
 
-def prompt_from_samples(name: str, samples: Samples) -> Prompt:
+def prompt_from_samples(name: str, samples: Samples) -> Clip:
     """Frame and encode 8 kHz samples for both codecs (the last frame padded with silence)."""
     count = -(-len(samples) // FRAME_SAMPLES)
     padded = np.zeros(count * FRAME_SAMPLES, dtype=np.int16)
@@ -52,10 +54,10 @@ def prompt_from_samples(name: str, samples: Samples) -> Prompt:
     for codec in ("PCMU", "PCMA"):
         data = encode(padded, codec)
         frames[codec] = tuple(data[i : i + FRAME_SAMPLES] for i in range(0, len(data), FRAME_SAMPLES))
-    return Prompt(name, frames)
+    return Clip(name, frames)
 
 
-def load_wav(path: Path) -> Prompt:
+def load_wav(path: Path) -> Clip:
     """Read a PCM WAV file (8-48 kHz, 8/16-bit, mono or stereo) into a prompt."""
     try:
         with path.open("rb") as file:
@@ -64,7 +66,7 @@ def load_wav(path: Path) -> Prompt:
         raise PromptError(f"{path}: not a readable PCM WAV file ({exc})") from None
 
 
-def decode_wav(source: BinaryIO, name: str, where: str) -> Prompt:
+def decode_wav(source: BinaryIO, name: str, where: str) -> Clip:
     """A prompt from WAV data (a file, or a synthesizer's output); ``where`` names it in errors."""
     try:
         with wave.open(source, "rb") as wav:
@@ -94,7 +96,7 @@ class Player:
     def __init__(self, codec: Codec, *, idle_silence: bool = True) -> None:
         self.codec = codec
         self.idle_silence = idle_silence
-        self._queue: deque[Prompt] = deque()
+        self._queue: deque[Clip] = deque()
         self._index = 0
         self._silence = bytes([SILENCE[codec]]) * FRAME_SAMPLES
         self._talking = False
@@ -103,13 +105,13 @@ class Player:
         self.relaying = False  # bridged: the other side's audio is what this call hears
 
     @property
-    def playing(self) -> Prompt | None:
+    def playing(self) -> Clip | None:
         return self._queue[0] if self._queue else None
 
-    def play(self, prompt: Prompt) -> None:
+    def play(self, prompt: Clip) -> None:
         self._queue.append(prompt)
 
-    def stop(self) -> Prompt | None:
+    def stop(self) -> Clip | None:
         """Barge-in: drop what is playing and queued; returns the prompt that was cut."""
         cut = self.playing
         self._queue.clear()
@@ -144,7 +146,7 @@ class Player:
         return (self._silence if self.idle_silence else None), False
 
 
-def _beep() -> Prompt:
+def _beep() -> Clip:
     t = np.arange(int(RATE * 0.3)) / RATE
     return prompt_from_samples("beep", (np.sin(2 * np.pi * 1000 * t) * 8000).astype(np.int16))
 

@@ -110,7 +110,7 @@ class MediaSession:
         self.peer_report: ReportBlock | None = None  # what the caller last said about our stream
         self.rtt_ms: float | None = None
 
-    async def open(self, sock: socket.socket, rtcp_sock: socket.socket | None = None) -> None:
+    def open(self, sock: socket.socket, rtcp_sock: socket.socket | None = None) -> None:
         """Adopt bound UDP sockets for RTP (and RTCP, unless it shares the RTP port), on the
         running loop; the session owns them."""
         self._loop = asyncio.get_running_loop()

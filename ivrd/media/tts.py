@@ -8,7 +8,7 @@ import re
 from collections import OrderedDict
 from concurrent.futures import Executor
 
-from .player import Prompt, PromptError, decode_wav
+from .player import Clip, PromptError, decode_wav
 
 MAX_TEXT = 1000
 _VOICE = re.compile(r"[A-Za-z0-9+_-]{1,40}\Z")
@@ -30,10 +30,10 @@ class Speaker:
         self.max_entries = max_entries
         self.synthesized = 0
         self._executor = executor
-        self._cache: OrderedDict[tuple[str, str], Prompt] = OrderedDict()
-        self._running: dict[tuple[str, str], asyncio.Future[Prompt]] = {}
+        self._cache: OrderedDict[tuple[str, str], Clip] = OrderedDict()
+        self._running: dict[tuple[str, str], asyncio.Future[Clip]] = {}
 
-    async def say(self, text: str, voice: str | None = None) -> Prompt:
+    async def say(self, text: str, voice: str | None = None) -> Clip:
         voice = voice or self.voice
         if not _VOICE.match(voice):
             raise TtsError(f"bad voice name {voice[:40]!r}")
@@ -47,7 +47,7 @@ class Speaker:
         running = self._running.get(key)
         if running is not None:
             return await asyncio.shield(running)
-        future: asyncio.Future[Prompt] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Clip] = asyncio.get_running_loop().create_future()
         self._running[key] = future
         try:
             prompt = await self._synthesize(text, voice)
@@ -63,7 +63,7 @@ class Speaker:
             self._cache.popitem(last=False)
         return prompt
 
-    async def _synthesize(self, text: str, voice: str) -> Prompt:
+    async def _synthesize(self, text: str, voice: str) -> Clip:
         process = await asyncio.create_subprocess_exec(
             self.command, "-v", voice, "--stdout", "--", text,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)  # fmt: skip

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class Flow:
+class SipFlow:
     """Where a message came from: transport, our local address, the peer's, and the TCP connection."""
 
     transport: str  # "udp" or "tcp"

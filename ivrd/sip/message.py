@@ -166,6 +166,13 @@ class Message:
     def top_via(self) -> Via:
         return self.vias[0]
 
+    def replace_top_via(self, via: Via) -> None:
+        """Put ``via`` in place of the top Via (the first value of the first Via line)."""
+        values = split_outside_quotes(self.headers.get("via") or "", ",")
+        values[0] = str(via)
+        self.headers.set_first("via", ",".join(values))
+        self._cache.pop("via", None)
+
     @property
     def from_(self) -> NameAddr:
         return self._name_addr("from")

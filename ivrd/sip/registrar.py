@@ -1,12 +1,19 @@
-"""Registrations (RFC 3261 §10.3), sans-IO: an address of record's contacts, each with its expiry."""
+"""Registrations (RFC 3261 §10.3), sans-IO: REGISTER proven by digest, and an address of record's
+contacts, each with its expiry."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
+from .auth import DigestAuth, parse_digest
 from .errors import ParseError
-from .flow import Flow
+from .events import AuthFailed, Registered
+from .flow import SipFlow
+from .layer import SipLayer
+from .limits import RateLimiter, SourceList
 from .message import Request
+from .settings import UaSettings
 
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60
@@ -20,7 +27,7 @@ class Binding:
     expires_at: float
     call_id: str
     cseq: int
-    flow: Flow | None = None  # where the REGISTER came from: a phone behind NAT is reached back there
+    flow: SipFlow | None = None  # where the REGISTER came from: a phone behind NAT is reached back there
 
 
 class TooBrief(Exception):
@@ -36,7 +43,7 @@ class Registrar:
         live = [b for b in self._bindings.get(user, {}).values() if b.expires_at > now]
         return sorted(live, key=lambda b: -b.expires_at)
 
-    def register(self, user: str, request: Request, now: float, flow: Flow | None = None) -> list[Binding]:
+    def register(self, user: str, request: Request, now: float, flow: SipFlow | None = None) -> list[Binding]:
         """Apply a REGISTER that proved it is ``user``'s; the bindings after it (§10.3 steps 6-8)."""
         header = request.headers.get("expires")
         try:
@@ -76,3 +83,55 @@ class Registrar:
             else:
                 current[uri] = Binding(uri, now + min(expires, MAX_EXPIRES), call_id, cseq, flow)
         return self.contacts(user, now)
+
+
+class Registration:
+    """REGISTER from the configured accounts (``settings.accounts``): challenged with digest (every
+    algorithm offered, an unknown user and a wrong password alike), proven, then bound. Each failed proof
+    is an :class:`AuthFailed` event: one log line each, for fail2ban."""
+
+    def __init__(self, settings: UaSettings, layer: SipLayer, limit: RateLimiter, trusted: SourceList) -> None:
+        self.settings = settings
+        self._layer = layer
+        self._limit = limit
+        self._trusted = trusted
+        self.bindings = Registrar()
+        self.auth = DigestAuth(settings.realm, secrets.token_bytes(32), algorithms=settings.digest_algorithms)
+
+    def receive(self, request: Request, flow: SipFlow, now: float) -> None:
+        layer = self._layer
+        source = flow.remote[0]
+        if source not in self._trusted and not self._limit.allow(source, now):
+            layer.respond(request, flow, 503, now, extra=(("retry-after", "1"),))
+            return
+        credentials = request.headers.get("authorization")
+        if credentials is None:
+            self._challenge(request, flow, now)
+            return
+        result = self.auth.verify("REGISTER", credentials, now, self.settings.accounts.get)
+        claimed = (parse_digest(credentials) or {}).get("username", "")
+        if result.user is None:
+            if not result.stale:
+                layer.emit(AuthFailed(flow, claimed, result.reason))
+            self._challenge(request, flow, now, stale=result.stale)
+            return
+        if request.to.uri.user != result.user:  # an account registers its own address, no one else's
+            layer.emit(AuthFailed(flow, result.user, f"registering {request.to.uri.user!r}"))
+            layer.respond(request, flow, 403, now)
+            return
+        try:
+            bindings = self.bindings.register(result.user, request, now, flow)
+        except TooBrief:
+            layer.respond(request, flow, 423, now, extra=(("min-expires", str(MIN_EXPIRES)),))
+            return
+        except ParseError as exc:
+            layer.respond(request, flow, exc.status, now, reason=exc.reason)
+            return
+        contacts = tuple(f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}" for b in bindings)
+        layer.respond(request, flow, 200, now, extra=tuple(("contact", c) for c in contacts))
+        layer.emit(Registered(result.user, tuple(b.contact for b in bindings), flow))
+
+    def _challenge(self, request: Request, flow: SipFlow, now: float, *, stale: bool = False) -> None:
+        """401 with a challenge per algorithm (unknown user and wrong password look the same)."""
+        challenges = self.auth.challenges(now, stale=stale)
+        self._layer.respond(request, flow, 401, now, extra=tuple(("www-authenticate", c) for c in challenges))

@@ -214,9 +214,6 @@ class NameAddr:
     def tag(self) -> str | None:
         return self.params.get("tag")
 
-    def with_tag(self, tag: str) -> NameAddr:
-        return NameAddr(self.uri, self.display, {**self.params, "tag": tag})
-
     def __str__(self) -> str:
         if self.wildcard:
             return "*"

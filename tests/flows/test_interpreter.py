@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from flows.interpreter import (
     AgentConnected,
     CallInfo,
+    EndCall,
     Fetch,
     FlowRun,
-    HangUp,
     JoinQueue,
     KeyPressed,
     LookupDone,
@@ -92,7 +92,7 @@ def test_a_key_picks_a_menu_choice_and_the_prompts_run_in_order(tmp_path):
     run.feed(KeyPressed("1"), T0 + 3)
     assert run.take_actions() == [StopListening(), said("Billing")]
     run.feed(PromptDone(), T0 + 4)
-    assert run.take_actions() == [HangUp()] and run.finished
+    assert run.take_actions() == [EndCall()] and run.finished
     assert events(run) == [("menu", "menu"), ("menu", "choice"), ("billing", "say"), ("bye", "hangup")]
     assert run.variables["menu"] == "1"
 
@@ -130,7 +130,7 @@ def test_without_a_fallback_the_call_ends_after_the_last_try(tmp_path):
     run = start(deploy(tmp_path, main=menu))
     run.take_actions()
     run.feed(KeyPressed("5"), T0 + 1)
-    assert run.take_actions()[-1] == HangUp()
+    assert run.take_actions()[-1] == EndCall()
     assert run.path[-1]["reason"] == "no match"
 
 
@@ -158,7 +158,7 @@ def test_keys_pressed_during_a_greeting_answer_the_next_menu_at_once(tmp_path):
         """))
     assert run.take_actions() == [said("Welcome")]
     run.feed(KeyPressed("1"), T0 + 1)
-    assert run.take_actions() == [StopPrompt(), HangUp()]  # the menu prompt is never played
+    assert run.take_actions() == [StopPrompt(), EndCall()]  # the menu prompt is never played
     assert events(run) == [("hello", "say"), ("menu", "menu"), ("menu", "choice"), ("one", "hangup")]
 
 
@@ -391,7 +391,7 @@ def test_a_message_is_recorded_until_a_key_and_its_file_kept(tmp_path):
     run.feed(KeyPressed("#"), T0 + 9)
     assert run.take_actions() == [StopRecording()]
     run.feed(RecordingDone("/var/voicemail/x.wav", 7.0), T0 + 9.1)
-    assert run.take_actions() == [HangUp()]
+    assert run.take_actions() == [EndCall()]
     assert run.variables["voicemail"] == "/var/voicemail/x.wav"
 
 
@@ -446,7 +446,7 @@ def test_a_loop_that_never_waits_at_run_time_ends_the_call(tmp_path):
         """))
     actions = run.take_actions()
     assert isinstance(actions[0], Notice) and "more than 200 steps" in actions[0].message
-    assert actions[-1] == HangUp() and run.finished
+    assert actions[-1] == EndCall() and run.finished
 
 
 def test_the_flow_is_picked_by_dialed_number_and_caller(tmp_path):
@@ -477,7 +477,7 @@ def test_a_caller_who_hangs_up_ends_the_run_and_the_path(tmp_path):
     run = start(deploy(tmp_path, main=MENU))
     run.hung_up(T0 + 3, "bye")
     run.feed(KeyPressed("1"), T0 + 4)
-    assert run.take_actions()[-1] != HangUp() and run.step == "menu"
+    assert run.take_actions()[-1] != EndCall() and run.step == "menu"
     assert run.path[-1] == {"at": 3.0, "flow": "main", "step": "menu", "event": "hangup", "by": "caller",
                             "reason": "bye"}  # fmt: skip
 
@@ -494,7 +494,7 @@ def test_a_transfer_ends_the_run_or_goes_on_when_it_fails(tmp_path):
     run = start(deployment)
     assert run.take_actions() == [TransferCall("sip:desk@pbx.example.com")]
     run.feed(Transferred(), T0 + 5)
-    assert run.take_actions() == [HangUp()] and run.path[-2]["event"] == "transferred"
+    assert run.take_actions() == [EndCall()] and run.path[-2]["event"] == "transferred"
     run = start(deployment)
     run.take_actions()
     run.feed(TransferFailed("the transfer target answered 486"), T0 + 5)
@@ -528,7 +528,7 @@ def test_any_sequence_of_happenings_keeps_the_run_consistent(script, hour):
         else:
             run.feed(happening, now)
         actions = run.take_actions()
-        assert actions.count(HangUp()) <= 1
+        assert actions.count(EndCall()) <= 1
         if run.finished:
             run.feed(KeyPressed("1"), now + 1)
             assert run.take_actions() == []
@@ -567,7 +567,7 @@ def test_prompt_files_play_in_order_and_a_wait_keeps_keys_for_the_next_question(
     run.feed(PromptDone(), T0 + 3)
     assert run.deadline == T0 + 5 and not run.asks_caller
     run.on_timer(T0 + 5)
-    assert run.take_actions() == [HangUp()]  # the 5 answered the menu without its prompt
+    assert run.take_actions() == [EndCall()]  # the 5 answered the menu without its prompt
     assert [e["event"] for e in run.path] == ["play", "wait", "menu", "choice", "hangup"]
     assert run.path[0]["heard"] == ["hello.wav", "hello.wav"]
 

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from flows.expressions import ExpressionError
-from routing.agents import TABLE, Agent, Happening, State, StateError
+from routing.agents import TABLE, Agent, AgentState, Happening, StateError
 from routing.matcher import Escalation, Left, Offer, QueueSpec, ReconfigureError, Router
 
 
@@ -19,7 +19,7 @@ def ready(router: Router, now: float, agent_id: str, **skills: int) -> Agent:
 
 
 def test_every_state_and_happening_follows_the_table():
-    for state, happening in itertools.product(State, Happening):
+    for state, happening in itertools.product(AgentState, Happening):
         agent = Agent("a", {}, state=state)
         target = TABLE.get((state, happening))
         if target is None:
@@ -111,7 +111,7 @@ def test_a_missed_offer_puts_the_caller_first_again_and_misses_send_the_agent_aw
     assert router.take_decisions() == [Offer("c1", "sleepy", "q")]
     router.offer_failed("c1", 65)  # sleepy's second miss in a row
     sleepy = router.agents["sleepy"]
-    assert (sleepy.state, sleepy.reason) == (State.AWAY, "missed 2 calls in a row")
+    assert (sleepy.state, sleepy.reason) == (AgentState.AWAY, "missed 2 calls in a row")
     assert router.take_decisions() == [Offer("c1", "awake", "q")]
 
 
@@ -133,7 +133,7 @@ def test_wrap_up_then_the_next_caller():
     router.join("c2", "q", 2)
     router.answered("c1", 5)
     router.call_ended("a", 65)
-    assert agent.state is State.WRAP_UP and router.next_deadline() == 80
+    assert agent.state is AgentState.WRAP_UP and router.next_deadline() == 80
     router.on_timer(79)
     assert router.take_decisions() == [Offer("c1", "a", "q")]
     router.on_timer(80)
@@ -155,7 +155,7 @@ def test_max_wait_full_queues_and_nobody_logged_in():
 def test_a_callers_own_skills_pick_the_agent_then_escalation_relaxes_them():
     relax = (Escalation(30, skills="billing"),)
     router = Router([QueueSpec("q", skills="billing", join_empty=True, escalations=relax)])
-    router.add_agent(Agent("basic", {"billing": 1}, state=State.AVAILABLE), 0)
+    router.add_agent(Agent("basic", {"billing": 1}, state=AgentState.AVAILABLE), 0)
     router.join("vip", "q", 1, skills="billing >= 4")
     assert router.take_decisions() == []  # the only agent free is not skilled enough for this caller
     router.join("plain", "q", 2)
@@ -192,7 +192,7 @@ def test_a_reconfiguration_keeps_every_callers_place_and_can_relax_a_queue_at_on
     assert router.take_decisions() == [Left("first", "q", "max_wait")]
     router.offer_failed("vip", 111)  # missed: the VIP is first in line again, for any agent but this one
     assert router.take_decisions() == [Offer("last", "novice", "q")]
-    assert router.waiting("q") == 2 and novice.state is State.OFFERED
+    assert router.waiting("q") == 2 and novice.state is AgentState.OFFERED
 
 
 def test_a_queue_with_callers_cannot_go_and_agents_are_changed_in_place():
@@ -214,7 +214,7 @@ def test_a_queue_with_callers_cannot_go_and_agents_are_changed_in_place():
     assert router.take_decisions() == [Offer("d", "idle", "b")]
     router.answered("d", 13)
     router.update_agent("idle", {"support": 4}, 14)
-    assert idle.skills == {"support": 4} and idle.state is State.BUSY
+    assert idle.skills == {"support": 4} and idle.state is AgentState.BUSY
     router.remove_agent("idle")
     router.call_ended("idle", 20)
     assert router.agents == {}
@@ -236,7 +236,7 @@ def test_callers_leave_a_leave_when_empty_queue_when_its_last_agent_logs_out():
     router.offer_failed("a", 6)  # a second miss sets the last seller away: "strict" empties, "patient" waits on
     assert sorted(router.take_decisions(), key=lambda d: d.caller) == [Left("a", "strict", "no_agents"),
                                                                       Left("ringing", "strict", "no_agents")]
-    assert router.waiting("strict") == 0 and router.waiting("patient") == 1 and seller.state is State.AWAY
+    assert router.waiting("strict") == 0 and router.waiting("patient") == 1 and seller.state is AgentState.AWAY
     router.agent_available("seller", 7)
     assert router.take_decisions() == [Offer("b", "seller", "patient")]
     router.join("c", "strict", 8)
@@ -287,7 +287,7 @@ def test_a_caller_who_comes_back_takes_the_place_they_had():
     router.leave("early", 30)  # gone to be called back, say; back later with the time they joined
     router.join("early", "q", 40, joined=10)
     agent = ready(router, 50, "a")
-    assert router.take_decisions() == [Offer("early", "a", "q")] and agent.state is State.OFFERED
+    assert router.take_decisions() == [Offer("early", "a", "q")] and agent.state is AgentState.OFFERED
     router.answered("early", 60)
     router.join("early", "q", 70)  # a new join: the timers of the earlier ones are not this caller's
     router.on_timer(620)

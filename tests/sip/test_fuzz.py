@@ -6,14 +6,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ivrd.sip.errors import ParseError
+from ivrd.sip.flow import SipFlow
 from ivrd.sip.message import Request, parse_message
 from ivrd.sip.sdp import parse_sdp
-from ivrd.sip.ua import Flow, UserAgent
+from ivrd.sip.ua import UserAgent
 from tests.sip.helpers import OFFER, request
 from tests.torture import cases
 
 SEEDS = [c.data for c in cases()] + [request(body=OFFER).to_bytes()]
-FLOW = Flow("udp", ("127.0.0.1", 5060), ("127.0.0.1", 5062))
+FLOW = SipFlow("udp", ("127.0.0.1", 5060), ("127.0.0.1", 5062))
 
 
 @st.composite
@@ -61,9 +62,9 @@ def test_parser_raises_only_parse_error_and_round_trips(data):
 @given(mutated())
 def test_user_agent_survives_any_datagram(data):
     ua = UserAgent()
-    ua.receive(data, FLOW, 0.0)
-    ua.on_timer(100.0)
-    for send in ua.take_sends():
+    ua.receive_datagram(data, FLOW, 0.0)
+    ua.handle_timer(100.0)
+    for send in ua.datagrams_to_send():
         assert parse_or_refuse(send.data) is not None
 
 

@@ -1,5 +1,6 @@
+from ivrd.sip.flow import SipFlow
 from ivrd.sip.limits import RateLimiter, SourceList
-from ivrd.sip.ua import Flow, UaSettings
+from ivrd.sip.settings import UaSettings
 from tests.sip.helpers import OFFER, request
 from tests.sip.test_ua import Harness, statuses
 
@@ -28,13 +29,13 @@ def test_source_list_takes_addresses_and_networks():
 
 def test_a_flooding_source_gets_503_while_others_and_trusted_ones_are_served():
     h = Harness(invite_rate=1.0, invite_burst=2.0, trusted_sources=("10.0.0.0/24",))
-    flood = Flow("udp", ("10.0.0.1", 5060), ("203.0.113.66", 5062))
+    flood = SipFlow("udp", ("10.0.0.1", 5060), ("203.0.113.66", 5062))
     got = [statuses(h.feed(request(call_id=f"f{i}", branch=f"z9hG4bKf{i}", body=OFFER), flood)[0])[-1]
            for i in range(5)]  # fmt: skip
     assert got == [100, 100, 503, 503, 503]
-    other = Flow("udp", ("10.0.0.1", 5060), ("198.51.100.5", 5062))
+    other = SipFlow("udp", ("10.0.0.1", 5060), ("198.51.100.5", 5062))
     assert statuses(h.feed(request(call_id="o", branch="z9hG4bKo", body=OFFER), other)[0]) == [100]
-    trusted = Flow("udp", ("10.0.0.1", 5060), ("10.0.0.2", 5062))
+    trusted = SipFlow("udp", ("10.0.0.1", 5060), ("10.0.0.2", 5062))
     for i in range(10):
         assert statuses(h.feed(request(call_id=f"t{i}", branch=f"z9hG4bKt{i}", body=OFFER), trusted)[0]) == [100]
     assert UaSettings().invite_rate == 0.0  # the core itself limits nothing unless told

@@ -6,26 +6,26 @@ import itertools
 
 import pytest
 
-from ivrd.sip.message import Response, parse_message
-from ivrd.sip.ua import (
+from ivrd.sip.events import (
     AuthFailed,
     CallConfirmed,
     CallEnded,
     DtmfInfo,
-    Flow,
     IncomingCall,
-    LegState,
     MediaChanged,
     ReferAnswered,
     ReferProgress,
     Registered,
-    UaSettings,
-    UserAgent,
 )
+from ivrd.sip.flow import SipFlow
+from ivrd.sip.leg import LegState
+from ivrd.sip.message import Response, parse_message
+from ivrd.sip.settings import UaSettings
+from ivrd.sip.ua import UserAgent
 from tests.sip.helpers import OFFER, request
 from tests.sip.test_auth import answer
 
-FLOW = Flow("udp", ("10.0.0.1", 5060), ("10.0.0.2", 5062))
+FLOW = SipFlow("udp", ("10.0.0.1", 5060), ("10.0.0.2", 5062))
 
 
 class Harness:
@@ -37,19 +37,19 @@ class Harness:
 
     def feed(self, message, flow=FLOW):
         data = message if isinstance(message, bytes) else message.to_bytes()
-        self.ua.receive(data, flow, self.now)
+        self.ua.receive_datagram(data, flow, self.now)
         return self.drain()
 
     def drain(self):
-        sends = self.ua.take_sends()
-        return [(parse_message(s.data), s.host, s.port) for s in sends], self.ua.take_events()
+        sends = self.ua.datagrams_to_send()
+        return [(parse_message(s.data), s.host, s.port) for s in sends], list(iter(self.ua.next_event, None))
 
     def advance(self, until):
         """Run the fake clock to ``until``, deadline by deadline; return every send on the way."""
         sent = []
-        while (deadline := self.ua.next_deadline()) is not None and deadline <= until:
+        while (deadline := self.ua.get_timer()) is not None and deadline <= until:
             self.now = deadline
-            self.ua.on_timer(self.now)
+            self.ua.handle_timer(self.now)
             sends, events = self.drain()
             sent.extend((self.now, m) for m, _, _ in sends)
             self.timed_events.extend(events)
@@ -305,7 +305,7 @@ def test_unparsable_request_gets_400_to_its_source_when_via_is_readable():
 
 def test_responses_follow_rport_and_received():
     h = Harness()
-    nat = Flow("udp", ("10.0.0.1", 5060), ("203.0.113.9", 40000))
+    nat = SipFlow("udp", ("10.0.0.1", 5060), ("203.0.113.9", 40000))
     data = request("OPTIONS").to_bytes().replace(b"branch=z9hG4bK1", b"branch=z9hG4bK1;rport")
     sends, _ = h.feed(data, nat)
     response, host, port = sends[0]
@@ -318,7 +318,7 @@ def test_responses_follow_rport_and_received():
 
 def test_tcp_responses_go_back_over_the_connection():
     h = Harness()
-    tcp = Flow("tcp", ("10.0.0.1", 5060), ("10.0.0.2", 41000), connection=7)
+    tcp = SipFlow("tcp", ("10.0.0.1", 5060), ("10.0.0.2", 41000), connection=7)
     sends, _ = h.feed(request("OPTIONS"), tcp)
     assert sends[0][1:] == ("10.0.0.2", 41000)
 
@@ -359,7 +359,7 @@ def test_register_is_challenged_then_bound_refreshed_and_removed():
     assert challenge.status == 401 and [(type(e).__name__, e.status) for e in events] == [("MessageRejected", 401)]
     sha256, md5 = challenge.headers.get_all("www-authenticate")
     assert "algorithm=SHA-256" in sha256 and "algorithm=MD5" in md5
-    auth = h.ua._auth
+    auth = h.ua.registration.auth
     sends, events = register(h, cseq=2, credentials=answer(auth, sha256, uri="sip:10.0.0.1"), expires="120")
     (ok, _, _), = sends
     assert ok.status == 200 and ok.headers.get("contact") == "<sip:1001@10.0.0.2:5062>;expires=120"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from ivrd.sip.build import make_response
+from ivrd.sip.events import CallAnswered, CallEnded, CallRinging
+from ivrd.sip.flow import SipFlow
+from ivrd.sip.leg import LegState
 from ivrd.sip.message import Request
-from ivrd.sip.ua import CallAnswered, CallEnded, CallRinging, Flow, LegState
 from tests.sip.helpers import OFFER, request
 from tests.sip.test_ua import Harness
 
-PHONE = Flow("udp", ("10.0.0.1", 5060), ("10.0.0.9", 5070))
+PHONE = SipFlow("udp", ("10.0.0.1", 5060), ("10.0.0.9", 5070))
 ANSWER = OFFER.replace("m=audio 4000 RTP/AVP 8 0 101", "m=audio 4000 RTP/AVP 0 101")
 
 
