@@ -8,6 +8,7 @@ from setuptools import setup
 
 # What every RTP packet of every call goes through, in and out.
 PER_PACKET = ["ivrd/media/rtp.py", "ivrd/media/jitter.py", "ivrd/media/pacer.py", "ivrd/media/clock.py",
-              "ivrd/media/player.py", "ivrd/media/session.py", "ivrd/media/sockets.py"]  # fmt: skip
+              "ivrd/media/player.py", "ivrd/media/rtp_session.py", "ivrd/media/session.py",
+              "ivrd/media/sockets.py"]  # fmt: skip
 
 setup(ext_modules=mypycify(PER_PACKET, opt_level="3", group_name="ivrd_media"))

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, assert_never
 from urllib.parse import quote
 
 from .expressions import ExpressionError
@@ -155,6 +155,60 @@ class Notice:
 
 Action = (PlayPrompt | StopPrompt | StartListening | StopListening | Fetch | StartRecording | StopRecording
           | TransferCall | JoinQueue | EndCall | Notice)  # fmt: skip
+
+
+class ActionHandler(Protocol):
+    """What carries a run's actions out, one method an action: a call, or the simulator."""
+
+    def play_prompt(self, action: PlayPrompt) -> None: ...
+
+    def stop_prompt(self, action: StopPrompt) -> None: ...
+
+    def start_listening(self, action: StartListening) -> None: ...
+
+    def stop_listening(self, action: StopListening) -> None: ...
+
+    def fetch(self, action: Fetch) -> None: ...
+
+    def start_recording(self, action: StartRecording) -> None: ...
+
+    def stop_recording(self, action: StopRecording) -> None: ...
+
+    def transfer(self, action: TransferCall) -> None: ...
+
+    def join_queue(self, action: JoinQueue) -> None: ...
+
+    def end_call(self, action: EndCall) -> None: ...
+
+    def notice(self, action: Notice) -> None: ...
+
+
+def carry_out(action: Action, handler: ActionHandler) -> None:
+    """Hand ``action`` to the ``handler`` method for its kind (every kind has one)."""
+    if isinstance(action, PlayPrompt):
+        handler.play_prompt(action)
+    elif isinstance(action, StopPrompt):
+        handler.stop_prompt(action)
+    elif isinstance(action, StartListening):
+        handler.start_listening(action)
+    elif isinstance(action, StopListening):
+        handler.stop_listening(action)
+    elif isinstance(action, Fetch):
+        handler.fetch(action)
+    elif isinstance(action, StartRecording):
+        handler.start_recording(action)
+    elif isinstance(action, StopRecording):
+        handler.stop_recording(action)
+    elif isinstance(action, TransferCall):
+        handler.transfer(action)
+    elif isinstance(action, JoinQueue):
+        handler.join_queue(action)
+    elif isinstance(action, EndCall):
+        handler.end_call(action)
+    elif isinstance(action, Notice):
+        handler.notice(action)
+    else:
+        assert_never(action)
 
 # ---- what happened --------------------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from asr.base import Result
 from flows.interpreter import (
-    Action,
     AgentConnected,
     CallInfo,
     EndCall,
@@ -42,6 +41,7 @@ from flows.interpreter import (
     TransferCall,
     TransferFailed,
     Transferred,
+    carry_out,
     summary,
 )
 
@@ -216,13 +216,13 @@ class Call:
 
     def _start_media(self, audio: AudioSession) -> None:
         assert self._ports is not None
-        media = self.services.media.open(audio, self._ports, on_digit=self.on_digit, on_digit_start=self.on_digit_start)
+        media = self.services.media.open(audio, self._ports, on_digit=self.on_digit, on_digit_start=self.on_digit_start,
+                                         on_prompt_done=self._prompt_finished)  # fmt: skip
         calls = self.services.config.calls
         if calls.record:
             path = recording_path(Path(calls.recordings_dir), self.leg.call_id, time.time())
-            media.recorder = Recorder(path, self.services.disk)
+            media.record(Recorder(path, self.services.disk))
         self.media = media
-        media.player.on_finished = self._prompt_finished
         self._start_flow()  # first: a prompt it plays at once starts with the first frame
         media.start()
 
@@ -260,7 +260,7 @@ class Call:
                 self._count_answers(run)
                 while actions := run.take_actions():
                     for action in actions:
-                        self._do(action)
+                        carry_out(action, self)
                 if not self._inbox:
                     break
                 happened = self._inbox.popleft()
@@ -293,41 +293,51 @@ class Call:
             self.flow_run.on_timer(time.time())
             self._drive()
 
-    def _do(self, action: Action) -> None:
-        media = self.media
-        call_id = self.leg.call_id
-        if isinstance(action, PlayPrompt):
-            self._prompt_serial += 1
-            self._barge_in = action.barge_in
-            if any(sound.text is not None for sound in action.sounds):
-                self._background.spawn(self._synthesize_and_play(action, self._prompt_serial))
-            else:
-                self._play([self._prompt_file(sound.file) for sound in action.sounds if sound.file])
-        elif isinstance(action, StopPrompt):
-            self._prompt_serial += 1
-            self._barge_in = False
-            if media is not None:
-                media.player.stop()
-        elif isinstance(action, Fetch):
-            self._background.spawn(self._fetch(action))
-        elif isinstance(action, StartRecording):
-            self._start_capture(action)
-        elif isinstance(action, StopRecording):
-            if self._capture is not None:
-                self._capture.stop("key")
-        elif isinstance(action, TransferCall):
-            self._transfer(action.uri)
-        elif isinstance(action, JoinQueue):
-            self.queue = self.joined = action.queue
-            self.services.center.join(self, action)
-        elif isinstance(action, EndCall):
-            self._background.spawn(self.hangup())
-        elif isinstance(action, Notice):
-            event(log, "flow.notice", logging.WARNING, call_id=call_id, message=action.message)
-        elif isinstance(action, StartListening):
-            self._listen(action)
-        elif isinstance(action, StopListening):
-            self._stop_listening()
+    # ---- the run's actions (a flows.interpreter.ActionHandler) -----------------------------------------
+
+    def play_prompt(self, action: PlayPrompt) -> None:
+        self._prompt_serial += 1
+        self._barge_in = action.barge_in
+        if any(sound.text is not None for sound in action.sounds):
+            self._background.spawn(self._synthesize_and_play(action, self._prompt_serial))
+        else:
+            self._play([self._prompt_file(sound.file) for sound in action.sounds if sound.file])
+
+    def stop_prompt(self, action: StopPrompt) -> None:
+        self._prompt_serial += 1
+        self._barge_in = False
+        if self.media is not None:
+            self.media.player.stop()
+
+    def start_listening(self, action: StartListening) -> None:
+        self._listen(action)
+
+    def stop_listening(self, action: StopListening) -> None:
+        self._stop_listening()
+
+    def fetch(self, action: Fetch) -> None:
+        self._background.spawn(self._fetch(action))
+
+    def start_recording(self, action: StartRecording) -> None:
+        self._start_capture(action)
+
+    def stop_recording(self, action: StopRecording) -> None:
+        if self._capture is not None:
+            self._capture.stop("key")
+
+    def transfer(self, action: TransferCall) -> None:
+        self._transfer(action.uri)
+
+    def join_queue(self, action: JoinQueue) -> None:
+        self.queue = self.joined = action.queue
+        self.services.center.join(self, action)
+
+    def end_call(self, action: EndCall) -> None:
+        self._background.spawn(self.hangup())
+
+    def notice(self, action: Notice) -> None:
+        """Something ops should know, from the flow (or the queue it joined)."""
+        event(log, "flow.notice", logging.WARNING, call_id=self.leg.call_id, message=action.message)
 
     def _transfer(self, uri: str) -> None:
         event(log, "call.transfer", call_id=self.leg.call_id, to=uri)
@@ -373,7 +383,7 @@ class Call:
                               complete_silence=asr.complete_silence_ms / 1000, max_speech=action.max_speech,
                               on_start=self._speech_started, on_result=heard, on_partial=partial)  # fmt: skip
         self._speech = stream
-        self.media.speech = stream.feed
+        self.media.listen(stream.feed)
         event(log, "call.listening", logging.DEBUG, call_id=self.leg.call_id, engine=engine.name,
               language=engine.language, phrases=len(action.phrases))  # fmt: skip
 
@@ -382,7 +392,7 @@ class Call:
             self._speech.close()
             self._speech = None
         if self.media is not None:
-            self.media.speech = None
+            self.media.listen(None)
 
     def _speech_started(self) -> None:
         if self.media is not None and self._barge_in and self.media.player.stop() is not None:
@@ -480,9 +490,6 @@ class Call:
             self.callback = happened.callback
         self._feed(happened)
 
-    def notice(self, notice: Notice) -> None:
-        self._do(notice)
-
     def bridge(self, media: MediaSession) -> MediaSession | None:
         """The caller hears the agent's ``media`` and the agent the caller, from now on."""
         if self.media is None:
@@ -532,14 +539,15 @@ class Call:
 
         capture = Capture(recorder, max_seconds=action.max_seconds, silence_seconds=action.silence_seconds,
                           on_end=ended)  # fmt: skip
-        self._capture = media.capture = capture
+        self._capture = capture
+        media.capture_message(capture)
         event(log, "call.recording_message", call_id=self.leg.call_id, file=str(path))
         if action.beep:
             media.player.play(BEEP)
 
     async def _capture_done(self, capture: Capture, reason: str) -> None:
         if self.media is not None and self.media.capture is capture:
-            self.media.capture = None
+            self.media.capture_message(None)
         await capture.recorder.close()
         event(log, "call.message", call_id=self.leg.call_id, file=str(capture.recorder.path),
               seconds=round(capture.seconds, 2), ended_by=reason)  # fmt: skip

@@ -31,7 +31,7 @@ from routing.estimate import expected_wait
 
 from .config import QueueConfig, RoutingConfig
 from .media.pacer import Lateness
-from .media.session import MediaSession, PacketCounts
+from .media.rtp_session import PacketCounts, RtpSession
 from .sip.counts import SipCounts
 
 WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 1800.0,
@@ -78,7 +78,7 @@ class DaemonState(Protocol):
 
     def calls_active(self) -> int: ...
 
-    def media_sessions(self) -> Iterable[MediaSession]:
+    def media_sessions(self) -> Iterable[RtpSession]:
         """The live calls' media, incoming and placed."""
 
     def frame_lateness(self) -> Lateness: ...
@@ -206,7 +206,7 @@ class Metrics:
         return Histogram("ivrd_queue_wait_seconds", "Time in queue, by outcome: answered, abandoned, overflowed",
                          ["queue", "outcome"], buckets=buckets, registry=self.registry)  # fmt: skip
 
-    def session_closed(self, media: MediaSession) -> None:
+    def session_closed(self, media: RtpSession) -> None:
         """A media session ends: its counts move into the totals, its jitter into the histogram."""
         self.media_closed.add(media)
         if media.stats.received:
@@ -222,7 +222,7 @@ class _MediaTotals:
     def __init__(self) -> None:
         self.counts = PacketCounts(*[0] * len(PacketCounts._fields))
 
-    def add(self, media: MediaSession) -> None:
+    def add(self, media: RtpSession) -> None:
         self.counts = PacketCounts(*map(add, self.counts, media.packet_counts()))
 
 

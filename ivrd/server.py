@@ -28,8 +28,9 @@ from .media.clock import FrameClock
 from .media.dtmf import Digit
 from .media.pacer import Lateness
 from .media.ports import PortPool
+from .media.rtp_session import MediaSettings
 from .media.service import MediaService
-from .media.session import MediaSession, MediaSettings
+from .media.session import MediaSession
 from .media.sockets import MediaSockets
 from .media.tts import Speaker
 from .metrics import Metrics

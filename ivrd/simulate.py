@@ -34,9 +34,13 @@ from flows.interpreter import (
     QueueLeft,
     RecordingDone,
     SpeechHeard,
+    StartListening,
     StartRecording,
+    StopListening,
+    StopPrompt,
     StopRecording,
     TransferCall,
+    carry_out,
     summary,
 )
 from flows.loader import Deployment
@@ -70,6 +74,7 @@ class Simulation:
         self.read_line = read_line
         self.now = time.time()
         self.pending: deque[FlowEvent] = deque()
+        self.fetching: deque[Fetch] = deque()
         self.lookups = Lookups(1 << 20)
 
     def say(self, text: str) -> None:
@@ -81,7 +86,9 @@ class Simulation:
         try:
             while True:
                 for action in run.take_actions():
-                    await self.act(action)
+                    carry_out(action, self)
+                while self.fetching:
+                    self.pending.append(await self._look_up(self.fetching.popleft()))
                 if run.finished:
                     break
                 if self.pending:
@@ -120,30 +127,47 @@ class Simulation:
         else:
             self.say(f"not keys (0-9 * # A-D) and not 'say ...': {line!r}")
 
-    async def act(self, action: object) -> None:
-        if isinstance(action, PlayPrompt):
-            for sound in action.sounds:
-                self.say(f"  play: {Path(sound.file).name}" if sound.file else f"  say: {sound.text}")
-            self.pending.append(PromptDone())
-        elif isinstance(action, Fetch):
-            self.pending.append(await self.fetch(action))
-        elif isinstance(action, StartRecording):
-            self.say(f"  (recording a message, up to {action.max_seconds:g} s)")
-            self.pending.append(RecordingDone(None, SIMULATED_MESSAGE_SECONDS))
-        elif isinstance(action, StopRecording):
-            pass
-        elif isinstance(action, TransferCall):
-            self.say(f"  transfer to {action.uri}")
-            self.run.hung_up(self.now, "transferred")
-        elif isinstance(action, JoinQueue):
-            self.say(f"  queue: {action.queue} (no agents in a simulation)")
-            self.pending.append(QueueLeft("simulation"))
-        elif isinstance(action, EndCall):
-            self.say("  hang up")
-        elif isinstance(action, Notice):
-            self.say(f"  warning: {action.message}")
+    # ---- the run's actions (a flows.interpreter.ActionHandler) -----------------------------------------
 
-    async def fetch(self, request: Fetch) -> LookupDone:
+    def play_prompt(self, action: PlayPrompt) -> None:
+        for sound in action.sounds:
+            self.say(f"  play: {Path(sound.file).name}" if sound.file else f"  say: {sound.text}")
+        self.pending.append(PromptDone())
+
+    def stop_prompt(self, action: StopPrompt) -> None:
+        self.say("  (prompt cut short)")
+
+    def start_listening(self, action: StartListening) -> None:
+        self.say(f"  listening for: {', '.join(action.phrases)}" if action.phrases else "  listening")
+
+    def stop_listening(self, action: StopListening) -> None:
+        pass  # the caller's next line is read whatever it is
+
+    def fetch(self, action: Fetch) -> None:
+        self.fetching.append(action)  # answered before the run goes on (main awaits it)
+
+    def start_recording(self, action: StartRecording) -> None:
+        self.say(f"  (recording a message, up to {action.max_seconds:g} s)")
+        self.pending.append(RecordingDone(None, SIMULATED_MESSAGE_SECONDS))
+
+    def stop_recording(self, action: StopRecording) -> None:
+        pass  # the simulated message is over at once
+
+    def transfer(self, action: TransferCall) -> None:
+        self.say(f"  transfer to {action.uri}")
+        self.run.hung_up(self.now, "transferred")
+
+    def join_queue(self, action: JoinQueue) -> None:
+        self.say(f"  queue: {action.queue} (no agents in a simulation)")
+        self.pending.append(QueueLeft("simulation"))
+
+    def end_call(self, action: EndCall) -> None:
+        self.say("  hang up")
+
+    def notice(self, action: Notice) -> None:
+        self.say(f"  warning: {action.message}")
+
+    async def _look_up(self, request: Fetch) -> LookupDone:
         if self.fixtures is None:
             self.say(f"  lookup: {request.method} {request.url}")
             done = await self.lookups.fetch(request)

@@ -6,7 +6,7 @@ import os
 
 from ivrd.config import QueueConfig, RoutingConfig
 from ivrd.media.pacer import Lateness
-from ivrd.media.session import PacketCounts
+from ivrd.media.rtp_session import PacketCounts
 from ivrd.metrics import _RTP_COUNTERS, WAIT_BUCKETS, wait_buckets
 from ivrd.sdnotify import watchdog_interval
 from ivrd.sip.counts import SipCounts

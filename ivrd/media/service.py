@@ -9,7 +9,8 @@ from ..sip.sdp import AudioSession
 from .clock import FrameClock
 from .dtmf import Digit
 from .ports import BoundPorts, PortPool, bind_pair
-from .session import MediaSession, MediaSettings
+from .rtp_session import MediaSettings
+from .session import MediaSession
 from .sockets import MediaSockets
 
 
@@ -38,10 +39,11 @@ class MediaService:
         return None if ports is None else (address, ports)
 
     def open(self, audio: AudioSession, ports: BoundPorts, *, on_digit: Callable[[Digit], None] = _no_digit,
-             on_digit_start: Callable[[str], None] = _no_digit) -> MediaSession:  # fmt: skip
+             on_digit_start: Callable[[str], None] = _no_digit,
+             on_prompt_done: Callable[[], None] | None = None) -> MediaSession:  # fmt: skip
         """The session of an answered leg, on ``ports`` (which it owns from now on); not started yet."""
         media = MediaSession(audio, self.settings, self.clock, self.sockets, on_digit=on_digit,
-                             on_digit_start=on_digit_start)  # fmt: skip
+                             on_digit_start=on_digit_start, on_prompt_done=on_prompt_done)  # fmt: skip
         if audio.rtcp_mux:  # RTCP comes on the RTP port: the odd one is not needed
             ports.rtcp.close()
             media.open(ports.rtp)

@@ -9,7 +9,8 @@ import socket
 from ivrd.media.clock import FrameClock
 from ivrd.media.dtmf import Digit, Rfc4733Sender, parse_event
 from ivrd.media.rtp import build_rtp, parse_rtp
-from ivrd.media.session import MediaSession, MediaSettings
+from ivrd.media.rtp_session import MediaSettings
+from ivrd.media.session import MediaSession
 from ivrd.media.sockets import MediaSockets
 from ivrd.sip.sdp import AudioSession
 

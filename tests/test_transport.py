@@ -1,0 +1,81 @@
+"""The SIP transport in-process, over loopback: it sends what a command queued at once, and hands the
+events a command causes over only after the handler that gave the command has returned."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from ivrd.faults import Faults
+from ivrd.sip.events import CallEnded, IncomingCall, MessageRejected, SipEvent
+from ivrd.sip.message import Response, parse_message
+from ivrd.sip.ua import UserAgent
+from ivrd.transport import SipTransport
+from tests.sip.helpers import OFFER, request
+
+
+async def _exchange(on_event, invites: int = 1) -> tuple[list[int], Faults]:
+    faults = Faults()
+    transport = SipTransport(UserAgent(), on_event(lambda: transport), faults)
+    port = await transport.listen("udp", "127.0.0.1", 0)
+    loop = asyncio.get_running_loop()
+    caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    caller.bind(("127.0.0.1", 0))
+    caller.setblocking(False)
+    here = f"127.0.0.1:{caller.getsockname()[1]}".encode()
+    statuses: list[int] = []
+    try:
+        for n in range(invites):
+            invite = request(body=OFFER, call_id=f"c{n}", branch=f"z9hG4bK{n}").to_bytes()
+            await loop.sock_sendto(caller, invite.replace(b"10.0.0.2:5062", here), ("127.0.0.1", port))
+            while len(statuses) < 2 * (n + 1):  # its 100 and its final response
+                message = parse_message(await asyncio.wait_for(loop.sock_recv(caller, 65535), 5))
+                assert isinstance(message, Response)
+                statuses.append(message.status)
+        await asyncio.sleep(0)  # the turn on which events a command caused are handed over
+    finally:
+        caller.close()
+        transport.close()
+    return statuses, faults
+
+
+def test_a_commands_events_wait_for_the_handler_that_gave_it_to_return():
+    seen: list[tuple[str, bool]] = []  # (event, whether a handler was running when it came)
+
+    def handlers(transport):
+        inside = False
+
+        def on_event(happened: SipEvent) -> None:
+            nonlocal inside
+            seen.append((type(happened).__name__, inside))
+            if isinstance(happened, IncomingCall):
+                inside = True
+                transport().reject(happened.leg, 486)  # its 486 goes out now; CallEnded comes later
+                seen.append(("rejected", inside))
+                inside = False
+
+        return on_event
+
+    statuses, faults = asyncio.run(_exchange(handlers))
+    assert statuses == [100, 486]
+    assert seen == [("IncomingCall", False), ("rejected", True), ("CallEnded", False)]
+    assert not faults.counts
+
+
+def test_a_handler_that_fails_loses_its_event_not_the_ones_after_it():
+    ended: list[SipEvent] = []
+
+    def handlers(transport):
+        def on_event(happened: SipEvent) -> None:
+            if isinstance(happened, IncomingCall):
+                transport().reject(happened.leg, 603)
+                raise RuntimeError("a bug in the application")
+            if isinstance(happened, CallEnded | MessageRejected):
+                ended.append(happened)
+
+        return on_event
+
+    statuses, faults = asyncio.run(_exchange(handlers, invites=2))
+    assert statuses == [100, 603, 100, 603]
+    assert [type(e).__name__ for e in ended] == ["CallEnded", "CallEnded"]
+    assert faults.counts == {"sip.event": 2}
