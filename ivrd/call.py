@@ -192,8 +192,13 @@ class Call:
         finally:
             media = self.media.summary() if self.media else {}
             recorder = self.media.recorder if self.media else None
-            self._close_media()
-            flow = self._end_flow()
+            flow: dict[str, Any] = {}
+            try:  # whatever fails in here, the call still ends: its record is written below
+                self._close_media()
+                flow = self._end_flow()
+            except Exception:
+                self.services.faults.count("call.end")
+                log.exception("call.end_error", extra={"fields": {"call_id": leg.call_id}})
             record = self._record(flow, media, recorder)
             try:
                 if recorder is not None:
@@ -217,7 +222,8 @@ class Call:
     def _start_media(self, audio: AudioSession) -> None:
         assert self._ports is not None
         media = self.services.media.open(audio, self._ports, on_digit=self.on_digit, on_digit_start=self.on_digit_start,
-                                         on_prompt_done=self._prompt_finished)  # fmt: skip
+                                         on_prompt_done=self._prompt_finished,
+                                         signalling_host=self.leg.flow.remote[0])  # fmt: skip
         calls = self.services.config.calls
         if calls.record:
             path = recording_path(Path(calls.recordings_dir), self.leg.call_id, time.time())

@@ -40,6 +40,9 @@ class SipConfig:
     answer_after: float = 0.0
     max_message_bytes: int = 65535
     max_tcp_connections: int = 1024
+    max_tcp_connections_per_source: int = 32
+    tcp_message_timeout: float = 10.0
+    tcp_idle_timeout: float = 900.0
     invites_per_second_per_source: float = 50.0
     invite_burst_per_source: int = 100
     trusted_sources: tuple[str, ...] = ("127.0.0.1", "::1")
@@ -61,6 +64,10 @@ class SipConfig:
             return "answer_after: expected 0-60 seconds"
         if not 1024 <= self.max_message_bytes <= 65535:
             return "max_message_bytes: expected 1024-65535"
+        if not 1 <= self.max_tcp_connections_per_source <= self.max_tcp_connections:
+            return "max_tcp_connections_per_source: expected 1 to max_tcp_connections"
+        if not 1 <= self.tcp_message_timeout <= 120 or not 30 <= self.tcp_idle_timeout <= 86400:
+            return "tcp_message_timeout, tcp_idle_timeout: expected 1-120 s and 30-86400 s"
         if not 0 < self.t1 <= self.t2:
             return "t1, t2: expected 0 < t1 <= t2"
         if self.invites_per_second_per_source < 0 or self.invite_burst_per_source < 1:
@@ -80,7 +87,7 @@ class MediaConfig:
     rtp_port_max: int = 20000
     codecs: tuple[Literal["PCMU", "PCMA"], ...] = ("PCMU", "PCMA")
     tts_voice: str = "en-us"
-    latch: Literal["first", "sdp"] = "first"
+    latch: Literal["first", "any", "sdp"] = "first"
     inband_dtmf: Literal["auto", "always", "never"] = "auto"
     idle: Literal["silence", "nothing"] = "silence"
     jitter_min_ms: int = 20

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from routing.agents import StateError
@@ -30,6 +31,20 @@ from .tasks import TaskSet
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("ivrd.http")
+
+
+class ClientErrors(logging.Filter):
+    """aiohttp logs a client's malformed request (an over-long URL, a broken header) as an error with a
+    traceback, like a bug of ours; it is the client's mistake, answered 4xx: one info line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError) and 400 <= (error.code or 400) < 500:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+            record.msg, record.args = "http.bad_request", ()
+            record.fields = {"status": error.code or 400, "error": (error.message or type(error).__name__)[:200]}
+        return True
 
 
 class Desktops:
@@ -93,6 +108,9 @@ class HttpServer:
         app.router.add_get("/queues", self.queues)
         app.router.add_get("/calls/{call}", self.call_context)
         self._runner = web.AppRunner(app, access_log=None)
+        server_log = logging.getLogger("aiohttp.server")
+        if not any(isinstance(f, ClientErrors) for f in server_log.filters):
+            server_log.addFilter(ClientErrors())
 
     async def start(self, address: str, port: int) -> None:
         await self._runner.setup()

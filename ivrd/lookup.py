@@ -26,7 +26,7 @@ class Lookups:
         try:
             async with self._session.request(request.method, request.url, json=request.body, timeout=timeout,
                                              allow_redirects=False) as response:  # fmt: skip
-                body = await response.content.read(self.max_bytes + 1)
+                body = await self._body(response)
                 if response.status >= 300:
                     return LookupDone(error=f"HTTP {response.status}")
         except TimeoutError:
@@ -39,6 +39,17 @@ class Lookups:
             return LookupDone(result=json.loads(body) if body.strip() else None)
         except (ValueError, RecursionError) as exc:
             return LookupDone(error=f"not JSON: {exc}"[:200])
+
+    async def _body(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, or its first ``max_bytes`` + 1 (a read returns what has come so far: a service
+        that trickles its answer is read to its end, or to the request's deadline)."""
+        body = bytearray()
+        while len(body) <= self.max_bytes:
+            chunk = await response.content.read(self.max_bytes + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
+        return bytes(body)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -78,6 +78,9 @@ class DaemonState(Protocol):
 
     def calls_active(self) -> int: ...
 
+    def tcp_connections(self) -> tuple[int, Mapping[str, int]]:
+        """SIP's TCP connections open, and those refused or closed by us, by reason."""
+
     def media_sessions(self) -> Iterable[RtpSession]:
         """The live calls' media, incoming and placed."""
 
@@ -267,6 +270,14 @@ class _Snapshot(Collector):
                                   "(answered 400 when they could be routed, dropped otherwise)",
                                   value=counts.unparsable)  # fmt: skip
         yield GaugeMetricFamily("ivrd_calls_active", "Incoming calls in progress", value=self.state.calls_active())
+        open_now, dropped = self.state.tcp_connections()
+        yield GaugeMetricFamily("ivrd_sip_tcp_connections", "SIP TCP connections open", value=open_now)
+        closed = CounterMetricFamily("ivrd_sip_tcp_dropped", "SIP TCP connections refused or closed by ivrd, by "
+                                     "reason: limit, source_limit (too many in all, from one address), slow (a "
+                                     "message not whole in time), idle, framing", labels=["reason"])  # fmt: skip
+        for reason in ("limit", "source_limit", "slow", "idle", "framing"):
+            closed.add_metric([reason], dropped.get(reason, 0))
+        yield closed
 
     def _media(self) -> Iterator[Metric]:
         # One pass over the live sessions, column sums in C: at 1,000 calls a scrape holds the loop up

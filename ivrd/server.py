@@ -49,6 +49,7 @@ from .sip.events import (
     MessageRejected,
     ReferAnswered,
     ReferProgress,
+    Refused,
     Registered,
     SipEvent,
 )
@@ -58,7 +59,7 @@ from .sip.transaction import Timers
 from .sip.ua import UserAgent
 from .speech import Speech
 from .tasks import TaskSet
-from .transport import SipTransport
+from .transport import SipTransport, TcpLimits
 from .yaml_loader import ConfigError, Problem
 
 log = logging.getLogger("ivrd")
@@ -104,8 +105,9 @@ class Daemon:
                 timers=Timers(sip.t1, sip.t2, sip.t4), invite_rate=sip.invites_per_second_per_source,
                 invite_burst=sip.invite_burst_per_source, trusted_sources=sip.trusted_sources,
                 realm=sip.realm, accounts=sip.accounts, digest_algorithms=sip.digest_algorithms)),
-            self._on_event, self.faults, max_connections=sip.max_tcp_connections,
-            max_message_bytes=sip.max_message_bytes)  # fmt: skip
+            self._on_event, self.faults, max_message_bytes=sip.max_message_bytes,
+            tcp=TcpLimits(sip.max_tcp_connections, sip.max_tcp_connections_per_source, sip.tcp_message_timeout,
+                          sip.tcp_idle_timeout))  # fmt: skip
         self.desktops = Desktops(TaskSet(self.faults, "desktop.push"))
         dialer = Dialer(self.sip, self.media, registrar=self.sip.ua.registrar, listeners=self.listeners,
                         speaker=self.speaker, tasks=TaskSet(self.faults, "queue.task"))  # fmt: skip
@@ -250,6 +252,10 @@ class Daemon:
         elif isinstance(happened, AuthFailed):  # one stable line per failure, for fail2ban
             event(log, "security.auth_failed", logging.WARNING, remote=happened.flow.remote[0],
                   port=happened.flow.remote[1], user=happened.user, reason=happened.reason)  # fmt: skip
+        elif isinstance(happened, Refused):  # one stable line per forged or misrouted request, for fail2ban
+            event(log, "security.refused", logging.WARNING, remote=happened.flow.remote[0],
+                  port=happened.flow.remote[1], method=happened.method, call_id=happened.call_id,
+                  reason=happened.reason)  # fmt: skip
         elif isinstance(happened, MessageRejected):
             event(log, "sip.rejected", logging.INFO if happened.status else logging.WARNING, status=happened.status,
                   reason=happened.reason, remote=f"{happened.flow.remote[0]}:{happened.flow.remote[1]}",
@@ -316,6 +322,10 @@ class _State:
 
     def calls_active(self) -> int:
         return len(self._daemon.calls)
+
+    def tcp_connections(self) -> tuple[int, Mapping[str, int]]:
+        sip = self._daemon.sip
+        return sip.tcp_open(), sip.tcp_dropped
 
     def media_sessions(self) -> Iterator[MediaSession]:
         yield from (call.media for call in self._daemon.calls.values() if call.media is not None)

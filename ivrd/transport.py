@@ -16,8 +16,9 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import count
-from typing import cast
+from typing import TypeVar, cast
 
 from .faults import Faults
 from .logs import event
@@ -30,6 +31,9 @@ from .sip.ua import UserAgent
 from .tasks import TaskSet
 
 log = logging.getLogger("ivrd.sip")
+T = TypeVar("T")
+RESOLVE_TIMEOUT = 2.0  # seconds a host name in a Via or Route may take to resolve
+RESOLVE_TTL = 60.0  # seconds an answer (or a failure) is kept
 _WILDCARDS = ("0.0.0.0", "::")
 
 
@@ -46,16 +50,29 @@ def _family(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    """What one TCP peer may hold: connections (in all, from one address), and how long a message may
+    take to come whole, and a connection stay silent."""
+
+    max_connections: int = 1024
+    max_per_source: int = 32
+    message_timeout: float = 10.0
+    idle_timeout: float = 900.0
+
+
 class SipTransport:
     """Owns the sockets of every listener and TCP connection, and drives one :class:`UserAgent`."""
 
     def __init__(self, ua: UserAgent, on_event: Callable[[SipEvent], None], faults: Faults, *,
-                 max_connections: int = 1024, max_message_bytes: int = 65535) -> None:  # fmt: skip
+                 tcp: TcpLimits = TcpLimits(), max_message_bytes: int = 65535) -> None:  # fmt: skip
         self.ua = ua
         self.loop = asyncio.get_running_loop()
         self._on_event = on_event
         self._faults = faults
-        self._max_connections = max_connections
+        self.tcp = tcp
+        self.tcp_dropped: dict[str, int] = {}  # TCP connections refused or closed by us, by reason
+        self._per_source: dict[str, int] = {}  # open TCP connections by remote address
         self._max_message_bytes = max_message_bytes
         self._udp: dict[tuple[int, int], tuple[asyncio.DatagramTransport, str]] = {}
         self._servers: list[asyncio.Server] = []
@@ -65,6 +82,7 @@ class SipTransport:
         self._timer_at: float | None = None
         self._delivery: asyncio.Handle | None = None  # events a command caused, handed over on the next turn
         self._local_ip: dict[str, str] = {}
+        self._resolved: dict[str, tuple[str | None, float]] = {}  # host name -> (address, until)
         self._pending = TaskSet(faults, "sip.send")
 
     # ---- listeners --------------------------------------------------------------------------------
@@ -109,27 +127,33 @@ class SipTransport:
     # ---- the application's commands ------------------------------------------------------------------
 
     def ring(self, leg: CallLeg) -> None:
-        self.ua.ring(leg, self.loop.time())
-        self._commanded()
+        self._command(leg, lambda now: self.ua.ring(leg, now))
 
     def answer(self, leg: CallLeg, *, media_address: str, media_port: int) -> None:
-        self.ua.answer(leg, media_address=media_address, media_port=media_port, now=self.loop.time())
-        self._commanded()
+        self._command(leg, lambda now: self.ua.answer(leg, media_address=media_address, media_port=media_port,
+                                                      now=now))  # fmt: skip
 
     def reject(self, leg: CallLeg, status: int, *, reason: str = "rejected") -> None:
-        self.ua.reject(leg, status, self.loop.time(), reason=reason)
-        self._commanded()
+        self._command(leg, lambda now: self.ua.reject(leg, status, now, reason=reason))
 
     def hangup(self, leg: CallLeg) -> None:
         """BYE, CANCEL or a failure response, whichever ends ``leg`` from where it is."""
-        self.ua.hangup(leg, self.loop.time())
-        self._commanded()
+        self._command(leg, lambda now: self.ua.hangup(leg, now))
 
     def refer(self, leg: CallLeg, target: str) -> bool:
         """A blind transfer of ``leg`` to ``target``; False when the call is not up."""
-        sent = self.ua.refer(leg, target, self.loop.time())
-        self._commanded()
-        return sent
+        return self._command(leg, lambda now: self.ua.refer(leg, target, now)) is True
+
+    def _command(self, leg: CallLeg, command: Callable[[float], T]) -> T | None:
+        """Run a command on ``leg``: a bug in it costs that command (logged, counted), never the caller's code."""
+        try:
+            return command(self.loop.time())
+        except Exception:
+            self._faults.count("sip.command")
+            log.exception("sip.command_error", extra={"fields": {"call_id": leg.call_id}})
+            return None
+        finally:
+            self._commanded()
 
     def call(self, target: str, *, host: str, port: int, flow: SipFlow, caller: str, caller_name: str,
              media_address: str, media_port: int, extra: tuple[tuple[str, str], ...] = ()) -> CallLeg:
@@ -225,23 +249,44 @@ class SipTransport:
         entry[0].sendto(data, (host, port))
 
     async def _resolve_and_send(self, send: Send) -> None:
+        address = await self._resolve(send.host, send.port)
+        if address is not None:
+            self._sendto(send.data, address, send.port, send.flow)
+
+    async def _resolve(self, host: str, port: int) -> str | None:
+        """``host``'s address, off the loop's thread, within RESOLVE_TIMEOUT, remembered RESOLVE_TTL
+        seconds (a name that does not resolve too: it costs its own messages, never the loop)."""
+        now = self.loop.time()
+        cached = self._resolved.get(host)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        address = None
         try:
-            infos = await self.loop.getaddrinfo(send.host, send.port, type=socket.SOCK_DGRAM)
-        except OSError as exc:
-            event(log, "sip.unresolvable", logging.WARNING, host=send.host, error=exc)
-            return
-        self._sendto(send.data, str(infos[0][4][0]), send.port, send.flow)
+            infos = await asyncio.wait_for(self.loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM),
+                                           RESOLVE_TIMEOUT)  # fmt: skip
+            address = str(infos[0][4][0])
+        except (OSError, TimeoutError) as exc:
+            event(log, "sip.unresolvable", logging.WARNING, host=host[:100], error=repr(exc))
+        if len(self._resolved) >= 4096:
+            self._resolved.clear()
+        self._resolved[host] = (address, now + RESOLVE_TTL)
+        return address
 
     async def _connect_and_send(self, send: Send) -> None:
         try:
             _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: _TcpConnection(self), send.host, send.port), timeout=5)
+                self.loop.create_connection(lambda: _TcpConnection(self, outgoing=True), send.host, send.port),
+                timeout=5)  # fmt: skip
         except (OSError, TimeoutError) as exc:
             event(log, "sip.connect_failed", logging.WARNING, destination=f"{send.host}:{send.port}", error=exc)
             return
         conn.write(send.data)
 
     # ---- addresses --------------------------------------------------------------------------------
+
+    def tcp_open(self) -> int:
+        """TCP connections open now."""
+        return len(self._connections)
 
     def local_address(self, bound: str, remote_ip: str) -> str:
         """The address a wildcard listener is reached at from ``remote_ip`` (the route's source address)."""
@@ -277,42 +322,101 @@ class _UdpListener(asyncio.DatagramProtocol):
 
 
 class _TcpConnection(asyncio.Protocol):
-    def __init__(self, owner: SipTransport) -> None:
+    """One TCP connection: framed into messages, held to the limits (``TcpLimits``) when a peer opened it."""
+
+    def __init__(self, owner: SipTransport, *, outgoing: bool = False) -> None:
         self._owner = owner
+        self._limits = owner.tcp
+        self._outgoing = outgoing
         self._framer = StreamFramer(owner._max_message_bytes)
         self._transport: asyncio.Transport | None = None
         self.id = next(owner._ids)
         self.remote: tuple[str, int] = ("", 0)
         self._flow: SipFlow | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_data = 0.0
+        self._message_started: float | None = None  # when the first byte of a message not yet whole came
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._transport = transport
-        if len(self._owner._connections) >= self._owner._max_connections:
-            event(log, "sip.tcp_refused", logging.WARNING, reason="too many connections")
-            transport.close()
-            return
+        owner = self._owner
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
         self.remote = (str(peer[0]), int(peer[1]))
+        if not self._outgoing:
+            if len(owner._connections) >= self._limits.max_connections:
+                self._refuse("limit", "too many connections")
+                return
+            if owner._per_source.get(self.remote[0], 0) >= self._limits.max_per_source:
+                self._refuse("source_limit", "too many connections from this address")
+                return
         self._flow = SipFlow("tcp", (str(sock[0]), int(sock[1])), self.remote, self.id)
-        self._owner._connections[self.id] = self
+        owner._connections[self.id] = self
+        owner._per_source[self.remote[0]] = owner._per_source.get(self.remote[0], 0) + 1
+        self._last_data = owner.loop.time()
+        self._arm()
+
+    def _refuse(self, reason: str, why: str) -> None:
+        self._owner.tcp_dropped[reason] = self._owner.tcp_dropped.get(reason, 0) + 1
+        event(log, "sip.tcp_refused", logging.WARNING, remote=self.remote[0], port=self.remote[1], reason=why)
+        assert self._transport is not None
+        self._transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._flow is None:
             return
+        now = self._owner.loop.time()
+        self._last_data = now
         try:
             messages = self._framer.feed(data)
         except ParseError as exc:
-            event(log, "sip.tcp_framing_error", logging.WARNING, remote=f"{self.remote[0]}:{self.remote[1]}",
-                  reason=exc.reason)  # fmt: skip
-            self.close()
+            self._drop("framing", exc.reason)
             return
+        if not self._framer.partial:
+            self._message_started = None
+        elif self._message_started is None:
+            self._message_started = now
+            self._arm()
         for message in messages:
             self._owner.feed(message, self._flow)
 
+    def _arm(self) -> None:
+        """One timer at the nearer of the two deadlines: the message coming whole, and silence."""
+        deadline = self._last_data + self._limits.idle_timeout
+        if self._message_started is not None:
+            deadline = min(deadline, self._message_started + self._limits.message_timeout)
+        if self._timer is not None:
+            if self._timer.when() <= deadline:
+                return  # it fires first and re-arms for the rest
+            self._timer.cancel()
+        self._timer = self._owner.loop.call_at(deadline, self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        now = self._owner.loop.time()
+        if self._message_started is not None and now >= self._message_started + self._limits.message_timeout:
+            self._drop("slow", f"a message not whole after {self._limits.message_timeout:g} s")
+        elif now >= self._last_data + self._limits.idle_timeout:
+            self._drop("idle", f"silent for {self._limits.idle_timeout:g} s")
+        elif self._transport is not None and not self._transport.is_closing():
+            self._arm()
+
+    def _drop(self, reason: str, why: str) -> None:
+        self._owner.tcp_dropped[reason] = self._owner.tcp_dropped.get(reason, 0) + 1
+        event(log, "sip.tcp_closed", logging.WARNING, remote=self.remote[0], port=self.remote[1], reason=why)
+        self.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self._owner._connections.pop(self.id, None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._owner._connections.pop(self.id, None) is not None:
+            left = self._owner._per_source.get(self.remote[0], 1) - 1
+            if left > 0:
+                self._owner._per_source[self.remote[0]] = left
+            else:
+                self._owner._per_source.pop(self.remote[0], None)
 
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():

@@ -16,6 +16,13 @@ async def _serve_and_fetch(requests: list[Fetch], max_bytes: int = 1000) -> list
         kind = request.match_info["kind"]
         if kind == "slow":
             await asyncio.sleep(1)
+        if kind.startswith("trickle"):  # the answer's head at once, then its body a piece at a time
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            for piece in ('{"name": ', '"Ada", ', '"balance": ', "42.5}"):
+                await response.write(piece.encode())
+                await asyncio.sleep(0.05 if kind == "trickle" else 0.3)
+            return response
         if kind == "echo":
             return web.json_response({"method": request.method, "body": await request.json(),
                                       "q": request.query.get("q")})  # fmt: skip
@@ -56,3 +63,13 @@ def test_answers_and_failures():
     assert done[4] == LookupDone(error="no answer within 0.3 s")
     assert done[5] == LookupDone(result=None)
     assert done[6].error is not None and "Connect" in done[6].error
+
+
+def test_an_answer_that_comes_in_pieces_is_read_whole_or_fails_on_its_deadline():
+    base = "http://127.0.0.1:{port}"
+    done = asyncio.run(_serve_and_fetch([
+        Fetch("GET", base + "/trickle", None, 2.0),  # whole in 0.2 s
+        Fetch("GET", base + "/trickle-slow", None, 0.5),  # would be whole after 1.2 s
+    ]))  # fmt: skip
+    assert done[0] == LookupDone({"name": "Ada", "balance": 42.5})
+    assert done[1] == LookupDone(error="no answer within 0.5 s")

@@ -129,7 +129,7 @@ class Dialer:
     def open_media(self, placed: PlacedLeg) -> MediaSession:
         """The answered leg's media, started."""
         assert placed.leg.audio is not None
-        placed.media = self._media.open(placed.leg.audio, placed.ports)
+        placed.media = self._media.open(placed.leg.audio, placed.ports, signalling_host=placed.leg.flow.remote[0])
         placed.media.start()
         return placed.media
 

@@ -43,7 +43,7 @@ class AgentCall:
     callback: Waiting | None = None  # a callback's place in line, once the agent answered
     handled: Handled | None = None  # a callback's talk, hold, wrap-up once the agent's call ended
     dial_back: DialBack | None = None  # a callback: the call to the caller, once the agent answered
-    hold: float = 0.0  # seconds the agent has held the caller (their phone's re-INVITE: sendonly, inactive)
+    held_before: float = 0.0  # seconds the agent held the caller, holds over (their phone's re-INVITE: sendonly)
     held_since: float | None = None
 
     @property
@@ -54,11 +54,11 @@ class AgentCall:
         if held and self.held_since is None:
             self.held_since = now
         elif not held and self.held_since is not None:
-            self.hold += now - self.held_since
+            self.held_before += now - self.held_since
             self.held_since = None
 
     def hold_seconds(self, now: float) -> float:
-        return self.hold + (now - self.held_since if self.held_since is not None else 0.0)
+        return self.held_before + (now - self.held_since if self.held_since is not None else 0.0)
 
 
 class Offers:

@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections import deque
 from dataclasses import dataclass
 
 
 class PortPool:
-    """Hands out even ports round-robin, so a port just released is the last to be reused
-    (late packets of an ended call do not land in a new one)."""
+    """Hands out even ports at random, so the next call's port cannot be guessed from the last one's
+    (media sent to a port before its caller does is the start of a hijack); a port released cools off
+    behind half the pool's other releases before it can be taken again, so late packets of an ended call
+    do not land in a new one."""
 
     def __init__(self, first: int, last: int) -> None:
         start = first + (first % 2)
-        self._free: deque[int] = deque(range(start, last, 2))
+        self._free: list[int] = list(range(start, last, 2))
+        self._cooling: deque[int] = deque()
+        self._cool = len(self._free) // 2
         self._used: set[int] = set()
 
     def acquire(self) -> int | None:
-        if not self._free:
+        if self._free:
+            i = secrets.randbelow(len(self._free))
+            self._free[i], self._free[-1] = self._free[-1], self._free[i]
+            port = self._free.pop()
+        elif self._cooling:
+            port = self._cooling.popleft()
+        else:
             return None
-        port = self._free.popleft()
         self._used.add(port)
         return port
 
     def release(self, port: int) -> None:
         if port in self._used:
             self._used.remove(port)
-            self._free.append(port)
+            self._cooling.append(port)
+            if len(self._cooling) > self._cool:
+                self._free.append(self._cooling.popleft())
 
 
 

@@ -149,41 +149,67 @@ Address = tuple[str, int]
 
 
 class SourceLatch:
-    """Which source's packets a call accepts (the "RTP bleed" defence, CVE-2017-14099).
+    """Which source's packets a call accepts (the "RTP bleed" defence, CVE-2017-14099), the way
+    rtpengine and Asterisk's ``strictrtp`` learn one.
 
-    Mode ``sdp``: only the address the peer's SDP named. Mode ``first``: the first source that
-    sends ``needed`` packets in sequence (for callers behind NAT, whose packets come from another
-    address than their SDP says). Once latched, every other source is dropped and counted, until
-    :meth:`relearn` (a renegotiation) starts over.
-    """
+    The address and port the peer's SDP names (``expected``) are always taken, and once they have sent,
+    no other source ever is. Mode ``sdp``: only they. Modes ``first`` and ``any`` are for callers behind
+    NAT, whose packets come from another address than their SDP says: within ``window`` seconds of
+    :meth:`open` (the media starting) or of a renegotiation, a source that sends ``needed`` packets in
+    sequence is learned, its packets taken from then on (those before are dropped). ``first`` learns
+    only a source on one of ``hosts`` (the SDP's own host, and the host the call's SIP came from: a NAT
+    maps both), so a stranger elsewhere can never take the call; ``any`` learns from anywhere (a proxy in
+    front that leaves the SDP as it is). Every other packet is dropped and counted."""
 
-    def __init__(self, expected: Address, *, mode: str = "sdp", needed: int = 3) -> None:
+    def __init__(self, expected: Address, *, mode: str = "sdp", needed: int = 3, window: float = 5.0,
+                 hosts: frozenset[str] = frozenset()) -> None:  # fmt: skip
         self.mode = mode
         self.needed = needed
+        self.window = window
         self.expected = expected
-        self.latched: Address | None = expected if mode == "sdp" else None
+        self.hosts = hosts | {expected[0]}
+        self.latched: Address | None = None
+        self._learn_until: float | None = None  # None: from the first packet on
         self._candidate: Address | None = None
         self._run = 0
         self._last_seq = -1
         self.foreign = 0
 
-    def accept(self, source: Address, sequence: int) -> bool:
-        if self.latched is not None:
-            if source == self.latched:
-                return True
+    def open(self, now: float) -> None:
+        """The media starts now: the learning window with it."""
+        self._learn_until = now + self.window
+
+    def accept(self, source: Address, sequence: int, now: float) -> bool:
+        if source == self.latched:
+            return True
+        if source == self.expected:  # the SDP's own: taken at once, and kept
+            self.latched = source
+            return True
+        if not self._may_learn(source, now):
             self.foreign += 1
             return False
         if source != self._candidate or sequence != (self._last_seq + 1) & 0xFFFF:
             self._candidate, self._run = source, 0
         self._run += 1
         self._last_seq = sequence
-        if self._run >= self.needed:
-            self.latched = source
+        if self._run < self.needed:
+            return False
+        self.latched = source
         return True
 
+    def _may_learn(self, source: Address, now: float) -> bool:
+        if self.mode == "sdp" or self.latched is not None:  # learned once: only the SDP's own may take over
+            return False
+        if self._learn_until is None:
+            self._learn_until = now + self.window
+        return now <= self._learn_until and (self.mode == "any" or source[0] in self.hosts)
+
     def relearn(self, expected: Address) -> None:
+        """A renegotiation: the new SDP's address, and a new window from the next packet."""
+        self.hosts = (self.hosts - {self.expected[0]}) | {expected[0]}
         self.expected = expected
-        self.latched = expected if self.mode == "sdp" else None
+        self.latched = None
+        self._learn_until = None
         self._candidate, self._run = None, 0
 
     @property

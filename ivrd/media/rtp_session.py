@@ -39,7 +39,7 @@ SENDER_REPORTS_KEPT: Final = 4  # our last SRs, by the stamp a peer's report blo
 
 @dataclass(frozen=True, slots=True)
 class MediaSettings:
-    latch: str = "first"  # "first" or "sdp"
+    latch: str = "first"  # "first", "any" or "sdp" (rtp.SourceLatch)
     inband_dtmf: str = "auto"  # "auto" (when no telephone-event was negotiated), "always" or "never"
     idle_silence: bool = True
     jitter_min_frames: int = 1
@@ -60,17 +60,20 @@ class PacketCounts(NamedTuple):
 
 class RtpSession:
     """See the module docstring. ``on_digit_start`` fires on a press's first packet (barge-in);
-    ``on_digit`` once the press is over; ``on_prompt_done`` when the player has played all it was given."""
+    ``on_digit`` once the press is over; ``on_prompt_done`` when the player has played all it was given.
+    ``signalling_host`` is where the call's SIP comes from: behind NAT, its media comes from there too."""
 
     def __init__(self, audio: AudioSession, settings: MediaSettings, *, on_digit: Callable[[Digit], None],
-                 on_digit_start: Callable[[str], None], on_prompt_done: Callable[[], None] | None = None) -> None:
+                 on_digit_start: Callable[[str], None], on_prompt_done: Callable[[], None] | None = None,
+                 signalling_host: str | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.audio = audio
         self.player = Player(cast(Codec, audio.codec), idle_silence=settings.idle_silence)
         self.player.on_finished = on_prompt_done
         self.stats = ReceiveStats()
         self.jitter = JitterBuffer(min_frames=settings.jitter_min_frames, max_frames=settings.jitter_max_frames)
-        self.latch = SourceLatch((audio.remote_address, audio.remote_port), mode=settings.latch)
+        self.latch = SourceLatch((audio.remote_address, audio.remote_port), mode=settings.latch,
+                                 hosts=frozenset({signalling_host} if signalling_host else ()))  # fmt: skip
         self.events = Rfc4733Receiver()
         self.inband: InbandDetector | None = None
         self.recorder: Recorder | None = None
@@ -102,9 +105,10 @@ class RtpSession:
         self.peer_report: ReportBlock | None = None  # what the caller last said about our stream
         self.rtt_ms: float | None = None
 
-    def first_frame(self, index: int) -> None:
-        """The clock's index of the first frame this session will be ticked for."""
+    def started(self, index: int, now: float) -> None:
+        """The media starts now, its first frame being the clock's ``index``: the latch's window opens."""
         self._frame = index
+        self.latch.open(now)
 
     # ---- who hears the caller ------------------------------------------------------------------------
 
@@ -289,7 +293,7 @@ class RtpSession:
         except RtpError:
             self.malformed += 1
             return
-        if not self.latch.accept(source, packet.sequence):
+        if not self.latch.accept(source, packet.sequence, now):
             return
         changes = self.stats.source_changes
         if packet.payload_type == self.audio.payload_type:

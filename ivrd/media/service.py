@@ -40,10 +40,12 @@ class MediaService:
 
     def open(self, audio: AudioSession, ports: BoundPorts, *, on_digit: Callable[[Digit], None] = _no_digit,
              on_digit_start: Callable[[str], None] = _no_digit,
-             on_prompt_done: Callable[[], None] | None = None) -> MediaSession:  # fmt: skip
-        """The session of an answered leg, on ``ports`` (which it owns from now on); not started yet."""
+             on_prompt_done: Callable[[], None] | None = None, signalling_host: str | None = None) -> MediaSession:
+        """The session of an answered leg, on ``ports`` (which it owns from now on); not started yet.
+        ``signalling_host``: where the leg's SIP comes from (behind NAT its media comes from there too)."""
         media = MediaSession(audio, self.settings, self.clock, self.sockets, on_digit=on_digit,
-                             on_digit_start=on_digit_start, on_prompt_done=on_prompt_done)  # fmt: skip
+                             on_digit_start=on_digit_start, on_prompt_done=on_prompt_done,
+                             signalling_host=signalling_host)  # fmt: skip
         if audio.rtcp_mux:  # RTCP comes on the RTP port: the odd one is not needed
             ports.rtcp.close()
             media.open(ports.rtp)

@@ -31,9 +31,9 @@ class MediaSession(RtpSession):
 
     def __init__(self, audio: AudioSession, settings: MediaSettings, clock: FrameClock, sockets: MediaSockets, *,
                  on_digit: Callable[[Digit], None], on_digit_start: Callable[[str], None],
-                 on_prompt_done: Callable[[], None] | None = None) -> None:  # fmt: skip
+                 on_prompt_done: Callable[[], None] | None = None, signalling_host: str | None = None) -> None:
         super().__init__(audio, settings, on_digit=on_digit, on_digit_start=on_digit_start,
-                         on_prompt_done=on_prompt_done)  # fmt: skip
+                         on_prompt_done=on_prompt_done, signalling_host=signalling_host)  # fmt: skip
         self.clock = clock
         self.sockets = sockets
         self._sock: socket.socket | None = None
@@ -56,7 +56,7 @@ class MediaSession(RtpSession):
         """Start the paced tick (the first frame goes out at the clock's next deadline for this call)."""
         assert self._loop is not None
         self._clock_key, first = self.clock.join(self._on_tick)
-        self.first_frame(first)
+        self.started(first, self._loop.time())
         self._report_timer = self._loop.call_later(REPORT_INTERVAL * random.uniform(0.5, 1.5) / 2, self._report)
 
     def close(self) -> None:

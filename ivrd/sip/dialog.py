@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .message import Headers, Request, Response
+from .errors import ParseError
+from .message import Headers, Message, Request, Response
 from .transaction import Timers
-from .uri import Uri, parse_name_addr
+from .uri import NameAddr, Uri, parse_name_addr
 
 DialogId = tuple[str, str, str]  # Call-ID, local tag, remote tag
 
@@ -14,6 +15,24 @@ DialogId = tuple[str, str, str]  # Call-ID, local tag, remote tag
 def dialog_id_of_request(request: Request) -> DialogId:
     """The id of the dialog an incoming in-dialog request belongs to (our tag is in To)."""
     return (request.call_id, request.to.tag or "", request.from_.tag or "")
+
+
+def record_route(message: Message) -> list[NameAddr]:
+    """The Record-Route set of ``message``, parsed: :class:`ParseError` (400) when a value would not do
+    as a Route later. Checked when the message comes, never first when a request of ours needs it."""
+    try:
+        return [parse_name_addr(value, what="Record-Route") for value in message.headers.values("record-route")]
+    except ParseError as exc:
+        raise ParseError(f"Record-Route: {exc.reason}", exc.status) from None
+
+
+def remote_target(message: Message) -> Uri | None:
+    """The Contact URI a dialog's requests would go to (None: no Contact); :class:`ParseError` when bad."""
+    try:
+        contacts = message.contacts
+    except ParseError as exc:
+        raise ParseError(f"Contact: {exc.reason}", exc.status) from None
+    return contacts[0].uri if contacts else None
 
 
 @dataclass(slots=True)
@@ -26,7 +45,7 @@ class Dialog:
     local_uri: str  # the value our requests put in From (the INVITE's To, with our tag)
     remote_uri: str  # the value our requests put in To (the INVITE's From)
     remote_target: Uri
-    route_set: list[str] = field(default_factory=list)
+    route_set: list[NameAddr] = field(default_factory=list)
     local_cseq: int = 1
     remote_cseq: int = 0
 
@@ -37,9 +56,8 @@ class Dialog:
     @classmethod
     def as_uas(cls, invite: Request, local_tag: str) -> Dialog:
         """The dialog a UAS creates when it answers ``invite`` (§12.1.1)."""
-        contacts = invite.contacts
         # An RFC 2543 INVITE may lack Contact: then the caller is reached at its From URI.
-        target = contacts[0].uri if contacts else invite.from_.uri
+        target = remote_target(invite) or invite.from_.uri
         to_value = invite.headers.get("to") or ""
         return cls(
             call_id=invite.call_id,
@@ -48,22 +66,22 @@ class Dialog:
             local_uri=f"{to_value};tag={local_tag}" if invite.to.tag is None else to_value,
             remote_uri=invite.headers.get("from") or "",
             remote_target=target,
-            route_set=invite.headers.values("record-route"),
+            route_set=record_route(invite),
             remote_cseq=invite.cseq.number,
         )
 
     @classmethod
     def as_uac(cls, invite: Request, response: Response) -> Dialog:
-        """The dialog a 2xx to our ``invite`` creates (§12.1.2): the route set is the Record-Route reversed."""
-        contacts = response.contacts
+        """The dialog a 2xx to our ``invite`` creates (§12.1.2): the route set is the Record-Route reversed.
+        :class:`ParseError` when its Contact or Record-Route would not do."""
         return cls(
             call_id=invite.call_id,
             local_tag=invite.from_.tag or "",
             remote_tag=response.to.tag or "",
             local_uri=invite.headers.get("from") or "",
             remote_uri=response.headers.get("to") or "",
-            remote_target=contacts[0].uri if contacts else invite.request_uri,
-            route_set=list(reversed(response.headers.values("record-route"))),
+            remote_target=remote_target(response) or invite.request_uri,
+            route_set=list(reversed(record_route(response))),
             local_cseq=invite.cseq.number,
         )
 
@@ -77,15 +95,13 @@ class Dialog:
 
     def target_refresh(self, request: Request) -> None:
         """A re-INVITE's Contact replaces the remote target (§12.2.2)."""
-        contacts = request.contacts
-        if contacts:
-            self.remote_target = contacts[0].uri
+        target = remote_target(request)
+        if target is not None:
+            self.remote_target = target
 
     def next_hop(self) -> Uri:
         """The URI the next request is sent towards: the first route, or the remote target."""
-        if self.route_set:
-            return parse_name_addr(self.route_set[0], what="Route").uri
-        return self.remote_target
+        return self.route_set[0].uri if self.route_set else self.remote_target
 
     def new_request(self, method: str, via: str, *, contact: str | None = None, body: bytes = b"",
                     extra: tuple[tuple[str, str], ...] = (), cseq: int | None = None) -> Request:  # fmt: skip
@@ -93,11 +109,11 @@ class Dialog:
         ``cseq`` is for the ACK of a 2xx, which repeats its INVITE's number (§13.2.2.4)."""
         if cseq is None:
             self.local_cseq += 1
-        routes = list(self.route_set)
+        routes = [str(route) for route in self.route_set]
         uri = self.remote_target
-        if routes and "lr" not in parse_name_addr(routes[0], what="Route").uri.params:
-            uri = parse_name_addr(routes.pop(0), what="Route").uri  # strict router: it takes the R-URI
-            routes.append(f"<{self.remote_target}>")
+        if routes and "lr" not in self.route_set[0].uri.params:
+            uri = self.route_set[0].uri  # strict router: it takes the R-URI
+            routes = [*routes[1:], f"<{self.remote_target}>"]
         headers = Headers()
         headers.add("via", via)
         headers.add("max-forwards", "70")

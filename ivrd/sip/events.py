@@ -109,6 +109,16 @@ class Registered:
 
 
 @dataclass(frozen=True, slots=True)
+class Refused:
+    """A request within a call that did not come from the call's peer (403; one log line each, for fail2ban)."""
+
+    flow: SipFlow
+    method: str
+    call_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AuthFailed:
     """A request whose credentials did not prove an account (one log line each, for fail2ban)."""
 
@@ -118,4 +128,4 @@ class AuthFailed:
 
 
 SipEvent = (IncomingCall | CallConfirmed | CallRinging | CallAnswered | MediaChanged | DtmfInfo | CallEnded
-            | MessageRejected | ReferAnswered | ReferProgress | Registered | AuthFailed)  # fmt: skip
+            | MessageRejected | ReferAnswered | ReferProgress | Registered | AuthFailed | Refused)  # fmt: skip

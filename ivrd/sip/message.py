@@ -407,6 +407,11 @@ class StreamFramer:
         self._buffer = bytearray()
         self._max = max_bytes
 
+    @property
+    def partial(self) -> bool:
+        """Whether part of a message has come and the rest has not."""
+        return bool(self._buffer)
+
     def feed(self, data: bytes) -> list[bytes]:
         self._buffer += data
         out: list[bytes] = []

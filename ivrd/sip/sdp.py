@@ -125,9 +125,23 @@ def _address(text: str) -> str:
     try:
         ipaddress.ip_address(address)
     except ValueError:
-        # A hostname is legal SDP; the media layer resolves it (and most peers send literals).
+        # A host name is legal SDP (parsed, kept); using it for media is refused (_media_address).
         if not address or any(c.isspace() for c in address):
             raise SdpError("bad c= address in SDP", 400) from None
+    return address
+
+
+def _media_address(address: str | None) -> str:
+    """The address an audio stream is sent to: an IP literal. A host name is refused (488) rather than
+    resolved: every 20 ms frame would otherwise ask the resolver, on the event loop, and peers send
+    literals (RFC 3264 offer/answer in practice)."""
+    if address is None:
+        raise SdpError("audio stream has no connection address", 400)
+    if not _IPV4.match(address):
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise SdpError(f"c= address {address[:40]!r} is a host name; an IP address is needed", 488) from None
     return address
 
 
@@ -255,9 +269,7 @@ def answer_offer(
             answer_media.append(Media(m.kind, 0, m.proto, m.formats[:1]))
             continue
         pt, rtpmap, event_pt = chosen
-        remote = m.connection or offer.connection
-        if remote is None:
-            raise SdpError("audio stream has no connection address", 400)
+        remote = _media_address(m.connection or offer.connection)
         direction = _ANSWER_DIRECTION[_offer_direction(offer, m)]
         accepted = AudioSession(remote, m.port, pt, rtpmap.name.upper(), event_pt,
                                 m.ptime or 20, direction, m.rtcp_mux)  # fmt: skip
@@ -320,9 +332,7 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Audi
     if chosen is None:
         raise SdpError("answer accepted no audio codec we offered", 488)
     pt, rtpmap, event_pt = chosen
-    remote = m.connection or answer.connection
-    if remote is None:
-        raise SdpError("answer has no connection address", 400)
+    remote = _media_address(m.connection or answer.connection)
     direction = _ANSWER_DIRECTION[_offer_direction(answer, m)]
     return AudioSession(remote, m.port, pt, rtpmap.name.upper(), event_pt, m.ptime or 20, direction, m.rtcp_mux)
 

@@ -126,22 +126,26 @@ class UserAgent:
 
     def hangup(self, leg: CallLeg, now: float) -> None:
         """End the call from our side: BYE when answered (after the ACK, §15), 480 before; a call we
-        placed that is not answered yet is cancelled."""
-        if leg.state is LegState.CALLING:
-            self._uac.cancel(leg, now)
-        elif leg.state is LegState.INCOMING:
-            self._uas.reject(leg, 480, now, reason="hangup")
-        elif leg.state is LegState.ANSWERED:
-            leg.hangup_after_ack = True
-        elif leg.state is LegState.CONFIRMED:
-            self._uac.send_bye(leg, now)
+        placed that is not answered yet is cancelled. Whatever fails on the way, the leg ends here."""
+        try:
+            if leg.state is LegState.CALLING:
+                self._uac.cancel(leg, now)
+            elif leg.state is LegState.INCOMING:
+                self._uas.reject(leg, 480, now, reason="hangup")
+            elif leg.state is LegState.ANSWERED:
+                leg.hangup_after_ack = True
+            elif leg.state is LegState.CONFIRMED:
+                self._uac.send_bye(leg, now)
+        except Exception:
+            self._legs.end(leg, "error")  # its call ends and its place frees, even if no BYE could go
+            raise
 
     # ---- new requests -----------------------------------------------------------------------------
 
     def _dispatch(self, request: Request, flow: SipFlow, now: float) -> None:
         method = request.method
         if method == "ACK":
-            self._uas.receive_ack(request, now)
+            self._uas.receive_ack(request, flow, now)
             return
         if method == "CANCEL":
             self._uas.receive_cancel(request, flow, now)

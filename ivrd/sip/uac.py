@@ -137,7 +137,12 @@ class Uac:
 
     def _confirm(self, leg: CallLeg, flow: SipFlow, response: Response, now: float) -> None:
         leg.final_status = response.status
-        leg.dialog = Dialog.as_uac(leg.invite, response)
+        try:
+            leg.dialog = Dialog.as_uac(leg.invite, response)
+        except ParseError as exc:  # no ACK, no BYE can be routed: the leg is over here
+            self._layer.emit(MessageRejected(flow, None, f"unusable 2xx: {exc.reason}"))
+            self._legs.end(leg, "bad-answer")
+            return
         self._legs.add(leg)
         leg.cancel_deadline = None
         self._layer.untrack(leg)

@@ -7,10 +7,10 @@ import secrets
 from functools import partial
 
 from .build import make_response
-from .dialog import AnswerRetransmitter, Dialog, dialog_id_of_request
+from .dialog import AnswerRetransmitter, Dialog, dialog_id_of_request, record_route, remote_target
 from .dtmf import parse_info
 from .errors import SdpError
-from .events import CallConfirmed, DtmfInfo, IncomingCall, MediaChanged, MessageRejected, ReferProgress
+from .events import CallConfirmed, DtmfInfo, IncomingCall, MediaChanged, MessageRejected, ReferProgress, Refused
 from .flow import SipFlow
 from .layer import SipLayer
 from .leg import CallLeg, LegInput, LegState, advance
@@ -21,6 +21,7 @@ from .sdp import SessionDescription, accept_answer, answer_offer, make_offer, pa
 from .settings import UaSettings, contact_header
 from .transaction import ServerInviteTransaction
 from .uac import Uac
+from .uri import bare_host
 
 
 class Uas:
@@ -81,6 +82,7 @@ class Uas:
         if self._legs.active_calls >= self.settings.max_calls:
             layer.respond(request, flow, 503, now, reason="Too Many Calls", extra=(("retry-after", "5"),))
             return
+        record_route(request), remote_target(request)  # what our BYE would need: bad, a 400 now (ParseError)
         offer = parse_sdp(request.body) if request.body else None
         audio = None
         if offer is not None:
@@ -103,17 +105,21 @@ class Uas:
         if not isinstance(invite_tx, ServerInviteTransaction):
             self._layer.respond(request, flow, 481, now)
             return
+        leg = self._incoming.get(id(invite_tx))  # only a call not answered yet is still there
+        if leg is not None and not self._from_peer(leg, flow):
+            self._refuse(request, flow, leg, now)
+            return
         self._layer.respond(request, flow, 200, now)
-        leg = self._incoming.pop(id(invite_tx), None)  # only a call not answered yet is still there
         if leg is not None:
+            del self._incoming[id(invite_tx)]
             self._layer.send_response(invite_tx, make_response(leg.invite, 487, to_tag=leg.local_tag), leg.flow, now)
             self._legs.end(leg, "cancel")
 
-    def receive_ack(self, request: Request, now: float) -> None:
+    def receive_ack(self, request: Request, flow: SipFlow, now: float) -> None:
         """The ACK of a 2xx of ours (a failure's ACK is its transaction's, in the layer)."""
         leg = self._legs.get(dialog_id_of_request(request))
-        if leg is None or leg.retransmitter is None:
-            return  # a stray or retransmitted ACK: nothing to answer (§17.2.3)
+        if leg is None or leg.retransmitter is None or not self._from_peer(leg, flow):
+            return  # a stray, retransmitted or forged ACK: nothing to answer (§17.2.3)
         leg.retransmitter = None
         self._layer.untrack(leg)
         if leg.awaiting_answer is not None:
@@ -139,6 +145,9 @@ class Uas:
         leg = self._legs.get(dialog_id_of_request(request))
         if leg is None or leg.dialog is None or leg.state is LegState.ENDED:
             layer.respond(request, flow, 481, now)
+            return
+        if not self._from_peer(leg, flow):
+            self._refuse(request, flow, leg, now)
             return
         if not leg.dialog.accept_remote_cseq(request):
             layer.respond(request, flow, 500, now, reason="CSeq Out Of Order")
@@ -176,6 +185,7 @@ class Uas:
             self._layer.respond(request, flow, 500, now, extra=(("retry-after", "1"),))  # §14.2
             return
         assert leg.dialog is not None and leg.local_sdp is not None
+        remote_target(request)  # a new target our requests could not go to: a 400 now (ParseError)
         offer = parse_sdp(request.body) if request.body else None
         media = leg.local_sdp.media[0]
         try:
@@ -189,6 +199,22 @@ class Uas:
         self._send_2xx(leg, tx, request, sdp, now)
         if offer is not None and leg.audio is not None:
             self._layer.emit(MediaChanged(leg, leg.audio))
+
+    def _from_peer(self, leg: CallLeg, flow: SipFlow) -> bool:
+        """Whether a request in ``leg``'s call came from its peer: the address its INVITE came from (or
+        went to), the first hop of its route set (a proxy), or a trusted source. Behind NAT that is the
+        phone's public address; behind a proxy, the proxy."""
+        source = flow.remote[0]
+        if source == leg.flow.remote[0] or source in self._trusted or (leg.peer is not None and source == leg.peer[0]):
+            return True
+        if leg.dialog is not None and leg.dialog.route_set:
+            hop = leg.dialog.route_set[0].uri
+            return source == bare_host(hop.params.get("maddr") or hop.host)
+        return False
+
+    def _refuse(self, request: Request, flow: SipFlow, leg: CallLeg, now: float) -> None:
+        self._layer.respond(request, flow, 403, now, reason="Not From The Call's Peer")
+        self._layer.emit(Refused(flow, request.method, leg.call_id, f"the call's peer is {leg.flow.remote[0]}"))
 
     # ---- our 2xx ----------------------------------------------------------------------------------
 

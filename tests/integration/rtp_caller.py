@@ -30,7 +30,10 @@ class Received:
 
 @dataclass
 class RtpCaller:
+    """A phone on ``host`` (any loopback address: 127.0.0.31 is another machine to the daemon)."""
+
     daemon_port: int
+    host: str = "127.0.0.1"
     sip: socket.socket = field(init=False)
     rtp: socket.socket = field(init=False)
     received: list[Received] = field(default_factory=list)
@@ -41,9 +44,9 @@ class RtpCaller:
 
     def __post_init__(self) -> None:
         self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sip.bind(("127.0.0.1", 0))
+        self.sip.bind((self.host, 0))
         self.sip.settimeout(10)
-        self.rtp, self.rtcp = _port_pair()
+        self.rtp, self.rtcp = _port_pair(self.host)
         self.rtp.settimeout(0.2)
         self.rtcp.settimeout(15)
         self._reader = threading.Thread(target=self._read_rtp, daemon=True)
@@ -74,14 +77,16 @@ class RtpCaller:
             if not self._arrived.wait_for(lambda: len(self.received) >= count, timeout):
                 raise AssertionError(f"only {len(self.received)} of {count} RTP packets arrived")
 
-    def _request(self, method: str, body: str = "", content_type: str = "", branch: str = "") -> bytes:
+    def request(self, method: str, body: str = "", content_type: str = "", branch: str = "", *,
+                extra: str = "") -> bytes:  # fmt: skip
+        """One of this phone's requests (``extra``: more header lines, each ending in CRLF)."""
         to_tag = f";tag={self.to_tag}" if self.to_tag else ""
         text = (
             f"{method} sip:ivr@127.0.0.1:{self.daemon_port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self.sip_port};branch=z9hG4bK{branch or method}{self.cseq}\r\n"
-            f"From: <sip:tester@127.0.0.1>;tag=caller\r\nTo: <sip:ivr@127.0.0.1>{to_tag}\r\n"
+            f"Via: SIP/2.0/UDP {self.host}:{self.sip_port};branch=z9hG4bK{branch or method}{self.cseq}\r\n"
+            f"From: <sip:tester@{self.host}>;tag=caller\r\nTo: <sip:ivr@127.0.0.1>{to_tag}\r\n"
             f"Call-ID: rtp-caller-{self.sip_port}\r\nCSeq: {self.cseq} {method}\r\nMax-Forwards: 70\r\n"
-            f"Contact: <sip:tester@127.0.0.1:{self.sip_port}>\r\n"
+            f"Contact: <sip:tester@{self.host}:{self.sip_port}>\r\n" + extra
             + (f"Content-Type: {content_type}\r\n" if content_type else "")
             + f"Content-Length: {len(body)}\r\n\r\n{body}"
         )
@@ -93,13 +98,19 @@ class RtpCaller:
             if isinstance(message, Response) and message.status >= 200:
                 return message
 
-    def invite(self, *, telephone_event: bool = True) -> Response:
-        """Send the INVITE; its final response (not acknowledged yet when it is a 2xx)."""
-        port = self.rtp.getsockname()[1]
+    def sdp(self, *, telephone_event: bool = True, host: str | None = None, port: int | None = None) -> str:
+        """This phone's offer (or another ``host`` and ``port`` in its place)."""
+        port = port or self.rtp.getsockname()[1]
+        host = host or self.host
         formats = "0 101\r\na=rtpmap:101 telephone-event/8000" if telephone_event else "0"
-        sdp = ("v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-               f"m=audio {port} RTP/AVP {formats}\r\n")
-        self.sip.sendto(self._request("INVITE", sdp, "application/sdp"), ("127.0.0.1", self.daemon_port))
+        return (f"v=0\r\no=t 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+                f"m=audio {port} RTP/AVP {formats}\r\n")  # fmt: skip
+
+    def invite(self, *, telephone_event: bool = True, extra: str = "", sdp: str | None = None) -> Response:
+        """Send the INVITE (``sdp``: another offer than this phone's); its final response (not acknowledged
+        yet when it is a 2xx)."""
+        sdp = sdp or self.sdp(telephone_event=telephone_event)
+        self.sip.sendto(self.request("INVITE", sdp, "application/sdp", extra=extra), ("127.0.0.1", self.daemon_port))
         return self._final()
 
     def call(self, *, telephone_event: bool = True) -> Response:
@@ -108,7 +119,7 @@ class RtpCaller:
         self.to_tag = ok.to.tag or ""
         media = next(line for line in ok.body.decode().splitlines() if line.startswith("m=audio"))
         self.remote_rtp = ("127.0.0.1", int(media.split()[1]))
-        self.sip.sendto(self._request("ACK", branch="ack"), ("127.0.0.1", self.daemon_port))
+        self.sip.sendto(self.request("ACK", branch="ack"), ("127.0.0.1", self.daemon_port))
         return ok
 
     def send_rtp(self, payload_type: int, payload: bytes, *, marker: bool = False, timestamp: int | None = None,
@@ -145,12 +156,12 @@ class RtpCaller:
     def info(self, digit: str) -> int:
         self.cseq += 1
         body = f"Signal={digit}\r\nDuration=100\r\n"
-        self.sip.sendto(self._request("INFO", body, "application/dtmf-relay"), ("127.0.0.1", self.daemon_port))
+        self.sip.sendto(self.request("INFO", body, "application/dtmf-relay"), ("127.0.0.1", self.daemon_port))
         return self._final().status
 
     def bye(self) -> int:
         self.cseq += 1
-        self.sip.sendto(self._request("BYE"), ("127.0.0.1", self.daemon_port))
+        self.sip.sendto(self.request("BYE"), ("127.0.0.1", self.daemon_port))
         return self._final().status
 
     def wait_bye(self, timeout: float = 60.0) -> None:
@@ -179,18 +190,18 @@ class RtpCaller:
         self.rtcp.close()
 
 
-def _port_pair() -> tuple[socket.socket, socket.socket]:
+def _port_pair(host: str) -> tuple[socket.socket, socket.socket]:
     """Two UDP sockets on an even port and the odd one above it (RTP, RTCP)."""
     while True:
         rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        rtp.bind(("127.0.0.1", 0))
+        rtp.bind((host, 0))
         port = rtp.getsockname()[1]
         if port % 2:
             rtp.close()
             continue
         rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            rtcp.bind(("127.0.0.1", port + 1))
+            rtcp.bind((host, port + 1))
         except OSError:
             rtp.close()
             rtcp.close()

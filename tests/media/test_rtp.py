@@ -54,23 +54,40 @@ def test_jitter_follows_rfc3550():
     assert stats.jitter == pytest.approx(j)
 
 
-def test_latch_first_needs_packets_in_sequence_then_drops_others():
-    latch = SourceLatch(("10.0.0.2", 4000), mode="first", needed=3)
-    nat = ("203.0.113.5", 31000)
+def test_latch_first_learns_a_nat_source_of_the_calls_own_host_in_sequence_then_drops_others():
+    nat = ("203.0.113.5", 31000)  # the caller's public address: their SIP came from it too
+    latch = SourceLatch(("10.0.0.2", 4000), mode="first", needed=3, hosts=frozenset({nat[0]}))
+    latch.open(0.0)
     attacker = ("198.51.100.9", 5555)
-    assert latch.accept(nat, 10) and latch.accept(nat, 11)
-    assert latch.latched is None
-    assert latch.accept(nat, 12) and latch.latched == nat
-    assert not latch.accept(attacker, 13)
-    assert latch.foreign == 1 and latch.send_to == nat
+    assert not any(latch.accept(attacker, seq, 0.01) for seq in range(10))  # not the call's host: never learned
+    assert not latch.accept(nat, 10, 0.1) and not latch.accept(nat, 11, 0.12)  # on probation: dropped
+    assert latch.latched is None and latch.send_to == ("10.0.0.2", 4000)
+    assert latch.accept(nat, 12, 0.14) and latch.latched == nat
+    assert not latch.accept(attacker, 13, 0.16)
+    assert latch.foreign == 11 and latch.send_to == nat
+    assert latch.accept(("10.0.0.2", 4000), 1, 0.2)  # the SDP's own address takes over, and keeps it
+    assert latch.latched == ("10.0.0.2", 4000) and not latch.accept(nat, 13, 0.22)
     latch.relearn(("10.0.0.3", 4002))
     assert latch.latched is None and latch.send_to == ("10.0.0.3", 4002)
 
 
+def test_latch_learns_only_in_its_window_and_any_learns_from_anywhere():
+    stranger = ("198.51.100.9", 5555)
+    late = SourceLatch(("10.0.0.2", 4000), mode="any", needed=3)
+    late.open(0.0)
+    assert not any(late.accept(stranger, seq, 5.5 + seq / 50) for seq in range(5))  # after the 5 s window
+    early = SourceLatch(("10.0.0.2", 4000), mode="any", needed=3)
+    early.open(0.0)
+    assert [early.accept(stranger, seq, 1 + seq / 50) for seq in range(4)] == [False, False, True, True]
+    strict = SourceLatch(("10.0.0.2", 4000), mode="sdp", hosts=frozenset({"198.51.100.9"}))
+    strict.open(0.0)
+    assert not any(strict.accept(stranger, seq, 0.1) for seq in range(5)) and strict.accept(("10.0.0.2", 4000), 1, 0.2)
+
+
 def test_latch_sdp_accepts_only_the_offered_address():
     latch = SourceLatch(("10.0.0.2", 4000), mode="sdp")
-    assert latch.accept(("10.0.0.2", 4000), 1)
-    assert not latch.accept(("10.0.0.2", 4001), 2)
+    assert latch.accept(("10.0.0.2", 4000), 1, 0.0)
+    assert not latch.accept(("10.0.0.2", 4001), 2, 0.02)
     assert latch.foreign == 1
 
 

@@ -83,3 +83,14 @@ def test_rtpmap_without_clock_rate_is_ignored_and_long_session_ids_parse():
     sdp = parse_sdp(text.encode())
     assert sdp.origin[1] == 971731711378798081
     assert sdp.media[1].rtpmaps == {}
+
+
+@pytest.mark.parametrize("host", ["pc33.atlanta.example.com", "localhost"])
+def test_a_host_name_for_media_is_parsed_but_refused_for_use_never_resolved(host):
+    offer = OFFER.replace("c=IN IP4 10.0.0.2", f"c=IN IP4 {host}")
+    assert parse_sdp(offer.encode()).connection == host  # legal SDP
+    with pytest.raises(SdpError) as refused:
+        answer(offer)
+    assert refused.value.status == 488 and "host name" in refused.value.reason
+    with pytest.raises(SdpError):
+        accept_answer(parse_sdp(OFFER.encode()), parse_sdp(offer.encode()))
