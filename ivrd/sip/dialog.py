@@ -21,9 +21,12 @@ def record_route(message: Message) -> list[NameAddr]:
     """The Record-Route set of ``message``, parsed: :class:`ParseError` (400) when a value would not do
     as a Route later. Checked when the message comes, never first when a request of ours needs it."""
     try:
-        return [parse_name_addr(value, what="Record-Route") for value in message.headers.values("record-route")]
+        routes = [parse_name_addr(value, what="Record-Route") for value in message.headers.values("record-route")]
     except ParseError as exc:
         raise ParseError(f"Record-Route: {exc.reason}", exc.status) from None
+    if any(route.wildcard for route in routes):
+        raise ParseError("Record-Route: * is not a route")
+    return routes
 
 
 def remote_target(message: Message) -> Uri | None:
@@ -32,6 +35,8 @@ def remote_target(message: Message) -> Uri | None:
         contacts = message.contacts
     except ParseError as exc:
         raise ParseError(f"Contact: {exc.reason}", exc.status) from None
+    if any(contact.wildcard for contact in contacts):
+        raise ParseError("Contact: * is for REGISTER only")
     return contacts[0].uri if contacts else None
 
 
