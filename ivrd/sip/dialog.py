@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import ParseError
 from .message import Headers, Message, Request, Response
@@ -119,6 +119,8 @@ class Dialog:
         if routes and "lr" not in self.route_set[0].uri.params:
             uri = self.route_set[0].uri  # strict router: it takes the R-URI
             routes = [*routes[1:], f"<{self.remote_target}>"]
+        if uri.headers is not None:  # a Request-URI carries none (§19.1.5: they are for building the request)
+            uri = replace(uri, headers=None)
         headers = Headers()
         headers.add("via", via)
         headers.add("max-forwards", "70")
