@@ -199,7 +199,11 @@ class SipTransport:
     def _flush(self) -> None:
         """Send what the core queued and re-arm the timer at its next deadline."""
         for send in self.ua.datagrams_to_send():
-            self._send(send)
+            try:
+                self._send(send)
+            except Exception:  # one message that cannot go (an address the OS refuses) holds up no other
+                self._faults.count("sip.send")
+                log.exception("sip.send_error", extra={"fields": {"destination": f"{send.host}:{send.port}"}})
         deadline = self.ua.get_timer()
         if deadline != self._timer_at:
             if self._timer is not None:
