@@ -92,8 +92,8 @@ class Daemon:
         settings = MediaSettings(
             latch=media.latch, inband_dtmf=media.inband_dtmf, idle_silence=media.idle == "silence",
             jitter_min_frames=media.jitter_min_ms // 20, jitter_max_frames=media.jitter_max_ms // 20)  # fmt: skip
-        self.frame_clock = FrameClock()  # every call's 20 ms tick
-        self.media_sockets = MediaSockets()  # every call's RTP and RTCP, read together
+        self.frame_clock = FrameClock(on_error=self._media_failed)  # every call's 20 ms tick
+        self.media_sockets = MediaSockets(on_error=self._media_failed)  # every call's RTP and RTCP, read together
         self.media = MediaService(settings, PortPool(media.rtp_port_min, media.rtp_port_max), clock=self.frame_clock,
                                   sockets=self.media_sockets, address=media.address,
                                   on_closed=self.metrics.session_closed)  # fmt: skip
@@ -118,6 +118,11 @@ class Daemon:
         self.http = HttpServer(lambda: self.config.http, self.center, desktops=self.desktops, metrics=self.metrics,
                                find_call=self._find_call, readiness=self._readiness)  # fmt: skip
         self.metrics.observe(_State(self))
+
+    def _media_failed(self, error: BaseException) -> None:
+        """A bug in one call's media (a tick: that call's audio stops; a packet: that packet is lost)."""
+        self.faults.count("media")
+        log.error("media.error", exc_info=error, extra={"fields": {"error": repr(error)}})
 
     def _services(self, config: Config) -> CallServices:
         return CallServices(config, self.sip, self.media, self.flows, self.speech, self.speaker, self.lookups,

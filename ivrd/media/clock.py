@@ -49,8 +49,10 @@ class FrameClock:
     both asyncio and uvloop read)."""
 
     def __init__(self, interval: float = TICK, slots: int = SLOTS, *, loop: Timers | None = None,
-                 measure: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 measure: Callable[[], float] = time.monotonic,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:  # fmt: skip
         self.interval = interval
+        self._on_error = on_error
         self.lateness = Lateness()
         self._loop = loop
         self._measure = measure
@@ -109,5 +111,10 @@ class FrameClock:
         for key, tick in list(members.items()):
             if key in members:  # not closed by an earlier call's tick in this round
                 lateness.observe(max(0.0, measure() - deadline))
-                tick(index)
+                try:
+                    tick(index)
+                except Exception as error:  # a bug in one call's tick: that call leaves, the others go on
+                    self.leave(key)
+                    if self._on_error is not None:
+                        self._on_error(error)
         slot.timer = self._loop.call_at(pacer.deadline, self._run, slot) if members else None

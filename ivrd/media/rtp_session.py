@@ -148,6 +148,8 @@ class RtpSession:
 
     def update(self, audio: AudioSession) -> None:
         """A renegotiation (re-INVITE): new remote address, codec or direction; relearn the source."""
+        if audio.telephone_event != self.audio.telephone_event:
+            self._digits_out.clear()  # key presses queued for events the peer no longer takes (or takes elsewhere)
         self.audio = audio
         self.player.codec = cast(Codec, audio.codec)
         self.latch.relearn((audio.remote_address, audio.remote_port))

@@ -32,8 +32,9 @@ class Readers(Protocol):
 class MediaSockets:
     """See the module docstring. Sockets are added bound; the set never closes them."""
 
-    def __init__(self, loop: Readers | None = None) -> None:
+    def __init__(self, loop: Readers | None = None, *, on_error: Callable[[BaseException], None] | None = None) -> None:
         self._loop = loop
+        self._on_error = on_error
         self._epoll: select.epoll | None = None
         self._members: dict[int, tuple[socket.socket, Receive]] = {}
 
@@ -74,4 +75,8 @@ class MediaSockets:
                 data, source = sock.recvfrom(RECEIVE_BYTES)
             except OSError:  # nothing after all, or an ICMP error report: nothing to read either way
                 continue
-            receive(data, source[:2])  # an IPv6 source is (host, port, flow, scope)
+            try:
+                receive(data, source[:2])  # an IPv6 source is (host, port, flow, scope)
+            except Exception as error:  # a bug on one packet of one call: that packet, and nothing else
+                if self._on_error is not None:
+                    self._on_error(error)

@@ -111,3 +111,18 @@ def test_leaving_stops_the_tick_and_an_empty_slot_stops_its_timer():
     assert loop.pending() == 19  # the first slot is empty: its timer is gone
     loop.run_until(501.0)
     assert calls.count("first") == 5
+
+
+def test_a_tick_that_fails_takes_out_its_own_call_only():
+    loop = FakeLoop()
+    errors: list[BaseException] = []
+    clock = FrameClock(slots=1, loop=loop, measure=loop.time, on_error=errors.append)
+    healthy: list[int] = []
+
+    def broken(index: int) -> None:
+        raise TypeError("a bug in one call's media")
+
+    clock.join(broken)
+    clock.join(healthy.append)  # the same slot: it ticks after the broken one, in the same round
+    loop.run_until(500.0 + 0.1)
+    assert len(healthy) == 6 and [type(e) for e in errors] == [TypeError]  # once: it left the clock

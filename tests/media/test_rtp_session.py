@@ -119,3 +119,11 @@ def test_the_round_trip_comes_from_our_sender_report_and_the_peers_delay_since_i
     answer = build_report(7, "caller@example", block)
     core.receive_rtcp(answer, CALLER, 10.62)
     assert core.rtt_ms is not None and abs(core.rtt_ms - 120.0) < 0.1
+
+
+def test_a_renegotiation_without_telephone_event_drops_the_key_presses_queued_for_it():
+    core, _, _ = session()
+    core.send_digit("1")
+    core.update(AudioSession(CALLER[0], CALLER[1], 0, "PCMU", None, 20, "sendrecv", False))
+    packet = parse_rtp(core.tick(0, 0.0) or b"")
+    assert packet.payload_type == 0  # audio, not an event of a type no longer agreed
