@@ -295,11 +295,15 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
+_VERSION = re.compile(r"SIP/[0-9]{1,3}\.[0-9]{1,3}\Z", re.IGNORECASE)
+
+
 def _check_version(version: str) -> None:
-    if version != "SIP/2.0":
-        if version.upper() == "SIP/2.0":
-            return
-        raise ParseError(f"SIP version {version} not supported", 505)
+    """505 for a well-formed version other than 2.0 (RFC 4475 §3.1.2.16); 400 for what is no version."""
+    if version != "SIP/2.0" and version.upper() != "SIP/2.0":
+        if _VERSION.match(version):
+            raise ParseError(f"SIP version {version} not supported", 505)
+        raise ParseError(f"bad SIP version {version[:20]!r}")
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
