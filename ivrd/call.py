@@ -52,8 +52,8 @@ from .media.player import BEEP, Clip
 from .media.ports import BoundPorts
 from .media.recorder import Recorder, recording_path
 from .media.session import MediaSession
-from .media.tts import TtsError
 from .metrics import STEP_RESULTS
+from .prompting import Prompting
 from .records import CallRecord, as_json
 from .services import CallServices
 from .sip.leg import CallLeg, LegState
@@ -84,15 +84,14 @@ class Call:
         self._ports: BoundPorts | None = None  # bound at answer (the media session's once it opens)
         self._background = TaskSet(services.faults, "call.task")
         self.flow_run: FlowRun | None = None
+        self.prompting = Prompting(leg.call_id, services.speaker, self._background,
+                                   on_done=lambda: self._feed(PromptDone()))  # fmt: skip
         self._inbox: deque[FlowEvent] = deque()  # what happened while the run's actions were being carried out
         self._driving = False
         self._flow_timer: asyncio.TimerHandle | None = None
-        self._prompt_serial = 0  # counts prompts asked for and stopped: a late synthesis for a stopped one is dropped
-        self._barge_in = False  # whether what plays now may be cut short by the caller
         self._capture: Capture | None = None
         self._transfer_timer: asyncio.TimerHandle | None = None  # a REFER whose outcome has not come
         self._speech: SpeechStream | None = None
-        self._hold: Clip | None = None  # looped while the caller waits in a queue
         self._path_counted = 0  # path entries already counted in the metrics
         self.queue: str | None = None  # the queue the caller waits in now
         self.joined: str | None = None  # the last queue they joined
@@ -138,8 +137,7 @@ class Call:
 
     def on_digit_start(self, digit: str) -> None:
         """A key went down: cut an interruptible prompt now, before the key is over (the run decides the rest)."""
-        if self.media is not None and self._barge_in and self.media.player.stop() is not None:
-            event(log, "call.barge_in", call_id=self.leg.call_id, digit=digit)
+        self.prompting.barge_in(digit=digit)
 
     def on_digit(self, digit: Digit) -> None:
         if digit.source == "info" and self.media is not None and self.media.bridged_to is not None:
@@ -222,13 +220,14 @@ class Call:
     def _start_media(self, audio: AudioSession) -> None:
         assert self._ports is not None
         media = self.services.media.open(audio, self._ports, on_digit=self.on_digit, on_digit_start=self.on_digit_start,
-                                         on_prompt_done=self._prompt_finished,
+                                         on_prompt_done=self.prompting.finished,
                                          signalling_host=self.leg.flow.remote[0])  # fmt: skip
         calls = self.services.config.calls
         if calls.record:
             path = recording_path(Path(calls.recordings_dir), self.leg.call_id, time.time())
             media.record(Recorder(path, self.services.disk))
         self.media = media
+        self.prompting.attach(media)
         self._start_flow()  # first: a prompt it plays at once starts with the first frame
         media.start()
 
@@ -302,18 +301,11 @@ class Call:
     # ---- the run's actions (a flows.interpreter.ActionHandler) -----------------------------------------
 
     def play_prompt(self, action: PlayPrompt) -> None:
-        self._prompt_serial += 1
-        self._barge_in = action.barge_in
-        if any(sound.text is not None for sound in action.sounds):
-            self._background.spawn(self._synthesize_and_play(action, self._prompt_serial))
-        else:
-            self._play([self._prompt_file(sound.file) for sound in action.sounds if sound.file])
+        assert self.flow_run is not None
+        self.prompting.play(action, self.flow_run.deployment.prompts)
 
     def stop_prompt(self, action: StopPrompt) -> None:
-        self._prompt_serial += 1
-        self._barge_in = False
-        if self.media is not None:
-            self.media.player.stop()
+        self.prompting.stop()
 
     def start_listening(self, action: StartListening) -> None:
         self._listen(action)
@@ -401,8 +393,7 @@ class Call:
             self.media.listen(None)
 
     def _speech_started(self) -> None:
-        if self.media is not None and self._barge_in and self.media.player.stop() is not None:
-            event(log, "call.barge_in", call_id=self.leg.call_id, by="speech")
+        self.prompting.barge_in(by="speech")
         self._feed(SpeechStarted())
 
     def _speech_heard(self, stream: SpeechStream, result: Result, latency: float) -> None:
@@ -426,66 +417,15 @@ class Call:
             outcome = "match" if events & {"choice", "speech"} else "noinput" if "noinput" in events else "nomatch"
             metrics.speech_results.labels(language, outcome).inc()
 
-    def _prompt_file(self, path: str) -> Clip:
-        assert self.flow_run is not None
-        prompt: Clip = self.flow_run.deployment.prompts[path]  # loaded with the flows
-        return prompt
-
-    async def _synthesize_and_play(self, action: PlayPrompt, serial: int) -> None:
-        prompts: list[Clip] = []
-        for sound in action.sounds:
-            if sound.file is not None:
-                prompts.append(self._prompt_file(sound.file))
-            elif sound.text is not None:
-                try:
-                    prompts.append(await self.services.speaker.say(sound.text, sound.voice))
-                except TtsError as exc:
-                    event(log, "call.say_failed", logging.WARNING, call_id=self.leg.call_id, error=str(exc))
-        if serial == self._prompt_serial:  # not stopped (or superseded) while it was being synthesized
-            self._play(prompts)
-
-    def _play(self, prompts: list[Clip]) -> None:
-        media = self.media
-        if media is None or self.ended.is_set():
-            return
-        if not prompts:
-            self._feed(PromptDone())
-        for prompt in prompts:
-            media.player.play(prompt)
-
-    def _prompt_finished(self) -> None:
-        if self._hold is not None and self.media is not None:
-            self.media.player.play(self._hold)  # hold music loops; the flow waits for the queue, not prompts
-            return
-        self._feed(PromptDone())
-
     # ---- in a queue (driven by the contact center) -----------------------------------------------------
 
     def hold(self, music: Clip | None) -> None:
-        """Loop ``music`` while the caller waits (None: stop it; silence when the queue has none)."""
-        self._prompt_serial += 1
-        self._hold = music
-        if self.media is not None:
-            self.media.player.stop()
-            if music is not None:
-                self.media.player.play(music)
+        """Loop ``music`` while the caller waits (None: stop it)."""
+        self.prompting.hold(music)
 
     def announce(self, text: str) -> None:
-        """Say ``text`` over the hold music; the music comes back after it."""
-        self._prompt_serial += 1
-        serial = self._prompt_serial
-
-        async def say() -> None:
-            try:
-                prompt = await self.services.speaker.say(text, None)
-            except TtsError as exc:
-                event(log, "call.say_failed", logging.WARNING, call_id=self.leg.call_id, error=str(exc))
-                return
-            if serial == self._prompt_serial and self.media is not None and self._hold is not None:
-                self.media.player.stop()
-                self.media.player.play(prompt)
-
-        self._background.spawn(say())
+        """Say ``text`` over the hold music."""
+        self.prompting.announce(text)
 
     def queue_event(self, happened: QueueLeft | AgentConnected) -> None:
         if isinstance(happened, AgentConnected):
@@ -600,6 +540,7 @@ class Call:
             message=str(self._capture.recorder.path) if self._capture else None, rtp=as_json(media))  # fmt: skip
 
     def _close_media(self) -> None:
+        self.prompting.close()
         if self._ports is not None:
             self.services.media.close(self.media, self._ports)
         self.media = None  # counted in the totals now, not among the live sessions
