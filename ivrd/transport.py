@@ -15,7 +15,7 @@ import functools
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from itertools import count
 from typing import TypeVar, cast
@@ -33,6 +33,7 @@ from .tasks import TaskSet
 log = logging.getLogger("ivrd.sip")
 T = TypeVar("T")
 RESOLVE_TIMEOUT = 2.0  # seconds a host name in a Via or Route may take to resolve
+Resolve = Callable[[str, int], Awaitable[str]]  # (host, port) -> an address, or OSError
 RESOLVE_TTL = 60.0  # seconds an answer (or a failure) is kept
 _WILDCARDS = ("0.0.0.0", "::")
 
@@ -65,9 +66,12 @@ class SipTransport:
     """Owns the sockets of every listener and TCP connection, and drives one :class:`UserAgent`."""
 
     def __init__(self, ua: UserAgent, on_event: Callable[[SipEvent], None], faults: Faults, *,
-                 tcp: TcpLimits = TcpLimits(), max_message_bytes: int = 65535) -> None:  # fmt: skip
+                 tcp: TcpLimits = TcpLimits(), max_message_bytes: int = 65535, resolve: Resolve | None = None,
+                 resolve_timeout: float = RESOLVE_TIMEOUT) -> None:  # fmt: skip
         self.ua = ua
         self.loop = asyncio.get_running_loop()
+        self._lookup = resolve or self._getaddrinfo
+        self._resolve_timeout = resolve_timeout
         self._on_event = on_event
         self._faults = faults
         self.tcp = tcp
@@ -83,6 +87,7 @@ class SipTransport:
         self._delivery: asyncio.Handle | None = None  # events a command caused, handed over on the next turn
         self._local_ip: dict[str, str] = {}
         self._resolved: dict[str, tuple[str | None, float]] = {}  # host name -> (address, until)
+        self._resolving: dict[str, asyncio.Task[str | None]] = {}  # host names being asked now
         self._pending = TaskSet(faults, "sip.send")
 
     # ---- listeners --------------------------------------------------------------------------------
@@ -121,7 +126,7 @@ class SipTransport:
             self._timer.cancel()
         if self._delivery is not None:
             self._delivery.cancel()
-        for task in self._pending:
+        for task in (*self._pending, *self._resolving.values()):
             task.cancel()
 
     # ---- the application's commands ------------------------------------------------------------------
@@ -258,23 +263,32 @@ class SipTransport:
             self._sendto(send.data, address, send.port, send.flow)
 
     async def _resolve(self, host: str, port: int) -> str | None:
-        """``host``'s address, off the loop's thread, within RESOLVE_TIMEOUT, remembered RESOLVE_TTL
-        seconds (a name that does not resolve too: it costs its own messages, never the loop)."""
-        now = self.loop.time()
+        """``host``'s address, off the loop's thread, within the resolve timeout, asked once however many
+        messages wait for it, and remembered RESOLVE_TTL seconds (a name that does not resolve too: it
+        costs its own messages, never the loop)."""
         cached = self._resolved.get(host)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > self.loop.time():
             return cached[0]
+        asking = self._resolving.get(host)
+        if asking is None:
+            asking = self._resolving[host] = self.loop.create_task(self._ask(host, port))
+            asking.add_done_callback(lambda _: self._resolving.pop(host, None))
+        return await asyncio.shield(asking)
+
+    async def _ask(self, host: str, port: int) -> str | None:
         address = None
         try:
-            infos = await asyncio.wait_for(self.loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM),
-                                           RESOLVE_TIMEOUT)  # fmt: skip
-            address = str(infos[0][4][0])
+            address = await asyncio.wait_for(self._lookup(host, port), self._resolve_timeout)
         except (OSError, TimeoutError) as exc:
             event(log, "sip.unresolvable", logging.WARNING, host=host[:100], error=repr(exc))
         if len(self._resolved) >= 4096:
             self._resolved.clear()
-        self._resolved[host] = (address, now + RESOLVE_TTL)
+        self._resolved[host] = (address, self.loop.time() + RESOLVE_TTL)
         return address
+
+    async def _getaddrinfo(self, host: str, port: int) -> str:
+        infos = await self.loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        return str(infos[0][4][0])
 
     async def _connect_and_send(self, send: Send) -> None:
         try:

@@ -4,6 +4,7 @@ events a command causes over only after the handler that gave the command has re
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 
 from ivrd.faults import Faults
@@ -79,3 +80,55 @@ def test_a_handler_that_fails_loses_its_event_not_the_ones_after_it():
     assert statuses == [100, 603, 100, 603]
     assert [type(e).__name__ for e in ended] == ["CallEnded", "CallEnded"]
     assert faults.counts == {"sip.event": 2}
+
+
+def test_a_via_host_name_whose_resolver_hangs_holds_up_nobody_and_is_given_up(caplog):
+    caplog.set_level(logging.WARNING, logger="ivrd.sip")
+
+    async def scenario() -> tuple[list[str], list[str], int]:
+        loop = asyncio.get_running_loop()
+        asked: list[str] = []
+
+        async def hanging(host: str, port: int) -> str:
+            asked.append(host)
+            await asyncio.Event().wait()  # a resolver that never answers
+            return "127.0.0.1"
+
+        transport = SipTransport(UserAgent(), lambda _: None, Faults(), resolve=hanging, resolve_timeout=0.3)
+        port = await transport.listen("udp", "127.0.0.1", 0)
+        slow, other = udp_client(), udp_client()
+        via = f"127.0.0.1:{slow.getsockname()[1]};maddr=slow.example.invalid"
+        try:
+            for n in (1, 2):
+                await loop.sock_sendto(slow, options_from(via, n), ("127.0.0.1", port))
+            await loop.sock_sendto(other, options_from(f"127.0.0.1:{other.getsockname()[1]}", 3), ("127.0.0.1", port))
+            answer = parse_message(await asyncio.wait_for(loop.sock_recv(other, 65535), 5))
+            assert isinstance(answer, Response)
+            meanwhile = list(asked)  # answered while the name was being asked, once for both messages
+            while not any(r.msg == "sip.unresolvable" for r in caplog.records):
+                await asyncio.sleep(0.05)  # the resolver is given up on its deadline
+            await loop.sock_sendto(slow, options_from(via, 4), ("127.0.0.1", port))
+            await loop.sock_sendto(other, options_from(f"127.0.0.1:{other.getsockname()[1]}", 5), ("127.0.0.1", port))
+            await asyncio.wait_for(loop.sock_recv(other, 65535), 5)  # the fourth has been handled by now too
+            return meanwhile, asked, answer.status
+        finally:
+            slow.close()
+            other.close()
+            transport.close()
+
+    meanwhile, asked, status = asyncio.run(scenario())
+    assert status == 200 and meanwhile == ["slow.example.invalid"]
+    assert asked == ["slow.example.invalid"]  # the failure is remembered: the fourth asks nothing
+
+
+def udp_client() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    return sock
+
+
+def options_from(via: str, n: int) -> bytes:
+    return (f"OPTIONS sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bKo{n}\r\n"
+            f"From: <sip:probe@127.0.0.1>;tag=o{n}\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: o{n}\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()  # fmt: skip
