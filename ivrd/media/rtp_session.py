@@ -306,12 +306,12 @@ class RtpSession:
             if not ext % ADAPT_EVERY:
                 self.jitter.adapt(self.stats.jitter_seconds)
         elif packet.payload_type == self.audio.telephone_event:
-            self.stats.update(packet, now, timing=False)
             try:
                 started, finished = self.events.packet(packet.timestamp, packet.payload, now)
             except DtmfError:
-                self.malformed += 1
+                self.malformed += 1  # counted once: not as received too
                 return
+            self.stats.update(packet, now, timing=False)
             if started is not None:
                 self._on_digit_start(started)
             if finished is not None:
