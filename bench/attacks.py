@@ -7,6 +7,8 @@ its own, does one thing:
 - ``idle``: nothing (the baseline);
 - ``sdp-names``: INVITEs whose SDP media address is a host name (refused 488, never resolved);
 - ``tcp-hog``: 200 TCP connections from one address that send nothing, and 20 that trickle a header;
+- ``tcp-drip``: 30 TCP connections from one address, each sending an endless header a byte at a time as
+  fast as it can (every byte a segment of its own), reconnecting when closed;
 - ``rtp-hijack``: RTP to the held call's media port from a stranger, 1,000 packets a second;
 - ``forged-dialog``: BYEs and re-INVITEs in the held call's dialog from a stranger, 100 a second.
 
@@ -102,6 +104,27 @@ def tcp_hog(daemon: RunningDaemon, call: RtpCaller, stop: threading.Event) -> No
             sock.close()
 
 
+def tcp_drip(daemon: RunningDaemon, call: RtpCaller, stop: threading.Event) -> None:
+    def connect() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", daemon.port), source_address=("127.0.0.43", 0))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.send(b"OPTIONS sip:ivr@127.0.0.1 SIP/2.0\r\nX: ")
+        return sock
+
+    conns = [connect() for _ in range(30)]
+    try:
+        while not stop.is_set():
+            for i, sock in enumerate(conns):
+                try:
+                    sock.send(b"y")
+                except OSError:  # closed by the daemon (too large, or too slow): come again
+                    sock.close()
+                    conns[i] = connect()
+    finally:
+        for sock in conns:
+            sock.close()
+
+
 def rtp_hijack(daemon: RunningDaemon, call: RtpCaller, stop: threading.Event) -> None:
     assert call.remote_rtp is not None
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -135,7 +158,7 @@ def forged_dialog(daemon: RunningDaemon, call: RtpCaller, stop: threading.Event)
 
 
 ATTACKS: dict[str, Callable[[RunningDaemon, RtpCaller, threading.Event], None] | None] = {
-    "idle": None, "sdp-names": sdp_names, "tcp-hog": tcp_hog, "rtp-hijack": rtp_hijack,
+    "idle": None, "sdp-names": sdp_names, "tcp-hog": tcp_hog, "tcp-drip": tcp_drip, "rtp-hijack": rtp_hijack,
     "forged-dialog": forged_dialog,
 }  # fmt: skip
 

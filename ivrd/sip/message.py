@@ -404,12 +404,16 @@ class StreamFramer:
 
     ``feed`` returns complete messages; CRLF keep-alives between messages (RFC 5626 §3.5.1)
     are skipped. A header section larger than ``max_bytes`` raises :class:`ParseError`:
-    the connection cannot be resynchronised and must be closed.
+    the connection cannot be resynchronised and must be closed. The work is linear in the bytes
+    fed however they are cut: a peer sending a byte per segment costs no more than one sending
+    whole messages (each byte is looked at once for the header's end).
     """
 
     def __init__(self, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self._buffer = bytearray()
         self._max = max_bytes
+        self._scanned = 0  # how far the buffer was searched for the header's end
+        self._total: int | None = None  # the current message's length, once its header is whole
 
     @property
     def partial(self) -> bool:
@@ -417,31 +421,40 @@ class StreamFramer:
         return bool(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes]:
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
         out: list[bytes] = []
         while True:
-            stripped = self._buffer.lstrip(b"\r\n")
-            if len(stripped) != len(self._buffer):
-                self._buffer = bytearray(stripped)
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buffer) > self._max:
-                    raise ParseError("header section too large", 513)
+            total = self._total
+            if total is None:
+                if not self._scanned:  # a message's start: skip keep-alives before it (no copy of the rest)
+                    keepalive = 0
+                    while keepalive < len(buffer) and buffer[keepalive] in b"\r\n":
+                        keepalive += 1
+                    del buffer[:keepalive]
+                end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
+                if end < 0:
+                    if len(buffer) > self._max:
+                        raise ParseError("header section too large", 513)
+                    self._scanned = len(buffer)
+                    return out
+                total = self._total = end + 4 + _content_length(bytes(buffer[:end]))
+                if total > self._max:
+                    raise ParseError("message too large", 513)
+            if len(buffer) < total:
                 return out
-            head = bytes(self._buffer[:end])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() in (b"content-length", b"l"):
-                    value = value.strip()
-                    if not value.isdigit() or len(value) > 9:
-                        raise ParseError("bad Content-Length")
-                    length = int(value)
-                    break
-            total = end + 4 + length
-            if total > self._max:
-                raise ParseError("message too large", 513)
-            if len(self._buffer) < total:
-                return out
-            out.append(bytes(self._buffer[:total]))
-            del self._buffer[:total]
+            out.append(bytes(buffer[:total]))
+            del buffer[:total]
+            self._total, self._scanned = None, 0
+
+
+def _content_length(head: bytes) -> int:
+    """The Content-Length of a message's header section (0 without one), as the stream framer reads it."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() in (b"content-length", b"l"):
+            value = value.strip()
+            if not value.isdigit() or len(value) > 9:
+                raise ParseError("bad Content-Length")
+            return int(value)
+    return 0

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivrd.sip.errors import ParseError
 from ivrd.sip.message import Request, Response, StreamFramer, parse_message
@@ -114,6 +116,20 @@ def test_stream_framer_cuts_messages_across_reads_and_skips_keepalives():
     for i in range(0, len(two), 7):
         out.extend(framer.feed(two[i : i + 7]))
     assert out == [BASIC, BASIC]
+
+
+@settings(max_examples=300, deadline=None)
+@given(bodies=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\r\n\r\n", b"")), min_size=1, max_size=5),
+       keepalives=st.lists(st.sampled_from([b"", b"\r\n", b"\r\n\r\n", b"\n"]), min_size=5, max_size=5),
+       cuts=st.lists(st.integers(1, 600), max_size=40))  # fmt: skip
+def test_stream_framer_frames_the_same_messages_however_the_stream_is_cut(bodies, keepalives, cuts):
+    messages = [b"MESSAGE sip:a@b SIP/2.0\r\nl: %d\r\n\r\n%s" % (len(body), body) for body in bodies]
+    stream = b"".join(k + m for k, m in zip(keepalives, messages, strict=False))
+    framer, out, at = StreamFramer(), [], 0
+    for cut in [*cuts, len(stream)]:  # each read a segment of its own, down to a byte
+        out.extend(framer.feed(stream[at : at + cut]))
+        at += cut
+    assert out == messages and not framer.partial
 
 
 def test_stream_framer_refuses_endless_headers():
