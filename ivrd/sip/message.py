@@ -319,15 +319,17 @@ def _split_head(data: bytes) -> tuple[bytes, bytes]:
 
 
 def _header_lines(head: str) -> list[str]:
-    lines: list[str] = []
+    """The header section's lines, continuations folded in (RFC 3261 §7.3.1), in time linear in its length
+    however many continuations a line has."""
+    lines: list[list[str]] = []
     for line in head.replace("\r\n", "\n").split("\n"):
         if line[:1] in (" ", "\t"):
             if not lines:
                 raise ParseError("continuation line before the first header")
-            lines[-1] = lines[-1] + " " + line.strip(_LWS)
+            lines[-1].append(line.strip(_LWS))
         else:
-            lines.append(line)
-    return lines
+            lines.append([line])
+    return [" ".join(parts) for parts in lines]
 
 
 def parse_message(data: bytes, *, stream: bool = False, max_bytes: int = MAX_MESSAGE_BYTES) -> Request | Response:
