@@ -321,8 +321,11 @@ def _split_head(data: bytes) -> tuple[bytes, bytes]:
 def _header_lines(head: str) -> list[str]:
     """The header section's lines, continuations folded in (RFC 3261 §7.3.1), in time linear in its length
     however many continuations a line has."""
+    text = head.replace("\r\n", "\n")
+    if "\n " not in text and "\n\t" not in text and text[:1] not in (" ", "\t"):
+        return text.split("\n")  # nothing folded: every message but a few
     lines: list[list[str]] = []
-    for line in head.replace("\r\n", "\n").split("\n"):
+    for line in text.split("\n"):
         if line[:1] in (" ", "\t"):
             if not lines:
                 raise ParseError("continuation line before the first header")
