@@ -21,7 +21,7 @@ from .counts import SipCounts
 from .errors import ParseError
 from .events import MessageRejected, Send, SipEvent
 from .flow import SipFlow
-from .message import COMPACT_FORMS, Headers, Message, Request, Response, has_control_chars, parse_message
+from .message import COMPACT_FORMS, Headers, Request, Response, has_control_chars, parse_message
 from .transaction import (
     ClientTransaction,
     Output,
@@ -260,14 +260,16 @@ class SipLayer:
         self._run(tx, tx.on_timer(now), now)
 
     def _reject_unparsable(self, data: bytes, flow: SipFlow, exc: ParseError) -> None:
-        """Answer a broken request with its status when enough of it can be read to route a response."""
+        """Answer a broken request with its status when enough of it can be read to route a response: a
+        sound top Via (where it goes) and CSeq (what the client matches it by). From, To and Call-ID are
+        echoed as they came, byte for byte, however broken (RFC 3261 §8.2.6.2)."""
         headers = _salvage_headers(data)
         if headers is None:
             self.emit(MessageRejected(flow, None, exc.reason))
             return
         request = Request("INVALID", "sip:invalid", headers)
         try:
-            Message.validate(request)  # the headers a response echoes must be sound themselves
+            request.cseq  # noqa: B018 - parsing is the check
             self._stamp_via(request, flow)
         except ParseError:
             self.emit(MessageRejected(flow, None, exc.reason))
@@ -290,9 +292,10 @@ class SipLayer:
 
 
 def _salvage_headers(data: bytes) -> Headers | None:
-    """The Via, From, To, Call-ID and CSeq lines of an unparsable request, read leniently; None for a
-    response or when they are not all there (then no response can be built)."""
-    text = data[:8192].decode("utf-8", "replace")
+    """The Via, From, To, Call-ID and CSeq lines of an unparsable request, read leniently (octets that
+    are not UTF-8 kept as surrogates, so that they go back as they came); None for a response or when
+    they are not all there (then no response can be built)."""
+    text = data[:8192].decode("utf-8", "surrogateescape")
     lines = text.replace("\r\n", "\n").split("\n")
     if not lines or lines[0].startswith("SIP/") or " " not in lines[0]:
         return None

@@ -229,7 +229,8 @@ class Message:
         lines.extend(f"{canonical_name(n)}: {v}" for n, v in self.headers if n != "content-length")
         lines.append(f"Content-Length: {len(self.body)}")
         lines.append("\r\n")
-        return "\r\n".join(lines).encode() + self.body
+        # surrogates stand for octets that were not UTF-8 in a broken request's echoed headers
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
 
 
 class Request(Message):

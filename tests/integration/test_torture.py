@@ -2,7 +2,8 @@
 
 Responses go where RFC 3261 §18.2.2 says: 127.0.0.1 (the received= address) at the top Via's
 port. ``None`` means no answer can be built: the message is a response (a UAS has no transaction
-for it), or the headers a response must echo (§8.2.6.2) are missing or themselves broken.
+for it), the headers a response must echo (§8.2.6.2) are missing, or its Via or CSeq is broken (the
+response could not be routed or matched). A broken From, To or Call-ID is echoed as it came, in a 400.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ EXPECTED: dict[str, int | set[int | None] | None] = {
     "unreason.dat": None, "noreason.dat": None, "inv2543.dat": 200,
     # invalid: 400 (505 for the version), or dropped when the echoed headers are broken too
     "badinv01.dat": None, "clerr.dat": 400, "ncl.dat": 400, "scalar02.dat": None, "scalarlg.dat": None,
-    "quotbal.dat": None, "ltgtruri.dat": 400, "lwsruri.dat": 400, "lwsstart.dat": 400, "trws.dat": 400,
-    "escruri.dat": 400, "baddate.dat": 400, "regbadct.dat": 400, "badaspec.dat": None, "baddn.dat": None,
+    "quotbal.dat": 400, "ltgtruri.dat": 400, "lwsruri.dat": 400, "lwsstart.dat": 400, "trws.dat": 400,
+    "escruri.dat": 400, "baddate.dat": 400, "regbadct.dat": 400, "badaspec.dat": 400, "baddn.dat": 400,
     "badvers.dat": None, "mismatch01.dat": 400, "mismatch02.dat": 400, "bigcode.dat": None,
     # syntactically valid, semantically refused
     "badbranch.dat": 200, "insuf.dat": None, "unkscm.dat": 416, "novelsc.dat": 416, "unksm2.dat": 405,

@@ -303,6 +303,34 @@ def test_unparsable_request_gets_400_to_its_source_when_via_is_readable():
     assert h.feed(b"\x00\x01garbage")[0] == []
 
 
+@pytest.mark.parametrize("broken", [
+    (b"To: <sip:ivr@10.0.0.1>", b"To: <sip:i\xb5r@10.0.0.1>"),  # not UTF-8
+    (b"From: <sip:caller@10.0.0.2>", b"From: <sip:caller@10.0.0.2"),  # no closing bracket
+    (b"Call-ID: c1", b"Call-ID: c\xff\xfe1"),
+])  # fmt: skip
+def test_a_request_broken_only_in_from_to_or_call_id_gets_400_echoing_them_byte_for_byte(broken):
+    """A client (sipsak's random mode, a phone with a broken header) hears why; it matches the answer by
+    its Via branch and CSeq, and finds its own header octets in it."""
+    h = Harness()
+    good, bad = broken
+    data = request("OPTIONS").to_bytes()
+    assert good in data
+    h.ua.receive_datagram(data.replace(good, bad), FLOW, h.now)
+    (sent,) = h.ua.datagrams_to_send()
+    assert sent.data.startswith(b"SIP/2.0 400 ") and bad in sent.data
+    assert b"branch=z9hG4bK1" in sent.data and b"CSeq: 1 OPTIONS" in sent.data
+
+
+def test_a_request_whose_via_or_cseq_is_broken_cannot_be_answered():
+    h = Harness()
+    data = request("OPTIONS").to_bytes()
+    broken = ((b"CSeq: 1 OPTIONS", b"CSeq: x OPTIONS"), (b"Via: SIP/2.0/UDP 10.0.0.2", b"Via: SIP/2.0/UDP 10.\xb5"))
+    for good, bad in broken:
+        assert good in data
+        sends, events = h.feed(data.replace(good, bad))
+        assert sends == [] and events[0].status is None
+
+
 def test_responses_follow_rport_and_received():
     h = Harness()
     nat = SipFlow("udp", ("10.0.0.1", 5060), ("203.0.113.9", 40000))
