@@ -19,7 +19,7 @@ import heapq
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from flows.expressions import Expression, ExpressionError, compile_expression
 from flows.schema import OverflowReason
@@ -151,6 +151,7 @@ class Router:
         self._last_offer: dict[tuple[str, str], float] = {}  # (queue, agent) -> when (round robin)
         self._waiting: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._took_from: dict[str, str] = {}  # agent -> the queue of the call they took (its wrap-up)
+        self.touched: set[str] = set()  # agents whose state changed since the owner last emptied this
 
     def _queue_groups(self) -> dict[tuple[str, int, str | None], _Group]:
         groups: dict[tuple[str, int, str | None], _Group] = {}
@@ -237,13 +238,13 @@ class Router:
 
     def agent_available(self, agent_id: str, now: float) -> None:
         agent = self.agents[agent_id]
-        agent.apply(Happening.AVAILABLE, now)
+        self._happen(agent, Happening.AVAILABLE, now)
         self._index(agent)
         self._serve_agent(agent, now)
 
     def agent_away(self, agent_id: str, now: float, reason: str) -> None:
         agent = self.agents[agent_id]
-        agent.apply(Happening.AWAY, now, reason=reason)
+        self._happen(agent, Happening.AWAY, now, reason=reason)
         self._unindex(agent)
         self._leave_if_empty()
 
@@ -277,7 +278,7 @@ class Router:
     def answered(self, caller_id: str, now: float) -> None:
         caller = self._drop(caller_id)
         assert caller is not None and caller.offered_to is not None
-        self.agents[caller.offered_to].apply(Happening.ANSWER, now)
+        self._happen(self.agents[caller.offered_to], Happening.ANSWER, now)
         self._took_from[caller.offered_to] = caller.queue
 
     def offer_failed(self, caller_id: str, now: float) -> None:
@@ -296,7 +297,7 @@ class Router:
 
     def call_ended(self, agent_id: str, now: float) -> None:
         agent = self.agents[agent_id]
-        agent.apply(Happening.END, now)
+        self._happen(agent, Happening.END, now)
         queue = self.queues.get(self._took_from.pop(agent_id, ""))
         if self._retired(agent_id):
             return
@@ -308,7 +309,7 @@ class Router:
             if kind == "wrapped":
                 agent = self.agents.get(key)
                 if agent is not None and agent.state is AgentState.WRAP_UP:
-                    agent.apply(Happening.WRAPPED, now)
+                    self._happen(agent, Happening.WRAPPED, now)
                     self._index(agent)
                     self._serve_agent(agent, now)
                 continue
@@ -459,7 +460,7 @@ class Router:
         return any(a.state is not AgentState.AWAY and requirement.matches(a.skills) for a in self.agents.values())
 
     def _offer(self, caller: _Caller, agent: Agent, now: float) -> None:
-        agent.apply(Happening.OFFER, now)
+        self._happen(agent, Happening.OFFER, now)
         self._unindex(agent)
         caller.offered_to = agent.id
         self._last_offer[(caller.queue, agent.id)] = now
@@ -467,17 +468,64 @@ class Router:
 
     def _missed(self, agent_id: str, queue_name: str, now: float, *, count: bool) -> None:
         agent = self.agents[agent_id]
-        agent.apply(Happening.MISS, now)
+        self._happen(agent, Happening.MISS, now)
         if not count:
             agent.misses_in_a_row -= 1  # the caller hung up: not the agent's miss
         if self._retired(agent_id):
             return
         if agent.misses_in_a_row >= self.queues[queue_name].max_misses:
-            agent.apply(Happening.AWAY, now, reason=f"missed {agent.misses_in_a_row} calls in a row")
+            self._happen(agent, Happening.AWAY, now, reason=f"missed {agent.misses_in_a_row} calls in a row")
             self._leave_if_empty()
             return
         self._index(agent)
         self._serve_agent(agent, now)
+
+    def _happen(self, agent: Agent, happening: Happening, now: float, *, reason: str = "") -> None:
+        agent.apply(happening, now, reason=reason)
+        self.touched.add(agent.id)
+
+    # ---- the whole state, to hand to another process ----------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """Everything the router knows, as JSON-able data; :meth:`restore` makes the same router from it
+        (one that decides exactly as this one would from here on). Decisions not yet taken are not in it."""
+        seq = next(self._seq)
+        self._seq = itertools.count(seq)  # looking must not change what comes next
+        return {
+            "agents": [agent_state(a) for a in self.agents.values()],
+            "available": list(self._available[""]),
+            "callers": [[c.id, c.queue, c.priority, c.joined, c.step, c.offered_to, c.seq, c.skills,
+                         [list(d) for d in c.deferred]] for c in self.callers.values()],
+            "retiring": sorted(self._retiring),
+            "timers": [list(t) for t in self._timers],
+            "seq": seq,
+            "last_offer": [[q, a, when] for (q, a), when in self._last_offer.items()],
+            "took_from": self._took_from,
+        }
+
+    @classmethod
+    def restore(cls, queues: Iterable[QueueSpec], state: dict[str, Any]) -> Router:
+        """The router :meth:`export` described, serving ``queues`` (the ones it served then)."""
+        router = cls(queues)
+        for fields_ in state["agents"]:
+            agent = agent_from(fields_)
+            router.agents[agent.id] = agent
+        for agent_id in state["available"]:
+            router._index(router.agents[agent_id])
+        for cid, queue, priority, joined, step, offered_to, seq, skills, deferred in state["callers"]:
+            caller = _Caller(cid, queue, priority, joined, step, offered_to, seq, skills,
+                             [(kind, whose) for kind, whose in deferred])  # fmt: skip
+            router.callers[cid] = caller
+            router._waiting[queue] += 1
+            if offered_to is None:
+                heapq.heappush(router._group(*caller.group_key).heap, (-priority, joined, seq, cid))
+        router._retiring = set(state["retiring"])
+        router._timers = [(when, seq, kind, key, whose) for when, seq, kind, key, whose in state["timers"]]
+        heapq.heapify(router._timers)
+        router._seq = itertools.count(state["seq"])
+        router._last_offer = {(q, a): when for q, a, when in state["last_offer"]}
+        router._took_from = dict(state["took_from"])
+        return router
 
     # ---- indexes --------------------------------------------------------------------------------
 
@@ -495,6 +543,21 @@ class Router:
 
     def _timer(self, when: float, kind: str, key: str, whose: str) -> None:
         heapq.heappush(self._timers, (when, next(self._seq), kind, key, whose))
+
+
+def agent_state(agent: Agent) -> dict[str, Any]:
+    """An agent as JSON-able data (:func:`agent_from` reads it back)."""
+    return {"id": agent.id, "skills": agent.skills, "name": agent.name, "contact": agent.contact,
+            "state": agent.state.value, "reason": agent.reason, "since": agent.since,
+            "seconds_in": {s.value: t for s, t in agent.seconds_in.items()},
+            "misses_in_a_row": agent.misses_in_a_row, "calls": agent.calls}  # fmt: skip
+
+
+def agent_from(state: dict[str, Any]) -> Agent:
+    return Agent(state["id"], dict(state["skills"]), name=state["name"], contact=state["contact"],
+                 state=AgentState(state["state"]), reason=state["reason"], since=state["since"],
+                 seconds_in={AgentState(s): t for s, t in state["seconds_in"].items()},
+                 misses_in_a_row=state["misses_in_a_row"], calls=state["calls"])  # fmt: skip
 
 
 def _whose(caller: _Caller) -> str:

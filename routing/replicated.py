@@ -1,0 +1,306 @@
+"""One router for several ivrd nodes, sans-IO: the router's inputs as one shared, ordered log.
+
+Every node appends what happens to its callers and agents (a caller joins, an agent answers) to the log
+as an :data:`Entry`; one node at a time, the one holding the lease, folds the log into a
+:class:`~routing.matcher.Router` (a :class:`Replica`) and hands each decision to the node that holds the
+caller. The router is deterministic, and each entry carries the time it was logged at, so any node that
+folds the same log reaches the same state: a node taking the lease over restores the last
+:meth:`Replica.export` and folds the entries after it. Timers are entries too (``tick``), logged by the
+lease holder when the router's next deadline comes.
+
+Nodes see the router's agents and queue sizes as the lease holder publishes them (:class:`NodeRouter`);
+an entry that the state no longer allows when it is folded (an agent logged out twice, by two
+supervisors on two nodes) changes nothing and is counted in :attr:`Replica.stale`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from flows.expressions import ExpressionError
+
+from .agents import TABLE, Agent, AgentState, Happening, StateError
+from .matcher import (
+    Decision,
+    Escalation,
+    Left,
+    QueueSpec,
+    ReconfigureError,
+    Requirement,
+    Router,
+    agent_from,
+    agent_state,
+)
+
+Entry = dict[str, Any]  # {"op": ..., and its arguments}: JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Addressed:
+    """A decision, for the node that holds its caller."""
+
+    node: str
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What a fold of entries produced: decisions by node, the agents that changed (None: removed), and
+    how many callers each queue holds."""
+
+    decisions: list[Addressed]
+    agents: dict[str, dict[str, Any] | None]
+    waiting: dict[str, int]
+
+
+def spec_entry(queues: Iterable[QueueSpec]) -> Entry:
+    """The entry that sets the queues (a node's configuration, at start and on reload)."""
+    return {"op": "queues", "queues": [asdict(q) for q in queues]}
+
+
+def specs_of(entry: Entry) -> list[QueueSpec]:
+    return [QueueSpec(**{**q, "escalations": tuple(Escalation(**e) for e in q["escalations"])})
+            for q in entry["queues"]]  # fmt: skip
+
+
+class Replica:
+    """The shared router, folded from the log by the lease holder."""
+
+    def __init__(self, queues: Iterable[QueueSpec]) -> None:
+        self.router = Router(queues)
+        self.node_of: dict[str, str] = {}  # waiting caller -> the node holding their call
+        self.busy_on: dict[str, str] = {}  # agent on a call -> the node bridging it
+        self.stale = 0
+        self._decisions: list[Addressed] = []
+        self._agents: dict[str, dict[str, Any] | None] = {}
+
+    def apply(self, entry: Entry, now: float) -> None:
+        """Fold one entry, logged at ``now``."""
+        try:
+            applied = self._apply(entry, now)
+        except (KeyError, StateError, ExpressionError, ValueError, TypeError):
+            applied = False
+        if not applied:
+            self.stale += 1
+        self._collect()
+
+    def take(self) -> Published:
+        """What the entries folded since the last call produced."""
+        router = self.router
+        published = Published(self._decisions, self._agents, {q: router.waiting(q) for q in router.queues})
+        self._decisions, self._agents = [], {}
+        return published
+
+    def next_deadline(self) -> float | None:
+        return self.router.next_deadline()
+
+    def export(self) -> dict[str, Any]:
+        return {"router": self.router.export(), "queues": spec_entry(self.router.queues.values()),
+                "node_of": self.node_of, "busy_on": self.busy_on}  # fmt: skip
+
+    @classmethod
+    def restore(cls, state: Mapping[str, Any]) -> Replica:
+        replica = cls(())
+        replica.router = Router.restore(specs_of(state["queues"]), state["router"])
+        replica.node_of, replica.busy_on = dict(state["node_of"]), dict(state["busy_on"])
+        return replica
+
+    def _apply(self, entry: Entry, now: float) -> bool:
+        router, op = self.router, entry["op"]
+        caller = router.callers.get(entry.get("caller", ""))
+        agent = router.agents.get(entry.get("agent", ""))
+        if op == "tick":
+            router.on_timer(now)
+        elif op == "join":
+            if caller is not None or entry["queue"] not in router.queues:
+                return False
+            self.node_of[entry["caller"]] = entry["node"]
+            router.join(entry["caller"], entry["queue"], now, priority=entry.get("priority", 0),
+                        skills=entry.get("skills"), joined=entry.get("joined"))  # fmt: skip
+        elif op in ("leave", "answered", "offer_failed"):
+            if caller is None or (op != "leave" and caller.offered_to is None):
+                return False
+            if op == "leave":
+                router.leave(caller.id, now)
+            elif op == "answered":
+                self.busy_on[caller.offered_to or ""] = self.node_of.get(caller.id, "")
+                router.answered(caller.id, now)
+            else:
+                router.offer_failed(caller.id, now)
+            if caller.id not in router.callers:
+                self.node_of.pop(caller.id, None)
+        elif op in ("available", "away", "ended"):
+            happening = {"available": Happening.AVAILABLE, "away": Happening.AWAY, "ended": Happening.END}[op]
+            if agent is None or (agent.state, happening) not in TABLE:
+                return False
+            if op == "available":
+                router.agent_available(agent.id, now)
+            elif op == "away":
+                router.agent_away(agent.id, now, entry.get("reason") or "away")
+            else:
+                self.busy_on.pop(agent.id, None)
+                router.call_ended(agent.id, now)
+        elif op == "agent":
+            self._define(entry, now)
+        elif op == "remove_agent":
+            if agent is None:
+                return False
+            router.remove_agent(agent.id)
+            router.touched.add(agent.id)
+        elif op == "queues":
+            router.reconfigure(specs_of(entry), now)
+        elif op == "node_gone":
+            self._node_gone(entry["node"], now)
+        else:
+            return False
+        return True
+
+    def _define(self, entry: Entry, now: float) -> None:
+        """An agent as a node's configuration or API defines them: new ones added (logged in if the
+        definition says so), known ones keep their state and take the new skills."""
+        router, agent_id = self.router, entry["agent"]
+        agent = router.agents.get(agent_id)
+        if agent is None:
+            router.add_agent(Agent(agent_id, dict(entry["skills"]), name=entry.get("name") or agent_id,
+                                   contact=entry.get("contact", ""), since=now), now)  # fmt: skip
+            if entry.get("logged_in"):
+                router.agent_available(agent_id, now)
+        else:
+            agent.name, agent.contact = entry.get("name") or agent_id, entry.get("contact", "")
+            if agent.skills != entry["skills"]:
+                router.update_agent(agent_id, dict(entry["skills"]), now)
+        router.touched.add(agent_id)
+
+    def _node_gone(self, node: str, now: float) -> None:
+        """A node died: its callers died with it; the agents it bridged are free after their wrap-up."""
+        router = self.router
+        for caller_id in [c for c, n in self.node_of.items() if n == node]:
+            self.node_of.pop(caller_id)
+            if caller_id in router.callers:
+                router.leave(caller_id, now)
+        for agent_id in [a for a, n in self.busy_on.items() if n == node]:
+            self.busy_on.pop(agent_id)
+            agent = router.agents.get(agent_id)
+            if agent is not None and agent.state is AgentState.BUSY:
+                router.call_ended(agent_id, now)
+
+    def _collect(self) -> None:
+        router = self.router
+        for decision in router.take_decisions():
+            node = self.node_of.get(decision.caller, "")
+            if isinstance(decision, Left):
+                self.node_of.pop(decision.caller, None)
+            self._decisions.append(Addressed(node, decision))
+        for agent_id in router.touched:
+            agent = router.agents.get(agent_id)
+            self._agents[agent_id] = agent_state(agent) if agent is not None else None
+        router.touched.clear()
+
+
+class NodeRouter:
+    """The routing backend of one node of several: what happens goes out as entries (:attr:`outbox`),
+    the decisions for this node's callers and the agents' states come back (:meth:`receive`). It checks
+    what it can at once (an unknown agent, a state that does not allow the change, a skills expression
+    that is not one) so that the API answers as with one node."""
+
+    def __init__(self, node: str, queues: Iterable[QueueSpec]) -> None:
+        self.node = node
+        self.queues = {q.name: q for q in queues}
+        self.agents: dict[str, Agent] = {}
+        self.outbox: list[Entry] = []
+        self._decisions: list[Decision] = []
+        self._waiting: dict[str, int] = dict.fromkeys(self.queues, 0)
+        self._requirements = {q.name: Requirement(q.skills) for q in self.queues.values()}
+
+    def receive(self, published: Published) -> None:
+        """What the lease holder published: this node's decisions are kept for :meth:`take_decisions`."""
+        self._decisions.extend(a.decision for a in published.decisions if a.node == self.node)
+        for agent_id, state in published.agents.items():
+            if state is None:
+                self.agents.pop(agent_id, None)
+            else:
+                self.agents[agent_id] = agent_from(state)
+        self._waiting.update(published.waiting)
+
+    # configuration
+    def reconfigure(self, queues: Iterable[QueueSpec], now: float) -> None:
+        fresh = {q.name: q for q in queues}
+        self.check_reconfigure(fresh)
+        self.queues = fresh
+        self._requirements = {q.name: Requirement(q.skills) for q in fresh.values()}
+        self.outbox.append(spec_entry(fresh.values()))
+
+    def check_reconfigure(self, queue_names: Iterable[str]) -> None:
+        names = set(queue_names)
+        occupied = sorted(q for q, n in self._waiting.items() if n and q not in names)
+        if occupied:
+            raise ReconfigureError(f"queue {', '.join(occupied)} still has callers: remove it once it is empty")
+
+    def add_agent(self, agent: Agent, now: float) -> None:
+        self.agents[agent.id] = agent
+        self.outbox.append({"op": "agent", "agent": agent.id, "skills": agent.skills, "name": agent.name,
+                            "contact": agent.contact, "logged_in": agent.state is AgentState.AVAILABLE})  # fmt: skip
+
+    def update_agent(self, agent_id: str, skills: dict[str, int], now: float) -> None:
+        agent = self.agents[agent_id]
+        agent.skills = dict(skills)
+        self.outbox.append({"op": "agent", "agent": agent_id, "skills": agent.skills, "name": agent.name,
+                            "contact": agent.contact})  # fmt: skip
+
+    def remove_agent(self, agent_id: str) -> None:
+        self.agents.pop(agent_id)
+        self.outbox.append({"op": "remove_agent", "agent": agent_id})
+
+    # agents
+    def agent_available(self, agent_id: str, now: float) -> None:
+        self._agent_entry(agent_id, Happening.AVAILABLE, now, {"op": "available", "agent": agent_id})
+
+    def agent_away(self, agent_id: str, now: float, reason: str) -> None:
+        self._agent_entry(agent_id, Happening.AWAY, now, {"op": "away", "agent": agent_id, "reason": reason},
+                          reason=reason)  # fmt: skip
+
+    def call_ended(self, agent_id: str, now: float) -> None:
+        # not checked here: the answer that made the agent busy may not be folded yet
+        self.outbox.append({"op": "ended", "agent": agent_id})
+
+    def _agent_entry(self, agent_id: str, happening: Happening, now: float, entry: Entry, *,
+                     reason: str = "") -> None:  # fmt: skip
+        """Change the local view at once (the API shows it), and log the change for the lease holder."""
+        self.agents[agent_id].apply(happening, now, reason=reason)
+        self.outbox.append(entry)
+
+    # callers
+    def join(self, caller_id: str, queue_name: str, now: float, *, priority: int = 0, skills: str | None = None,
+             joined: float | None = None) -> None:  # fmt: skip
+        if skills is not None:
+            Requirement(skills)  # raises ExpressionError here, as the router would
+        self.outbox.append({"op": "join", "node": self.node, "caller": caller_id, "queue": queue_name,
+                            "priority": priority, "skills": skills, "joined": joined})  # fmt: skip
+
+    def leave(self, caller_id: str, now: float) -> None:
+        self.outbox.append({"op": "leave", "caller": caller_id})
+
+    def answered(self, caller_id: str, now: float) -> None:
+        self.outbox.append({"op": "answered", "caller": caller_id})
+
+    def offer_failed(self, caller_id: str, now: float) -> None:
+        self.outbox.append({"op": "offer_failed", "caller": caller_id})
+
+    # time and decisions: the lease holder keeps the time
+    def on_timer(self, now: float) -> None:
+        pass
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def take_decisions(self) -> list[Decision]:
+        decisions, self._decisions = self._decisions, []
+        return decisions
+
+    def requirement(self, queue_name: str) -> Requirement:
+        return self._requirements[queue_name]
+
+    def waiting(self, queue_name: str) -> int:
+        return self._waiting.get(queue_name, 0)

@@ -1,0 +1,212 @@
+"""One router for several nodes, on a fake log: the lease holder's :class:`Replica` folds the entries the
+nodes' :class:`NodeRouter` write, and hands each decision to the node holding the caller."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from routing.agents import Agent, AgentState
+from routing.matcher import Escalation, Left, Offer, QueueSpec, Router
+from routing.replicated import NodeRouter, Replica, spec_entry
+
+QUEUES = [
+    QueueSpec("sales", skills="sales >= 1", wrap_up=5, max_wait=300, max_misses=2,
+              escalations=(Escalation(30, skills="True"), Escalation(200, overflow="help"))),
+    QueueSpec("help", strategy="fewest_calls", join_empty=True, leave_when_empty=True, max_waiting=12),
+]  # fmt: skip
+SKILLS = [{"sales": 3}, {"sales": 1, "help": 2}, {}, {"help": 5}]
+
+
+class Cluster:
+    """The log, the lease holder folding it, and the nodes reading what it publishes; time is the log's."""
+
+    def __init__(self, *nodes: str) -> None:
+        self.nodes = {n: NodeRouter(n, QUEUES) for n in nodes}
+        self.replica = Replica(QUEUES)
+        self.log: list[tuple[float, dict]] = []
+        self.now = 0.0
+        self.offers: list[tuple[str, Offer]] = []  # (node, offer) in the order the nodes got them
+        self.left: list[tuple[str, Left]] = []
+
+    def pump(self, until: float | None = None) -> None:
+        """Every node's entries into the log, folded; timers up to ``until`` as ticks."""
+        for node in self.nodes.values():
+            while node.outbox:
+                self._fold(node.outbox.pop(0))
+        if until is not None:
+            while (deadline := self.replica.next_deadline()) is not None and deadline <= until:
+                self.now = max(self.now, deadline)
+                self._fold({"op": "tick"})
+            self.now = max(self.now, until)
+
+    def _fold(self, entry: dict) -> None:
+        entry = json.loads(json.dumps(entry))  # through the wire
+        self.log.append((self.now, entry))
+        self.replica.apply(entry, self.now)
+        published = self.replica.take()
+        for name, node in self.nodes.items():
+            node.receive(published)
+            for decision in node.take_decisions():
+                (self.offers if isinstance(decision, Offer) else self.left).append((name, decision))
+
+    def agent(self, node: str, agent_id: str, **skills: int) -> None:
+        self.nodes[node].add_agent(Agent(agent_id, dict(skills), state=AgentState.AVAILABLE), self.now)
+        self.pump()
+
+
+def test_callers_on_two_nodes_are_offered_in_the_order_they_joined():
+    cluster = Cluster("a", "b")
+    for n in range(10):
+        cluster.now = float(n)
+        cluster.nodes["ab"[n % 2]].join(f"c{n}", "help", cluster.now)
+        cluster.pump()
+    cluster.agent("b", "x", help=1)
+    served = []
+    for _ in range(10):
+        node, offer = cluster.offers[-1]
+        served.append((node, offer.caller))
+        cluster.nodes[node].answered(offer.caller, cluster.now)
+        cluster.nodes[node].call_ended("x", cluster.now)
+        cluster.pump(cluster.now + 10)  # the help queue's wrap-up
+    assert served == [("ab"[n % 2], f"c{n}") for n in range(10)]
+
+
+def test_one_agent_is_never_offered_two_callers_and_a_miss_keeps_the_callers_place():
+    cluster = Cluster("a", "b")
+    cluster.agent("a", "x", sales=1)
+    cluster.nodes["a"].join("first", "sales", 0.0)
+    cluster.now = 1.0
+    cluster.nodes["b"].join("second", "sales", 1.0)
+    cluster.pump()
+    assert [(n, o.caller) for n, o in cluster.offers] == [("a", "first")]
+    cluster.nodes["a"].offer_failed("first", 2.0)
+    cluster.agent("b", "y", sales=1)
+    # x missed and takes the next caller; first, back at the head of the line, goes to the next agent
+    assert [(o.caller, o.agent) for _, o in cluster.offers] == [("first", "x"), ("second", "x"), ("first", "y")]
+    assert cluster.nodes["b"].agents["x"].state is AgentState.OFFERED  # every node sees the agents
+
+
+def test_a_dead_nodes_callers_leave_and_its_agents_are_free_after_wrap_up():
+    cluster = Cluster("a", "b")
+    cluster.agent("a", "x", sales=1)
+    cluster.nodes["a"].join("talking", "sales", 0.0)
+    cluster.pump()
+    cluster.nodes["a"].answered("talking", 0.0)
+    cluster.nodes["a"].join("waiting-on-a", "sales", 1.0)
+    cluster.nodes["b"].join("waiting-on-b", "sales", 2.0)
+    cluster.pump()
+    cluster.now = 3.0
+    cluster.replica.apply({"op": "node_gone", "node": "a"}, cluster.now)
+    cluster.replica.take()
+    assert set(cluster.replica.router.callers) == {"waiting-on-b"}
+    assert cluster.replica.router.agents["x"].state is AgentState.WRAP_UP
+    cluster.pump(until=3.0 + 5)
+    assert cluster.offers[-1] == ("b", Offer("waiting-on-b", "x", "sales"))
+
+
+def test_an_entry_the_state_no_longer_allows_changes_nothing():
+    cluster = Cluster("a", "b")
+    cluster.nodes["a"].add_agent(Agent("x", {"sales": 1}), 0.0)  # logged out
+    cluster.pump()
+    cluster.nodes["a"].agent_available("x", 1.0)
+    cluster.nodes["b"].agent_available("x", 1.0)  # b has not heard of a's yet: its own is stale
+    cluster.replica.apply({"op": "answered", "caller": "nobody"}, 1.0)
+    cluster.pump()
+    assert cluster.replica.stale == 2
+    assert cluster.nodes["b"].agents["x"].state is AgentState.AVAILABLE
+
+
+# ---- the same state whoever folds it, from wherever it starts ---------------------------------------------
+
+ACTIONS = st.lists(st.tuples(st.sampled_from(["join", "leave", "answer", "miss", "end", "away", "back", "wait",
+                                               "define", "reconfigure"]),
+                             st.integers(0, 7), st.floats(0, 60)), max_size=80)  # fmt: skip
+
+
+def drive(router: Router, actions: list, start: float = 0.0) -> tuple[list, float]:
+    """Valid router inputs made from ``actions``; every decision, in order."""
+    now, decisions = start, []
+    for kind, n, dt in actions:
+        now += dt
+        router.on_timer(now)
+        caller, agent_id = f"c{n}", f"a{n % 4}"
+        agent = router.agents.get(agent_id)
+        offered = [c for c in router.callers.values() if c.offered_to is not None]
+        if kind == "join" and caller not in router.callers:
+            router.join(caller, "sales" if n % 3 else "help", now, priority=n % 2)
+        elif kind == "leave" and caller in router.callers:
+            router.leave(caller, now)
+        elif kind in ("answer", "miss") and offered:
+            pick = offered[n % len(offered)].id
+            (router.answered if kind == "answer" else router.offer_failed)(pick, now)
+        elif kind == "end" and agent is not None and agent.state is AgentState.BUSY:
+            router.call_ended(agent_id, now)
+        elif kind == "away" and agent is not None and agent.state in (AgentState.AVAILABLE, AgentState.WRAP_UP):
+            router.agent_away(agent_id, now, "break")
+        elif kind == "back" and agent is not None and agent.state in (AgentState.AWAY, AgentState.WRAP_UP):
+            router.agent_available(agent_id, now)
+        elif kind == "define" and agent is None:
+            router.add_agent(Agent(agent_id, dict(SKILLS[n % 4]), since=now), now)
+        elif kind == "reconfigure":
+            router.reconfigure(QUEUES, now)
+        decisions.extend(router.take_decisions())
+    return decisions, now
+
+
+@settings(max_examples=300, deadline=None)
+@given(ACTIONS, ACTIONS)
+def test_a_router_restored_from_its_export_decides_as_the_original_would(before, after):
+    original = Router(QUEUES)
+    _, now = drive(original, before)
+    exported = original.export()
+    restored = Router.restore(QUEUES, json.loads(json.dumps(exported)))
+    assert original.export() == exported  # looking changed nothing
+    assert drive(restored, after, now) == drive(original, after, now)
+    assert restored.export() == original.export()
+
+
+@settings(max_examples=100, deadline=None)
+@given(ACTIONS, st.integers(0, 80))
+def test_a_lease_holder_taking_over_from_an_export_reaches_the_same_state(actions, cut):
+    """A new lease holder restores the last export and folds the rest of the log: the same state, the
+    same decisions as the node that folded it all."""
+    cluster = Cluster("a", "b")
+    cluster.nodes["a"].reconfigure(QUEUES, 0.0)
+    for n in range(4):
+        cluster.agent("ab"[n % 2], f"a{n}", **SKILLS[n])
+    for kind, n, dt in actions:
+        node = cluster.nodes["ab"[n % 2]]
+        caller, agent_id = f"c{n}", f"a{n % 4}"
+        if kind == "join":
+            node.join(caller, "sales" if n % 3 else "help", cluster.now)
+        elif kind == "leave":
+            node.leave(caller, cluster.now)
+        elif kind == "answer":
+            node.answered(caller, cluster.now)
+        elif kind == "miss":
+            node.offer_failed(caller, cluster.now)
+        elif kind in ("end", "away", "back"):
+            node.outbox.append({"op": {"end": "ended", "away": "away", "back": "available"}[kind], "agent": agent_id})
+        cluster.pump(cluster.now + dt)
+    log = cluster.log
+    cut = min(cut, len(log))
+    first = Replica(QUEUES)
+    for when, entry in log[:cut]:
+        first.apply(entry, when)
+    first.take()
+    taker = Replica.restore(json.loads(json.dumps(first.export())))
+    for when, entry in log[cut:]:
+        taker.apply(entry, when)
+    taker.take()
+    assert taker.export() == cluster.replica.export()
+    assert taker.stale + first.stale == cluster.replica.stale
+
+
+def test_queue_settings_travel_in_the_log():
+    entry = json.loads(json.dumps(spec_entry(QUEUES)))
+    replica = Replica(())
+    replica.apply(entry, 0.0)
+    assert list(replica.router.queues.values()) == QUEUES
