@@ -26,6 +26,7 @@ from .matcher import (
     Decision,
     Escalation,
     Left,
+    Offer,
     QueueSpec,
     ReconfigureError,
     Requirement,
@@ -153,6 +154,8 @@ class Replica:
             router.reconfigure(specs_of(entry), now)
         elif op == "node_gone":
             self._node_gone(entry["node"], now)
+        elif op == "hello":  # a node (re)started: it learns every agent from what this publishes
+            router.touched.update(router.agents)
         else:
             return False
         return True
@@ -304,3 +307,17 @@ class NodeRouter:
 
     def waiting(self, queue_name: str) -> int:
         return self._waiting.get(queue_name, 0)
+
+
+def published_to_json(published: Published) -> dict[str, Any]:
+    """What a fold produced, as JSON-able data for the nodes (:func:`published_from_json` reads it)."""
+    decisions = [["offer", a.node, d.caller, d.agent, d.queue] if isinstance(d := a.decision, Offer)
+                 else ["left", a.node, d.caller, d.queue, d.reason] for a in published.decisions]  # fmt: skip
+    return {"decisions": decisions, "agents": published.agents, "waiting": published.waiting}
+
+
+def published_from_json(data: Mapping[str, Any]) -> Published:
+    # offer: agent, queue; left: queue, reason
+    decisions = [Addressed(node, Offer(caller, first, second) if kind == "offer" else Left(caller, first, second))
+                 for kind, node, caller, first, second in data["decisions"]]  # fmt: skip
+    return Published(decisions, dict(data["agents"]), dict(data["waiting"]))
