@@ -25,7 +25,7 @@ from routing.matcher import Offer, QueueSpec, Router
 from tests.cluster.redis_server import redis_server
 from tests.cluster.test_shared_log import Node, until
 
-QUEUES = [QueueSpec("q", join_empty=True)]
+QUEUES = [QueueSpec("q", join_empty=True, max_waiting=1_000_000)]
 AGENTS = 2000
 
 
