@@ -500,7 +500,7 @@ class Router:
             "timers": [list(t) for t in self._timers],
             "seq": seq,
             "last_offer": [[q, a, when] for (q, a), when in self._last_offer.items()],
-            "took_from": self._took_from,
+            "took_from": dict(self._took_from),
         }
 
     @classmethod
