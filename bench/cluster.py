@@ -95,8 +95,8 @@ def main() -> int:
     latencies, rate = memory(args.joins)
     row = "{:>8} {:>8.3f} {:>8.3f} {:>12.0f} {:>12}"
     print(row.format("memory", statistics.median(latencies), percentile(latencies, 0.99), rate, 0))
-    with tempfile.TemporaryDirectory() as workdir, redis_server(Path(workdir)) as url:
-        latencies, rate, lost = asyncio.run(shared(url, args.joins))
+    with tempfile.TemporaryDirectory() as workdir, redis_server(Path(workdir)) as server:
+        latencies, rate, lost = asyncio.run(shared(server.url, args.joins))
     print(row.format("redis", statistics.median(latencies), percentile(latencies, 0.99), rate, lost))
     return 0
 

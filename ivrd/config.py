@@ -257,16 +257,41 @@ CALLBACK_NUMBER = re.compile(r"\+?[0-9]{3,20}")
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """This node, when several share one contact center (``routing.backend`` a Redis URL)."""
+
+    node: str = ""  # its name in logs and in Redis (default: the host's name); each start adds a suffix
+    lease_seconds: float = 3.0  # a dead node, or a dead lease holder, is noticed within this
+    key_prefix: str = "ivrd"  # the Redis keys' prefix: one per contact center sharing a Redis
+
+    def check(self) -> str | None:
+        if not 0.5 <= self.lease_seconds <= 60:
+            return "lease_seconds: expected 0.5-60"
+        if not re.fullmatch(r"[A-Za-z0-9._-]{0,64}", self.node) or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}",
+                                                                                   self.key_prefix):  # fmt: skip
+            return "node, key_prefix: expected letters, digits, '.', '_' or '-' (at most 64)"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingConfig:
     offer_timeout: float = 20.0  # seconds an agent's phone rings before the offer counts as missed
     queues: dict[str, QueueConfig] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
     context_url: str | None = None  # where agents fetch a call's context (default: this daemon's HTTP server)
     callback: CallbackConfig = field(default_factory=CallbackConfig)
+    backend: str = "memory"  # or a Redis URL (redis://host:port/db): several nodes, one contact center
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    @property
+    def shared(self) -> bool:
+        return self.backend != "memory"
 
     def check(self) -> str | None:
         if not 1 <= self.offer_timeout <= 300:
             return "offer_timeout: expected 1-300 seconds"
+        if self.shared and not self.backend.startswith(("redis://", "rediss://", "unix://")):
+            return f"backend: expected memory or a Redis URL (redis://host:port/db), got {self.backend!r}"
         for name, queue in self.queues.items():
             for step in queue.escalations:
                 if step.overflow is not None and step.overflow not in self.queues:
@@ -333,6 +358,9 @@ def live_part(running: Config, fresh: Config) -> tuple[Config, list[str]]:
     models, the HTTP listener, the call limit, the file watch) kept from ``running``; and the names
     of the settings that differ there, which take a restart."""
     restart = [name for name in ("sip", "media", "asr") if getattr(fresh, name) != getattr(running, name)]
+    routing = dataclasses.replace(fresh.routing, backend=running.routing.backend, cluster=running.routing.cluster)
+    if routing != fresh.routing:
+        restart.append("routing.backend/cluster")
     http = dataclasses.replace(fresh.http, address=running.http.address, port=running.http.port)
     calls = dataclasses.replace(fresh.calls, max_concurrent=running.calls.max_concurrent)
     flows = dataclasses.replace(fresh.flows, watch_seconds=running.flows.watch_seconds)
@@ -341,8 +369,9 @@ def live_part(running: Config, fresh: Config) -> tuple[Config, list[str]]:
         if value != given:
             restart.append(name)
     return dataclasses.replace(fresh, sip=running.sip, media=running.media, asr=running.asr, http=http, calls=calls,
-                               flows=flows), restart
+                               flows=flows, routing=routing), restart
 
 
-__all__ = ["AgentConfig", "AsrConfig", "CallsConfig", "Config", "ConfigError", "FlowsConfig", "HttpConfig", "Listen",
-           "LogConfig", "MediaConfig", "QueueConfig", "RoutingConfig", "SipConfig", "live_part", "load_config"]
+__all__ = ["AgentConfig", "AsrConfig", "CallsConfig", "ClusterConfig", "Config", "ConfigError", "FlowsConfig",
+           "HttpConfig", "Listen", "LogConfig", "MediaConfig", "QueueConfig", "RoutingConfig", "SipConfig", "live_part",
+           "load_config"]

@@ -53,8 +53,16 @@ class Desktops:
     def __init__(self, tasks: TaskSet) -> None:
         self._listening: dict[str, set[web.WebSocketResponse]] = {}  # agent id -> desktops
         self._tasks = tasks
+        self.relay: Callable[[str, str, dict[str, Any]], None] | None = None  # to the other nodes' desktops
 
-    def push(self, agent_id: str, what: str, context: dict[str, object]) -> None:
+    def push(self, agent_id: str, what: str, context: dict[str, Any]) -> None:
+        """Tell the agent's desktops, here and (several nodes) on the others."""
+        self.deliver(agent_id, what, context)
+        if self.relay is not None:
+            self.relay(agent_id, what, context)
+
+    def deliver(self, agent_id: str, what: str, context: dict[str, Any]) -> None:
+        """Tell the agent's desktops listening on this node."""
         sockets = self._listening.get(agent_id)
         if not sockets:
             return
@@ -188,9 +196,13 @@ class HttpServer:
     async def call_context(self, request: web.Request) -> web.Response:
         wanted = request.match_info["call"]
         call = self._find_call(wanted) or self._center.booked(wanted)  # or they hung up to be called back
-        if call is None:
+        if call is not None:
+            return web.json_response(call.context(), dumps=_dumps)
+        cluster = self._center.cluster
+        context = await cluster.share.context(wanted) if cluster is not None else None  # held by another node
+        if context is None:
             return _error(404, "no such call (or it has ended)")
-        return web.json_response(call.context(), dumps=_dumps)
+        return web.json_response(context, dumps=_dumps)
 
     async def metrics(self, _: web.Request) -> web.Response:
         """The Prometheus text format (version 0.0.4)."""

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from operator import add
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -42,6 +42,7 @@ LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.
 GC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+BACKEND_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0)
 LOOKUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # The flow path's events, as a question's result.
@@ -103,6 +104,16 @@ class DaemonState(Protocol):
 
     def queue_view(self, name: str) -> dict[str, Any]: ...
 
+    def routing_backend(self) -> BackendFigures | None:
+        """The shared routing backend's figures; None with the in-memory one."""
+
+
+class BackendFigures(NamedTuple):
+    up: bool
+    holding: bool  # this node holds the lease (folds the shared log)
+    takeovers: int
+    stale: int  # entries the shared state no longer allowed when folded: races lost (counted by the holder)
+
 
 class Metrics:
     """The daemon's registry; :meth:`exposition` is what ``GET /metrics`` answers, once :meth:`observe`
@@ -160,6 +171,9 @@ class Metrics:
                                         registry=registry)  # fmt: skip
         self.agent_offers = Counter("ivrd_agent_offers", "Calls offered to agents' phones, by result: answered, "
                                     "missed, failed (unreachable)", ["queue", "result"], registry=registry)
+        self.backend_rtt = Histogram("ivrd_routing_backend_rtt_seconds", "Round trip of each write of this node's "
+                                     "routing entries to the shared backend (Redis)", buckets=BACKEND_BUCKETS,
+                                     registry=registry)  # fmt: skip
         self.queues_changed(routing)
 
     def observe(self, state: DaemonState) -> None:
@@ -329,7 +343,8 @@ class _Snapshot(Collector):
         for state, count in by_state.items():
             agents.add_metric([state.value], count)
         yield agents
-        waiting = GaugeMetricFamily("ivrd_queue_callers_waiting", "Callers waiting in a queue", labels=["queue"])
+        waiting = GaugeMetricFamily("ivrd_queue_callers_waiting", "Callers waiting in a queue whose calls this "
+                                    "node holds (several nodes: sum them)", labels=["queue"])  # fmt: skip
         oldest = GaugeMetricFamily("ivrd_queue_oldest_wait_seconds", "How long the longest-waiting caller has "
                                    "waited", labels=["queue"])  # fmt: skip
         estimate = GaugeMetricFamily("ivrd_queue_estimated_wait_seconds", "Expected wait for a caller joining "
@@ -338,8 +353,20 @@ class _Snapshot(Collector):
                                     "callers", labels=["queue"])  # fmt: skip
         for name in queues:
             view = self.state.queue_view(name)
-            waiting.add_metric([name], view["waiting"])
+            waiting.add_metric([name], view["waiting_here"])
             oldest.add_metric([name], view["oldest_wait"])
             estimate.add_metric([name], expected_wait(view["waiting"] + 1, view["handle_seconds"], view["staffed"]))
             staffed.add_metric([name], view["staffed"])
         yield from (waiting, oldest, estimate, staffed)
+        backend = self.state.routing_backend()
+        if backend is not None:
+            yield GaugeMetricFamily("ivrd_routing_backend_up", "1 while the shared routing backend (Redis) answers",
+                                    value=int(backend.up))  # fmt: skip
+            yield GaugeMetricFamily("ivrd_routing_lease_held", "1 while this node holds the lease: it runs the "
+                                    "router for every node", value=int(backend.holding))  # fmt: skip
+            yield CounterMetricFamily("ivrd_routing_lease_takeovers", "Times this node took the router's lease "
+                                      "(at start, or from a node that died or lost Redis)",
+                                      value=backend.takeovers)  # fmt: skip
+            yield CounterMetricFamily("ivrd_routing_claims_stale", "Routing entries the shared state no longer "
+                                      "allowed when the lease holder folded them (a race lost between nodes; "
+                                      "changed nothing)", value=backend.stale)  # fmt: skip

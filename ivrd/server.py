@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
+import socket
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,9 +19,11 @@ from routing.matcher import ReconfigureError
 
 from . import heap
 from .call import BYE_GRACE, Call
-from .center.center import ContactCenter, load_hold_music
+from .center.center import ContactCenter, load_hold_music, queue_specs
 from .center.dialer import Dialer
-from .config import Config, QueueConfig, live_part, load_config
+from .cluster.link import ClusterLink
+from .cluster.share import SharedBinding
+from .config import Config, QueueConfig, RoutingConfig, live_part, load_config
 from .faults import Faults
 from .flowset import FlowSet, FlowSettings
 from .http import Desktops, HttpServer
@@ -33,7 +38,7 @@ from .media.service import MediaService
 from .media.session import MediaSession
 from .media.sockets import MediaSockets
 from .media.tts import Speaker
-from .metrics import Metrics
+from .metrics import BackendFigures, Metrics
 from .records import CallRecords
 from .scheduling import loop_scheduling
 from .sdnotify import notify, watchdog_interval
@@ -109,15 +114,27 @@ class Daemon:
             tcp=TcpLimits(sip.max_tcp_connections, sip.max_tcp_connections_per_source, sip.tcp_message_timeout,
                           sip.tcp_idle_timeout))  # fmt: skip
         self.desktops = Desktops(TaskSet(self.faults, "desktop.push"))
+        self.cluster = self._cluster(config.routing) if config.routing.shared else None
+        if self.cluster is not None:
+            self.desktops.relay, self.cluster.share.deliver = self.cluster.share.push, self.desktops.deliver
         dialer = Dialer(self.sip, self.media, registrar=self.sip.ua.registrar, listeners=self.listeners,
-                        speaker=self.speaker, tasks=TaskSet(self.faults, "queue.task"))  # fmt: skip
+                        speaker=self.speaker, tasks=TaskSet(self.faults, "queue.task"),
+                        shared=self.cluster.share.binding if self.cluster else lambda _: None)  # fmt: skip
         self.center = ContactCenter(config.routing, config.http, clock=asyncio.get_running_loop(), dialer=dialer,
                                     metrics=self.metrics, desktops=self.desktops, records=self.records,
-                                    hold_music=load_hold_music(config.routing))  # fmt: skip
+                                    hold_music=load_hold_music(config.routing), cluster=self.cluster)  # fmt: skip
         self.services = self._services(config)
         self.http = HttpServer(lambda: self.config.http, self.center, desktops=self.desktops, metrics=self.metrics,
                                find_call=self._find_call, readiness=self._readiness)  # fmt: skip
         self.metrics.observe(_State(self))
+
+    def _cluster(self, routing: RoutingConfig) -> ClusterLink:
+        """This node's link to the others; its name is unique to this start (a node restarted is a new
+        node: the old one's callers died with it)."""
+        cluster = routing.cluster
+        node = f"{cluster.node or socket.gethostname()}-{secrets.token_hex(3)}"
+        return ClusterLink(routing.backend, node, queue_specs(routing), lease=cluster.lease_seconds,
+                           prefix=cluster.key_prefix, on_round_trip=self.metrics.backend_rtt.observe)  # fmt: skip
 
     def _media_failed(self, error: BaseException) -> None:
         """A bug in one call's media (a tick: that call's audio stops; a packet: that packet is lost)."""
@@ -138,6 +155,7 @@ class Daemon:
         for listen in self.config.sip.listen:
             port = await self.sip.listen(listen.transport, listen.address, listen.port)
             self.listeners.append((listen.transport, listen.address, port))
+        await self.center.start()
         if self.config.http.port:
             await self.http.start(self.config.http.address, self.config.http.port)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -243,6 +261,8 @@ class Daemon:
         await self.http.close()
         self.speech.shutdown()
         self.center.close()
+        if self.cluster is not None:
+            await self.cluster.close()  # after the calls: their last entries (hang-ups, agents free) are written
         self.media_sockets.close()
         self.sip.close()
         self.metrics.close()
@@ -254,6 +274,8 @@ class Daemon:
         elif isinstance(happened, Registered):
             event(log, "sip.registered", user=happened.user, contacts=",".join(happened.contacts) or "none",
                   remote=f"{happened.flow.remote[0]}:{happened.flow.remote[1]}")  # fmt: skip
+            if self.cluster is not None:
+                self._share_binding(happened.user, self.cluster)
         elif isinstance(happened, AuthFailed):  # one stable line per failure, for fail2ban
             event(log, "security.auth_failed", logging.WARNING, remote=happened.flow.remote[0],
                   port=happened.flow.remote[1], user=happened.user, reason=happened.reason)  # fmt: skip
@@ -296,9 +318,22 @@ class Daemon:
               transport=leg.flow.transport, codec=leg.audio.codec if leg.audio else None)  # fmt: skip
         self._tasks.spawn(call.run()).add_done_callback(lambda _: self._call_done(leg))
 
+    def _share_binding(self, user: str, cluster: ClusterLink) -> None:
+        """The user's newest binding here, for the other nodes to ring their phone."""
+        now = self.sip.loop.time()
+        bindings = self.sip.ua.registrar.contacts(user, now)
+        if not bindings or bindings[0].flow is None:
+            cluster.share.registered(user, None)
+            return
+        newest, flow = bindings[0], bindings[0].flow
+        cluster.share.registered(user, SharedBinding(newest.contact, newest.path, (flow.transport, *flow.remote),
+                                                     time.time() + newest.expires_at - now, cluster.node))  # fmt: skip
+
     def _call_done(self, leg: CallLeg) -> None:
         """A call's task ended (its failure is logged and counted by the task set)."""
-        self.calls.pop(id(leg), None)
+        call = self.calls.pop(id(leg), None)
+        if call is not None and call.joined and self.cluster is not None:
+            self.cluster.share.call_ended(call.id)
         if leg.state is not LegState.ENDED:  # a call that died of a bug must not leave its caller hanging
             self.sip.hangup(leg)
 
@@ -310,10 +345,19 @@ class Daemon:
         flows = self.flows.current
         speech = {language: engine.name + (" (built in)" if engine.name == "pocketsphinx" else "")
                   for language, engine in self.speech.engines.items()}  # fmt: skip
-        ready = self.accepting and bool(self.listeners) and flows is not None
-        return ready, {"ready": ready, "listeners": len(self.listeners), "calls": len(self.calls),
-                       "flows": flows.version if flows else None, "flows_builtin": self.flows.builtin,
-                       "speech": speech, "stopping": not self.accepting}  # fmt: skip
+        why = [reason for reason, failing in (("stopping", not self.accepting), ("not listening", not self.listeners),
+                                              ("no flows loaded", flows is None),
+                                              ("routing backend unreachable", self.cluster and not self.cluster.up))
+               if failing]  # fmt: skip
+        body: dict[str, object] = {
+            "ready": not why, "listeners": len(self.listeners), "calls": len(self.calls),
+            "flows": flows.version if flows else None, "flows_builtin": self.flows.builtin, "speech": speech,
+            "stopping": not self.accepting}  # fmt: skip
+        if self.cluster is not None:
+            body |= {"node": self.cluster.node, "routing_backend": "up" if self.cluster.up else "unreachable"}
+        if why:
+            body["reason"] = "; ".join(why)
+        return not why, body
 
 
 class _State:
@@ -360,6 +404,12 @@ class _State:
 
     def queue_view(self, name: str) -> dict[str, Any]:
         return self._daemon.center.queue_view(name)
+
+    def routing_backend(self) -> BackendFigures | None:
+        cluster = self._daemon.cluster
+        if cluster is None:
+            return None
+        return BackendFigures(cluster.up, cluster.log.holding, cluster.log.takeovers, cluster.log.stale)
 
 
 def flow_settings(config: Config) -> FlowSettings:

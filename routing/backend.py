@@ -1,12 +1,13 @@
 """Where queue and agent state lives: the interface the contact center drives, and its backends.
 
-The contact center (``ivrd.contact_center``) tells a backend what happens (a caller joins or hangs
+The contact center (:mod:`ivrd.center.center`) tells a backend what happens (a caller joins or hangs
 up, an agent logs in, answers, ends a call; time passes) and carries out the decisions it hands
 back (:class:`~routing.matcher.Offer`, :class:`~routing.matcher.Left`). The backend alone decides
 who takes whom, so one backend shared by several ivrd nodes (Redis) can route for all of them; a
 node keeps only what touches its own calls (their legs and media).
 
-The in-memory :class:`~routing.matcher.Router` is the default backend.
+The in-memory :class:`~routing.matcher.Router` is the default backend; several nodes each drive a
+:class:`~routing.replicated.NodeRouter` (times in the loop's clock here too: it converts).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ supervisors on two nodes) changes nothing and is counted in :attr:`Replica.stale
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -203,16 +203,22 @@ class Replica:
 
 
 class NodeRouter:
-    """The routing backend of one node of several: what happens goes out as entries (:attr:`outbox`),
-    the decisions for this node's callers and the agents' states come back (:meth:`receive`). It checks
-    what it can at once (an unknown agent, a state that does not allow the change, a skills expression
-    that is not one) so that the API answers as with one node."""
+    """The routing backend of one node of several: what happens goes out as entries (:attr:`outbox`,
+    ``on_entry`` hears of each), the decisions for this node's callers and the agents' states come back
+    (:meth:`receive`). It checks what it can at once (an unknown agent, a state that does not allow the
+    change, a skills expression that is not one) so that the API answers as with one node.
+
+    The log keeps its own time (``skew``: the log's clock minus this node's), and while the log cannot
+    be reached (``up`` False) a caller joining leaves at once with ``no_agents``: nobody could route them."""
 
     def __init__(self, node: str, queues: Iterable[QueueSpec]) -> None:
         self.node = node
         self.queues = {q.name: q for q in queues}
         self.agents: dict[str, Agent] = {}
         self.outbox: list[Entry] = []
+        self.on_entry: Callable[[], None] = lambda: None
+        self.skew = 0.0
+        self.up = True
         self._decisions: list[Decision] = []
         self._waiting: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._requirements = {q.name: Requirement(q.skills) for q in self.queues.values()}
@@ -224,8 +230,22 @@ class NodeRouter:
             if state is None:
                 self.agents.pop(agent_id, None)
             else:
-                self.agents[agent_id] = agent_from(state)
+                self.agents[agent_id] = agent = agent_from(state)
+                agent.since -= self.skew
         self._waiting.update(published.waiting)
+
+    def went_down(self) -> None:
+        """The log could not take the outbox: the callers whose joins it holds leave (``no_agents``) and
+        their joins are dropped; the rest waits for the log to come back, in order."""
+        self.up = False
+        for entry in self.outbox:
+            if entry["op"] == "join":
+                self._decisions.append(Left(entry["caller"], entry["queue"], "no_agents"))
+        self.outbox = [e for e in self.outbox if e["op"] != "join"]
+
+    def _log(self, entry: Entry) -> None:
+        self.outbox.append(entry)
+        self.on_entry()
 
     # configuration
     def reconfigure(self, queues: Iterable[QueueSpec], now: float) -> None:
@@ -233,7 +253,7 @@ class NodeRouter:
         self.check_reconfigure(fresh)
         self.queues = fresh
         self._requirements = {q.name: Requirement(q.skills) for q in fresh.values()}
-        self.outbox.append(spec_entry(fresh.values()))
+        self._log(spec_entry(fresh.values()))
 
     def check_reconfigure(self, queue_names: Iterable[str]) -> None:
         names = set(queue_names)
@@ -243,18 +263,22 @@ class NodeRouter:
 
     def add_agent(self, agent: Agent, now: float) -> None:
         self.agents[agent.id] = agent
-        self.outbox.append({"op": "agent", "agent": agent.id, "skills": agent.skills, "name": agent.name,
-                            "contact": agent.contact, "logged_in": agent.state is AgentState.AVAILABLE})  # fmt: skip
+        self._log({"op": "agent", "agent": agent.id, "skills": agent.skills, "name": agent.name,
+                   "contact": agent.contact, "logged_in": agent.state is AgentState.AVAILABLE})  # fmt: skip
 
     def update_agent(self, agent_id: str, skills: dict[str, int], now: float) -> None:
         agent = self.agents[agent_id]
         agent.skills = dict(skills)
-        self.outbox.append({"op": "agent", "agent": agent_id, "skills": agent.skills, "name": agent.name,
-                            "contact": agent.contact})  # fmt: skip
+        self._log({"op": "agent", "agent": agent_id, "skills": agent.skills, "name": agent.name,
+                   "contact": agent.contact})  # fmt: skip
+
+    def hello(self) -> None:
+        """This node (re)joins: the lease holder publishes every agent, which :meth:`receive` mirrors."""
+        self._log({"op": "hello"})
 
     def remove_agent(self, agent_id: str) -> None:
         self.agents.pop(agent_id)
-        self.outbox.append({"op": "remove_agent", "agent": agent_id})
+        self._log({"op": "remove_agent", "agent": agent_id})
 
     # agents
     def agent_available(self, agent_id: str, now: float) -> None:
@@ -266,30 +290,33 @@ class NodeRouter:
 
     def call_ended(self, agent_id: str, now: float) -> None:
         # not checked here: the answer that made the agent busy may not be folded yet
-        self.outbox.append({"op": "ended", "agent": agent_id})
+        self._log({"op": "ended", "agent": agent_id})
 
     def _agent_entry(self, agent_id: str, happening: Happening, now: float, entry: Entry, *,
                      reason: str = "") -> None:  # fmt: skip
         """Change the local view at once (the API shows it), and log the change for the lease holder."""
         self.agents[agent_id].apply(happening, now, reason=reason)
-        self.outbox.append(entry)
+        self._log(entry)
 
     # callers
     def join(self, caller_id: str, queue_name: str, now: float, *, priority: int = 0, skills: str | None = None,
              joined: float | None = None) -> None:  # fmt: skip
         if skills is not None:
             Requirement(skills)  # raises ExpressionError here, as the router would
-        self.outbox.append({"op": "join", "node": self.node, "caller": caller_id, "queue": queue_name,
-                            "priority": priority, "skills": skills, "joined": joined})  # fmt: skip
+        if not self.up:
+            self._decisions.append(Left(caller_id, queue_name, "no_agents"))
+            return
+        self._log({"op": "join", "node": self.node, "caller": caller_id, "queue": queue_name, "priority": priority,
+                   "skills": skills, "joined": None if joined is None else joined + self.skew})  # fmt: skip
 
     def leave(self, caller_id: str, now: float) -> None:
-        self.outbox.append({"op": "leave", "caller": caller_id})
+        self._log({"op": "leave", "caller": caller_id})
 
     def answered(self, caller_id: str, now: float) -> None:
-        self.outbox.append({"op": "answered", "caller": caller_id})
+        self._log({"op": "answered", "caller": caller_id})
 
     def offer_failed(self, caller_id: str, now: float) -> None:
-        self.outbox.append({"op": "offer_failed", "caller": caller_id})
+        self._log({"op": "offer_failed", "caller": caller_id})
 
     # time and decisions: the lease holder keeps the time
     def on_timer(self, now: float) -> None:

@@ -157,3 +157,20 @@ def test_the_acoustic_chunk_is_the_models_own_or_a_tenth_to_a_whole_second(tmp_p
     assert load_config(write(tmp_path, "asr:\n  acoustic_chunk_ms: 500\n")).asr.acoustic_chunk_ms == 500
     problem = the_problem(tmp_path, "asr:\n  language: ko\n  acoustic_chunk_ms: 50\n")
     assert problem.line == 3 and "acoustic_chunk_ms: expected 100-1000" in problem.message
+
+
+def test_the_cluster_example_nodes_load_and_differ_only_in_their_addresses_and_names():
+    a, b = (load_config(ETC.parent / "cluster" / f"{n}.yaml") for n in "ab")
+    assert a.routing.shared and a.routing.backend == b.routing.backend
+    assert (a.routing.cluster.node, b.routing.cluster.node) == ("a", "b")
+    assert dataclasses.replace(a.routing, cluster=b.routing.cluster) == b.routing
+    assert a.sip.accounts == b.sip.accounts and a.flows == b.flows
+    assert {listen.port for listen in a.sip.listen}.isdisjoint(listen.port for listen in b.sip.listen)
+    dispatched = (ETC.parent / "cluster" / "dispatcher.list").read_text()
+    for config in (a, b):
+        assert f"sip:127.0.0.1:{config.sip.listen[0].port}" in dispatched
+
+
+def test_a_backend_that_is_not_redis_is_refused_with_where(tmp_path):
+    problem = the_problem(tmp_path, "routing:\n  backend: postgres://db\n")
+    assert "expected memory or a Redis URL" in problem.message and problem.line == 2

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flows.expressions import ExpressionError
 from flows.interpreter import JoinQueue, Notice, QueueLeft
@@ -32,6 +32,9 @@ from .line import Line
 from .model import Caller, Clock, Desktops, Waiting
 from .offers import Offers
 
+if TYPE_CHECKING:
+    from ..cluster.link import ClusterLink
+
 log = logging.getLogger("ivrd.queue")
 
 
@@ -39,10 +42,13 @@ class ContactCenter:
     """See the module docstring."""
 
     def __init__(self, routing: RoutingConfig, http: HttpConfig, *, clock: Clock, dialer: Dialer, metrics: Metrics,
-                 desktops: Desktops, records: CallRecords | None, hold_music: dict[str, Clip]) -> None:  # fmt: skip
+                 desktops: Desktops, records: CallRecords | None, hold_music: dict[str, Clip],
+                 cluster: ClusterLink | None = None) -> None:  # fmt: skip
         self.config = routing
         self._http = http
-        self.line = line = Line(memory_backend(_specs(routing)), clock, routing)
+        self.cluster = cluster
+        backend = memory_backend(queue_specs(routing)) if cluster is None else cluster.router
+        self.line = line = Line(backend, clock, routing)
         self.router = line.router
         self.hold_music = hold_music
         self._metrics = metrics
@@ -55,7 +61,18 @@ class ContactCenter:
         line.on_offer = self.offers.offer
         line.on_left = self._left
         self.api_agents: dict[str, AgentConfig | None] = {}  # changed through the API (None: removed)
-        self._apply_agents(self._agent_specs(routing), line.now())
+        self._defined: set[str] = set()  # the agents this node's configuration and API define
+        if cluster is None:
+            self._apply_agents(self._agent_specs(routing), line.now())
+        else:
+            cluster.on_change = line.decide
+
+    async def start(self) -> None:
+        """Several nodes: join them (learning the agents' states) before defining this node's agents."""
+        if self.cluster is not None:
+            await self.cluster.start()
+            self._apply_agents(self._agent_specs(self.config), self.line.now())
+            self.line.decide()
 
     def reconfigure(self, routing: RoutingConfig, hold_music: dict[str, Clip], http: HttpConfig) -> None:
         """Take new queues and agents (and their :func:`load_hold_music`) while serving: callers keep
@@ -63,7 +80,7 @@ class ContactCenter:
         Raises :class:`~routing.matcher.ReconfigureError`, changing nothing, when a queue with callers
         in it would go (``router.check_reconfigure`` tells beforehand)."""
         now = self.line.now()
-        self.router.reconfigure(_specs(routing), now)
+        self.router.reconfigure(queue_specs(routing), now)
         self._apply_agents(self._agent_specs(routing), now)
         self.config, self.hold_music, self._http = routing, hold_music, http
         self.line.reconfigured(routing)
@@ -86,9 +103,11 @@ class ContactCenter:
         return specs
 
     def _apply_agents(self, specs: dict[str, AgentConfig], now: float) -> None:
-        """Make the router's agents these: new ones added, gone ones removed, the rest changed in place."""
-        for agent_id in set(self.router.agents) - specs.keys():
+        """Make the router's agents these: new ones added, those this node defined before and no longer
+        does removed (another node's are theirs), the rest changed in place."""
+        for agent_id in (self._defined - specs.keys()) & self.router.agents.keys():
             self.router.remove_agent(agent_id)
+        self._defined = set(specs)
         for agent_id, spec in specs.items():
             agent = self.router.agents.get(agent_id)
             if agent is None:
@@ -117,6 +136,8 @@ class ContactCenter:
             raise KeyError(agent_id)
         self.api_agents[agent_id] = None
         self._apply_agents(self._agent_specs(self.config), self.line.now())
+        if agent_id in self.router.agents:  # defined by another node
+            self.router.remove_agent(agent_id)
         event(log, "agent.removed", agent=agent_id)
         self.line.decide()
 
@@ -239,7 +260,8 @@ class ContactCenter:
         place.caller.queue_event(QueueLeft(decision.reason))
 
 
-def _specs(routing: RoutingConfig) -> list[QueueSpec]:
+def queue_specs(routing: RoutingConfig) -> list[QueueSpec]:
+    """The router's queues of ``routing``."""
     spec_fields = [f.name for f in fields(QueueSpec) if f.name != "name"]
     return [QueueSpec(name, **{f: getattr(q, f) for f in spec_fields}) for name, q in routing.queues.items()]
 

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from routing.agents import Agent
 
+from ..cluster.share import SharedBinding
 from ..logs import event
 from ..media.ports import BoundPorts
 from ..media.service import MediaService
@@ -23,7 +24,7 @@ from ..sip.events import SipEvent
 from ..sip.flow import SipFlow
 from ..sip.leg import CallLeg, LegState
 from ..sip.registrar import Registrar
-from ..sip.uri import bare_host, parse_uri
+from ..sip.uri import bare_host, format_host, parse_name_addr, parse_uri
 from ..tasks import TaskSet
 from ..transport import SipTransport
 
@@ -31,12 +32,14 @@ log = logging.getLogger("ivrd.queue")
 
 
 class Route(NamedTuple):
-    """How to send a call: the Request-URI, the host and port it goes to, and the flow it goes over."""
+    """How to send a call: the Request-URI, the host and port it goes to, the flow it goes over, and
+    the proxies it passes (Route headers: a phone registered through a proxy, RFC 3327)."""
 
     uri: str
     host: str
     port: int
     flow: SipFlow
+    through: tuple[str, ...] = ()
 
 
 @dataclass(eq=False)
@@ -69,8 +72,10 @@ class Dialer:
     """See the module docstring. ``listeners``: (transport, address, port) as bound."""
 
     def __init__(self, sip: SipTransport, media: MediaService, *, registrar: Registrar,
-                 listeners: list[tuple[str, str, int]], speaker: Speaker, tasks: TaskSet) -> None:  # fmt: skip
+                 listeners: list[tuple[str, str, int]], speaker: Speaker, tasks: TaskSet,
+                 shared: Callable[[str], SharedBinding | None] = lambda _: None) -> None:  # fmt: skip
         self._sip = sip
+        self._shared = shared
         self._media = media
         self._registrar = registrar
         self._listeners = listeners
@@ -81,14 +86,33 @@ class Dialer:
     # ---- routes -----------------------------------------------------------------------------------
 
     def reach(self, agent: Agent) -> Route | None:
-        """Where the agent's phone is; None when it is not registered."""
-        if agent.contact == "registered":
-            bindings = self._registrar.contacts(agent.id, self._sip.loop.time())
-            if not bindings or bindings[0].flow is None:
-                return None
+        """Where the agent's phone is: registered here, or (several nodes) on another node; None when
+        it is not registered."""
+        if agent.contact != "registered":
+            return self.route(agent.contact)
+        bindings = self._registrar.contacts(agent.id, self._sip.loop.time())
+        if bindings and bindings[0].path:
+            return self._through(bindings[0].contact, bindings[0].path)
+        if bindings and bindings[0].flow is not None:
             flow = bindings[0].flow
             return Route(bindings[0].contact, flow.remote[0], flow.remote[1], flow)  # where it registered (NAT)
-        return self.route(agent.contact)
+        shared = self._shared(agent.id)
+        if shared is None:
+            return None
+        if shared.path:
+            return self._through(shared.contact, shared.path)
+        transport, host, port = shared.source
+        found = self.route(f"sip:{format_host(host)}:{port};transport={transport}")  # where it registered (NAT)
+        return found._replace(uri=shared.contact) if found is not None else None
+
+    def _through(self, contact: str, path: tuple[str, ...]) -> Route | None:
+        """To ``contact`` by way of the proxies its REGISTER came through (their Path): sent to the first."""
+        try:
+            first = parse_name_addr(path[0]).uri
+        except ParseError:
+            return None
+        found = self.route(str(first))
+        return found._replace(uri=contact, through=path) if found is not None else None
 
     def route(self, target: str) -> Route | None:
         """How to send a call to a SIP URI; None when no listener fits."""
@@ -114,9 +138,10 @@ class Dialer:
         if bound is None:
             return None
         address, ports = bound
+        routes = tuple(("route", hop) for hop in route.through)
         leg = self._sip.call(route.uri, host=route.host, port=route.port, flow=route.flow, caller=caller,
                              caller_name=caller_name, media_address=address, media_port=ports.port,
-                             extra=extra)  # fmt: skip
+                             extra=routes + extra)  # fmt: skip
         placed = PlacedLeg(leg, ports)
         self._placed[id(leg)] = placed
         return placed

@@ -44,6 +44,8 @@ class Line:
         """Carry out what the router decided, then wait for its next deadline."""
         while decisions := self.router.take_decisions():
             for decision in decisions:
+                if decision.caller not in self.waiting:
+                    continue  # decided before the caller's leaving reached a shared router, which undoes it
                 if isinstance(decision, Offer):
                     self.on_offer(decision)
                 elif isinstance(decision, Left):
@@ -85,7 +87,8 @@ class Line:
         """A queue's figures, for the API and the metrics."""
         handle = self.handle_time[queue].seconds
         return {"name": queue, "waiting": self.router.waiting(queue), "oldest_wait": round(self.oldest_wait(queue), 1),
-                "staffed": self.staffed(queue), "handle_seconds": round(handle, 1)}  # fmt: skip
+                "staffed": self.staffed(queue), "handle_seconds": round(handle, 1),
+                "waiting_here": sum(1 for w in self.waiting.values() if w.queue == queue)}  # fmt: skip
 
 
 def _unset(_: object) -> None:

@@ -61,11 +61,11 @@ def entry_time(entry_id: str) -> float:
 
 class SharedLog:
     """One node's link to the shared router. ``on_published`` hears every fold's outputs (all nodes'
-    decisions: the node keeps its own)."""
+    decisions: the node keeps its own); ``on_reachable`` hears when Redis stops or starts answering."""
 
     def __init__(self, client: redis.Redis, node: str, queues: Iterable[QueueSpec], *,
-                 on_published: Callable[[Published], None], prefix: str = "ivrd", lease: float = 3.0,
-                 snapshot_every: int = 1000) -> None:  # fmt: skip
+                 on_published: Callable[[Published], None], on_reachable: Callable[[bool], None] = lambda _: None,
+                 prefix: str = "ivrd", lease: float = 3.0, snapshot_every: int = 1000) -> None:  # fmt: skip
         self.client = client
         self.node = node
         self.lease = lease
@@ -74,7 +74,9 @@ class SharedLog:
         self.takeovers = 0
         self._queues = list(queues)
         self._on_published = on_published
+        self._on_reachable = on_reachable
         self._snapshot_every = snapshot_every
+        self.block_ms = max(10, int(lease * 500))  # a blocking read returns within the client's socket timeout
         self._replica: Replica | None = None  # while holding the lease
         self._buried: set[str] = set()  # nodes whose departure was logged
         self._key = {k: f"{prefix}:{k}" for k in ("log", "lease", "out", "published", "snapshot")}
@@ -90,9 +92,19 @@ class SharedLog:
                 pipe.xadd(self._key["log"], {"e": json.dumps(entry, separators=(",", ":"))})
             await pipe.execute()
 
-    async def run(self) -> None:
-        """Beat, follow the outputs, and fold the log while holding the lease; until cancelled."""
-        tasks = [asyncio.create_task(self._follow()), asyncio.create_task(self._lead())]
+    async def last_published(self) -> str:
+        """Where the outputs stand now: :meth:`run` from here hears everything published after this call."""
+        newest = await self.client.xrevrange(self._key["out"], count=1)
+        return str(newest[0][0]) if newest else "0-0"
+
+    @property
+    def stale(self) -> int:
+        """Entries the folded state no longer allowed (a race lost), while this node holds the lease."""
+        return self._replica.stale if self._replica is not None else 0
+
+    async def run(self, since: str = "$") -> None:
+        """Beat, follow the outputs after ``since``, and fold the log while holding the lease; until cancelled."""
+        tasks = [asyncio.create_task(self._follow(since)), asyncio.create_task(self._lead())]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -102,11 +114,11 @@ class SharedLog:
 
     # ---- every node ------------------------------------------------------------------------------
 
-    async def _follow(self) -> None:
-        last = "$"
+    async def _follow(self, since: str) -> None:
+        last = since
         while True:
             try:
-                answer = await self.client.xread({self._key["out"]: last}, block=1000, count=100)
+                answer = await self.client.xread({self._key["out"]: last}, block=self.block_ms, count=100)
             except RedisError as exc:
                 await self._unreachable(exc)
                 continue
@@ -114,11 +126,16 @@ class SharedLog:
                 last = message_id
                 self._on_published(published_from_json(json.loads(fields["p"])))
 
-    async def _unreachable(self, exc: RedisError) -> None:
-        """Redis cannot be reached: said once, then tried again every lease period until it answers."""
+    def unreachable(self, exc: Exception) -> None:
+        """Redis did not answer (here or where the node writes its entries): said once; the heartbeat
+        says when it answers again."""
         if self.up:
             self.up = False
-            event(log, "cluster.unreachable", logging.WARNING, node=self.node, error=str(exc))
+            event(log, "cluster.unreachable", logging.WARNING, node=self.node, error=str(exc) or type(exc).__name__)
+            self._on_reachable(False)
+
+    async def _unreachable(self, exc: RedisError) -> None:
+        self.unreachable(exc)
         await asyncio.sleep(self.lease / 3)
 
     # ---- the lease holder ------------------------------------------------------------------------
@@ -139,6 +156,7 @@ class SharedLog:
                 if not self.up:
                     self.up = True
                     event(log, "cluster.reachable", node=self.node)
+                    self._on_reachable(True)
                 if held and (folding is None or folding.done()):
                     if not self.holding:
                         self.takeovers += 1
@@ -189,7 +207,8 @@ class SharedLog:
         folded = 0
         while self.holding:
             deadline = replica.next_deadline()
-            wait = 1000 if deadline is None else max(1, min(1000, int((deadline - time.time()) * 1000)))
+            block = self.block_ms
+            wait = block if deadline is None else max(1, min(block, int((deadline - time.time()) * 1000)))
             messages = _messages(await client.xread({key["log"]: last}, block=wait, count=1000))
             if not messages:
                 if deadline is not None and deadline <= time.time():

@@ -14,6 +14,7 @@ from .layer import SipLayer
 from .limits import RateLimiter, SourceList
 from .message import Request
 from .settings import UaSettings
+from .uri import parse_name_addr
 
 DEFAULT_EXPIRES = 3600
 MIN_EXPIRES = 60
@@ -28,6 +29,7 @@ class Binding:
     call_id: str
     cseq: int
     flow: SipFlow | None = None  # where the REGISTER came from: a phone behind NAT is reached back there
+    path: tuple[str, ...] = ()  # the proxies between (RFC 3327): a call to the phone goes back through them
 
 
 class TooBrief(Exception):
@@ -61,6 +63,7 @@ class Registrar:
             current.clear()
             return []
         call_id, cseq = request.call_id, request.cseq.number
+        path = registration_path(request)
         changes: list[tuple[str, int]] = []
         for contact in contacts:  # every check first: a refused REGISTER changes nothing
             try:
@@ -81,8 +84,16 @@ class Registrar:
             if expires == 0:
                 current.pop(uri, None)
             else:
-                current[uri] = Binding(uri, now + min(expires, MAX_EXPIRES), call_id, cseq, flow)
+                current[uri] = Binding(uri, now + min(expires, MAX_EXPIRES), call_id, cseq, flow, path)
         return self.contacts(user, now)
+
+
+def registration_path(request: Request) -> tuple[str, ...]:
+    """The Path of a REGISTER (RFC 3327), each a route to the phone; :class:`ParseError` (400) if broken."""
+    path = tuple(str(parse_name_addr(value, what="Path")) for value in request.headers.values("path"))
+    if any(p == "*" for p in path):
+        raise ParseError("Path: * is not a route", 400)
+    return path
 
 
 class Registration:
@@ -127,8 +138,9 @@ class Registration:
         except ParseError as exc:
             layer.respond(request, flow, exc.status, now, reason=exc.reason)
             return
-        contacts = tuple(f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}" for b in bindings)
-        layer.respond(request, flow, 200, now, extra=tuple(("contact", c) for c in contacts))
+        contacts = tuple(("contact", f"<{b.contact}>;expires={max(0, int(b.expires_at - now))}") for b in bindings)
+        path = tuple(("path", p) for p in request.headers.values("path"))  # echoed (RFC 3327 §5.3)
+        layer.respond(request, flow, 200, now, extra=contacts + path)
         layer.emit(Registered(result.user, tuple(b.contact for b in bindings), flow))
 
     def _challenge(self, request: Request, flow: SipFlow, now: float, *, stale: bool = False) -> None:

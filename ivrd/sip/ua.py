@@ -159,8 +159,9 @@ class UserAgent:
             self._uas.receive_invite(request, flow, now)
         elif method == "REGISTER":
             self.registration.receive(request, flow, now)
-        elif method == "OPTIONS":
-            self.layer.respond(request, flow, 200, now, extra=self.settings.capabilities())
+        elif method == "OPTIONS":  # a load balancer's probe: a draining node takes no new calls
+            status = 503 if self._uas.draining else 200
+            self.layer.respond(request, flow, status, now, extra=self.settings.capabilities())
         else:
             self.layer.respond(request, flow, 481, now)
 
@@ -174,7 +175,8 @@ class UserAgent:
             return 483, None, ()
         if request.request_uri.scheme not in SUPPORTED_SCHEMES:
             return 416, None, ()
-        required = [tag for tag in request.headers.values("require") if tag]
+        understood = ("path",) if method == "REGISTER" else ()  # RFC 3327: registrations through a proxy
+        required = [tag for tag in request.headers.values("require") if tag and tag.lower() not in understood]
         if required:
             return 420, None, (("unsupported", ", ".join(required)),)
         if request.body:

@@ -1,4 +1,5 @@
-"""A real redis-server for a test, in the foreground on an ephemeral port, with no persistence."""
+"""A real redis-server for a test, in the foreground on an ephemeral port; stopped and started again on
+the same port and directory when a test needs Redis to go away and come back."""
 
 from __future__ import annotations
 
@@ -14,27 +15,43 @@ from tests.integration.daemon import free_port
 from tests.integration.peers import require
 
 
-@contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """The URL of a fresh redis-server, for the block."""
-    require("redis-server")
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
+class RedisServer:
+    """``persist``: an append-only file in ``workdir``, as etc/cluster/redis.conf sets it."""
+
+    def __init__(self, workdir: Path, *, persist: bool = False) -> None:
+        require("redis-server")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                      "--appendonly", "yes" if persist else "no", "--appendfsync", "always", "--dir", str(workdir)]
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._proc = proc = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
         while True:
             try:
                 client.ping()
-                break
-            except redis.ConnectionError:
+                return
+            except (redis.ConnectionError, redis.BusyLoadingError):
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise AssertionError("redis-server did not start") from None
-                time.sleep(0.05)
-        yield url
+                time.sleep(0.05)  # its port opens once started; nothing to await before
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(10)
+            self._proc = None
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path, *, persist: bool = False) -> Iterator[RedisServer]:
+    """A fresh redis-server, for the block."""
+    server = RedisServer(workdir, persist=persist)
+    server.start()
+    try:
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()

@@ -74,8 +74,8 @@ def test_a_caller_on_one_node_is_offered_an_agent_defined_on_another(tmp_path):
             await a.stop()
             await b.stop()
 
-    with redis_server(tmp_path) as url:
-        asyncio.run(scenario(url))
+    with redis_server(tmp_path) as server:
+        asyncio.run(scenario(server.url))
 
 
 def test_when_the_lease_holder_dies_another_node_takes_over_and_lets_its_calls_go(tmp_path):
@@ -97,5 +97,5 @@ def test_when_the_lease_holder_dies_another_node_takes_over_and_lets_its_calls_g
         finally:
             await b.stop()
 
-    with redis_server(tmp_path) as url:
-        asyncio.run(scenario(url))
+    with redis_server(tmp_path) as server:
+        asyncio.run(scenario(server.url))

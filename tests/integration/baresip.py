@@ -8,8 +8,12 @@ import socket
 import subprocess
 import tempfile
 import time
+import wave
 from pathlib import Path
 
+import numpy as np
+
+from tests.audio import tone_level
 from tests.integration.daemon import free_port
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "shared" / "peers" / "baresip"
@@ -90,6 +94,13 @@ class Baresip:
             if not chunk:
                 raise AssertionError(f"baresip closed its control socket; {self.output()}")
             self._buffer += chunk
+
+    def heard_tone(self, frequency: float) -> float:
+        """How strongly ``frequency`` stands out in what the phone heard on its (closed) call (``hears``)."""
+        (dump,) = self.dir.glob("dump-*-dec.wav")
+        with wave.open(str(dump)) as wav:
+            rate, raw, channels = wav.getframerate(), wav.readframes(wav.getnframes()), wav.getnchannels()
+        return tone_level(np.frombuffer(raw, dtype="<i2")[::channels], rate, frequency)
 
     def output(self) -> str:
         self.log.flush()

@@ -13,6 +13,7 @@ from ivrd.media import g711
 from ivrd.media.rtp import build_rtp, parse_rtp
 from ivrd.sip.build import make_response
 from ivrd.sip.message import Request, Response, parse_message
+from tests.audio import tone_level
 
 SILENCE_PCMU = b"\xff" * 160  # one 20 ms frame of μ-law silence
 
@@ -34,6 +35,8 @@ class RtpCaller:
 
     daemon_port: int
     host: str = "127.0.0.1"
+    user: str = "tester"
+    route: str = ""  # Route header lines for in-dialog requests: the 2xx's Record-Route, reversed
     sip: socket.socket = field(init=False)
     rtp: socket.socket = field(init=False)
     received: list[Received] = field(default_factory=list)
@@ -84,9 +87,9 @@ class RtpCaller:
         text = (
             f"{method} sip:ivr@127.0.0.1:{self.daemon_port} SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP {self.host}:{self.sip_port};branch=z9hG4bK{branch or method}{self.cseq}\r\n"
-            f"From: <sip:tester@{self.host}>;tag=caller\r\nTo: <sip:ivr@127.0.0.1>{to_tag}\r\n"
+            f"From: <sip:{self.user}@{self.host}>;tag=caller\r\nTo: <sip:ivr@127.0.0.1>{to_tag}\r\n"
             f"Call-ID: rtp-caller-{self.sip_port}\r\nCSeq: {self.cseq} {method}\r\nMax-Forwards: 70\r\n"
-            f"Contact: <sip:tester@{self.host}:{self.sip_port}>\r\n" + extra
+            f"Contact: <sip:{self.user}@{self.host}:{self.sip_port}>\r\n" + (self.route if to_tag else "") + extra
             + (f"Content-Type: {content_type}\r\n" if content_type else "")
             + f"Content-Length: {len(body)}\r\n\r\n{body}"
         )
@@ -117,6 +120,7 @@ class RtpCaller:
         ok = self.invite(telephone_event=telephone_event)
         assert ok.status == 200, ok
         self.to_tag = ok.to.tag or ""
+        self.route = "".join(f"Route: {r}\r\n" for r in reversed(ok.headers.values("record-route")))
         media = next(line for line in ok.body.decode().splitlines() if line.startswith("m=audio"))
         self.remote_rtp = ("127.0.0.1", int(media.split()[1]))
         self.sip.sendto(self.request("ACK", branch="ack"), ("127.0.0.1", self.daemon_port))
@@ -143,6 +147,13 @@ class RtpCaller:
             if delay > 0:
                 time.sleep(delay)  # pacing a real-time source, not waiting for the daemon
             self.send_rtp(0, g711.encode(samples[i : i + 160], "PCMU"))
+
+    def talk_to_agent(self) -> float:
+        """Say 2 s of 1 kHz to the agent's phone; how strongly its 440 Hz came back meanwhile (tone_level)."""
+        before = len(self.received)
+        self.stream((np.sin(2 * np.pi * 1000 * np.arange(8000 * 2) / 8000) * 8000).astype(np.int16))
+        heard = b"".join(p.payload for p in self.received[before:] if p.payload_type == 0)
+        return tone_level(g711.decode(heard, "PCMU"), 8000, 440)
 
     def press_rfc4733(self, code: int) -> None:
         """One press as a phone sends it: a start, an update, then the end packet three times."""

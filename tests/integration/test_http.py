@@ -120,7 +120,7 @@ def test_the_agents_api_answers_bad_requests_clearly_and_asks_for_its_token():
         assert (code, agent["state"], agent["reason"]) == (200, "away", "lunch")
         code, queues = _status(f"{base}/queues", token="t0ken")
         assert code == 200 and queues == [{"name": "sales", "waiting": 0, "oldest_wait": 0, "staffed": 0,
-                                           "handle_seconds": 180.0}]  # fmt: skip
+                                           "handle_seconds": 180.0, "waiting_here": 0}]  # fmt: skip
         assert _status(f"{base}/calls/nope", token="t0ken")[0] == 404
     states = [(e["agent"], e["state"]) for e in events(daemon.final_log, "agent.state")]
     assert states == [("7", "available"), ("7", "away")]

@@ -210,3 +210,30 @@ def test_queue_settings_travel_in_the_log():
     replica = Replica(())
     replica.apply(entry, 0.0)
     assert list(replica.router.queues.values()) == QUEUES
+
+
+def test_while_the_log_is_away_joins_leave_at_once_and_the_rest_waits_in_order():
+    node = NodeRouter("a", QUEUES)
+    woken: list[int] = []
+    node.on_entry = lambda: woken.append(len(node.outbox))
+    node.join("c1", "help", 0.0)
+    node.leave("c0", 0.0)
+    node.went_down()  # the outbox could not be written: c1's join is dropped, c1 leaves
+    assert node.take_decisions() == [Left("c1", "help", "no_agents")]
+    assert node.outbox == [{"op": "leave", "caller": "c0"}] and woken == [1, 2]
+    node.join("c2", "help", 1.0)  # still away
+    assert node.take_decisions() == [Left("c2", "help", "no_agents")] and len(node.outbox) == 1
+    node.up = True
+    node.join("c3", "help", 2.0)
+    assert [e["op"] for e in node.outbox] == ["leave", "join"] and node.take_decisions() == []
+
+
+def test_times_cross_between_the_logs_clock_and_the_nodes():
+    cluster = Cluster("a")
+    node = cluster.nodes["a"]
+    node.skew = 1000.0  # the log's clock runs 1000 s ahead of this node's
+    node.join("c1", "help", 5.0, joined=3.0)
+    assert node.outbox[-1]["joined"] == 1003.0
+    cluster.now = 1010.0
+    cluster.agent("a", "x", help=1)
+    assert node.agents["x"].since == 10.0  # back on the node's clock

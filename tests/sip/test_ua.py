@@ -371,8 +371,8 @@ def test_reinvite_2xx_is_retransmitted_after_the_first_transaction_ended():
     assert [round(t - start, 3) for t, m in sent if getattr(m, "status", 0) == 200] == [0.5, 1.5]
 
 
-def register(h, *, cseq, credentials="", contact="<sip:1001@10.0.0.2:5062>", expires="", user="1001"):
-    extra = f"Authorization: {credentials}\r\n" if credentials else ""
+def register(h, *, cseq, credentials="", contact="<sip:1001@10.0.0.2:5062>", expires="", user="1001", extra=""):
+    extra += f"Authorization: {credentials}\r\n" if credentials else ""
     extra += f"Expires: {expires}\r\n" if expires else ""
     text = (f"REGISTER sip:10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bKr{cseq}\r\n"
             f"From: <sip:{user}@10.0.0.1>;tag=r1\r\nTo: <sip:{user}@10.0.0.1>\r\nCall-ID: reg1\r\n"
@@ -409,3 +409,27 @@ def test_register_without_accounts_is_405():
     h = Harness()
     sends, _ = register(h, cseq=1)
     assert statuses(sends) == [405] and "REGISTER" not in sends[0][0].headers.get("allow")
+
+
+def test_a_registration_through_a_proxy_keeps_its_path_and_echoes_it():
+    h = Harness(accounts={"1001": "s3cret"})
+    (challenge, _, _), = register(h, cseq=1)[0]
+    path = "<sip:10.0.0.9:5060;lr;received=sip:10.0.0.2:5062>"
+    extra = f"Path: {path}\r\nRequire: path\r\nSupported: path\r\n"
+    md5 = challenge.headers.get_all("www-authenticate")[1]
+    credentials = answer(h.ua.registration.auth, md5, uri="sip:10.0.0.1")
+    sends, _ = register(h, cseq=2, credentials=credentials, extra=extra)
+    (ok, _, _), = sends
+    assert ok.status == 200 and ok.headers.get("path") == path
+    (binding,) = h.ua.registrar.contacts("1001", 1.0)
+    assert binding.path == (path,)
+    credentials = answer(h.ua.registration.auth, md5, uri="sip:10.0.0.1", nc="00000002")
+    sends, _ = register(h, cseq=3, credentials=credentials, extra="Path: <sip:10.0.0.9\r\n")
+    assert statuses(sends) == [400]  # a Path that is no route
+
+
+def test_a_draining_node_answers_options_503():
+    h = Harness()
+    h.ua.draining = True
+    sends, _ = h.feed(request("OPTIONS"))
+    assert statuses(sends) == [503]  # a load balancer's probe: send new calls elsewhere
