@@ -1,10 +1,13 @@
 """The shared router through a real Redis next to the in-memory one: join -> offer latency (one caller at a
-time, p50/p99 in ms) and routing decisions/s (joins sent in bursts), with 2,000 agents logged in.
+time, p50/p99 in ms) and routing decisions/s (joins sent in bursts), with 2,000 agents logged in; then call
+setups/s through Kamailio (etc/cluster/kamailio.cfg) to one daemon node and to two sharing Redis.
 
-Two nodes on one loop: ``a`` holds the lease and folds the log, ``b`` has the callers (so every offer
-crosses from one node to the other through Redis, as in a cluster). A redis-server of its own on loopback::
+Routing: two nodes on one loop: ``a`` holds the lease and folds the log, ``b`` has the callers (so every
+offer crosses from one node to the other through Redis, as in a cluster). Setups: SIPp ``uac`` calls held
+1 s through Kamailio, the rate raised by ``--step`` until a call fails; the highest clean rate. Everything
+on loopback, with a redis-server of its own::
 
-    .venv/bin/python bench/cluster.py [--joins 2000]
+    .venv/bin/python bench/cluster.py [--joins 2000] [--start 100] [--step 100] [--max 1500] [--seconds 5]
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import statistics
 import sys
 import tempfile
@@ -22,8 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from routing.agents import Agent, AgentState
 from routing.matcher import Offer, QueueSpec, Router
+from tests.cluster.kamailio import kamailio
 from tests.cluster.redis_server import redis_server
 from tests.cluster.test_shared_log import Node, until
+from tests.integration.daemon import free_port, start_daemon
+from tests.integration.peers import sipp
 
 QUEUES = [QueueSpec("q", join_empty=True, max_waiting=1_000_000)]
 AGENTS = 2000
@@ -87,9 +94,39 @@ async def shared(url: str, joins: int) -> tuple[list[float], float, int]:
         await b.stop()
 
 
+def setups(nodes: int, args: argparse.Namespace) -> int:
+    """The highest rate of calls through Kamailio to ``nodes`` nodes with none failed."""
+    with tempfile.TemporaryDirectory() as workdir, redis_server(Path(workdir)) as server:
+        daemons = [start_daemon(f"calls:\n  max_concurrent: 100000\nrouting:\n  backend: {server.url}\n"
+                                f"  cluster: {{ node: n{i} }}\n") for i in range(nodes)]  # fmt: skip
+        best = 0
+        try:
+            with kamailio([d.port for d in daemons]) as edge:
+                rate = args.start
+                while rate <= args.max:
+                    calls = rate * args.seconds
+                    result = sipp(f"127.0.0.1:{edge}", "-sn", "uac", "-i", "127.0.0.1", "-p", str(free_port()),
+                                  "-r", str(rate), "-m", str(calls), "-l", str(rate * 4), "-d", "1000",
+                                  "-max_recv_loops", "10000", cwd=Path(workdir), timeout=args.seconds * 4 + 60)
+                    ok = result.code == 0 and result.failed == 0 and result.successful == calls
+                    print(f"{nodes:>6} {rate:>7} {calls:>6} {result.successful:>6} {result.failed:>6}")
+                    if not ok:
+                        break
+                    best, rate = rate, rate + args.step
+        finally:
+            for daemon in daemons:
+                daemon.stop()
+                shutil.rmtree(daemon.workdir, ignore_errors=True)
+        return best
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--joins", type=int, default=2000)
+    parser.add_argument("--start", type=int, default=100)
+    parser.add_argument("--step", type=int, default=100)
+    parser.add_argument("--max", type=int, default=1500)
+    parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args()
     print(f"{'backend':>8} {'p50 ms':>8} {'p99 ms':>8} {'decisions/s':>12} {'offers lost':>12}")
     latencies, rate = memory(args.joins)
@@ -98,6 +135,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir, redis_server(Path(workdir)) as server:
         latencies, rate, lost = asyncio.run(shared(server.url, args.joins))
     print(row.format("redis", statistics.median(latencies), percentile(latencies, 0.99), rate, lost))
+    if shutil.which("kamailio") is None or shutil.which("sipp") is None:
+        print("kamailio or sipp is not installed (scripts/setup --test installs them): no call setups")
+        return 0
+    print(f"{'nodes':>6} {'rate/s':>7} {'calls':>6} {'ok':>6} {'failed':>6}")
+    best = {nodes: setups(nodes, args) for nodes in (1, 2)}
+    for nodes, rate in best.items():
+        print(f"call setups through Kamailio to {nodes} node{'s' if nodes > 1 else ''}: {rate}/s with none failed")
     return 0
 
 

@@ -336,6 +336,21 @@ class Router:
         """Callers in the queue (those whose agent's phone rings included)."""
         return self._waiting[queue_name]
 
+    def position(self, caller_id: str) -> int | None:
+        """Where a caller is in their queue's line (1: next, by priority then time joined); None if not in one."""
+        caller = self.callers.get(caller_id)
+        if caller is None:
+            return None
+        key = _place(caller)
+        return 1 + sum(1 for c in self.callers.values() if c.queue == caller.queue and _place(c) < key)
+
+    def positions(self) -> dict[str, int]:
+        """Every waiting caller's :meth:`position`, at once."""
+        lines: dict[str, list[_Caller]] = {}
+        for caller in self.callers.values():
+            lines.setdefault(caller.queue, []).append(caller)
+        return {c.id: n for line in lines.values() for n, c in enumerate(sorted(line, key=_place), 1)}
+
     def _drop(self, caller_id: str) -> _Caller | None:
         caller = self.callers.pop(caller_id, None)
         if caller is not None:
@@ -558,6 +573,10 @@ def agent_from(state: dict[str, Any]) -> Agent:
                  state=AgentState(state["state"]), reason=state["reason"], since=state["since"],
                  seconds_in={AgentState(s): t for s, t in state["seconds_in"].items()},
                  misses_in_a_row=state["misses_in_a_row"], calls=state["calls"])  # fmt: skip
+
+
+def _place(caller: _Caller) -> tuple[int, float, int]:
+    return -caller.priority, caller.joined, caller.seq
 
 
 def _whose(caller: _Caller) -> str:

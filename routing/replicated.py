@@ -54,6 +54,7 @@ class Published:
     decisions: list[Addressed]
     agents: dict[str, dict[str, Any] | None]
     waiting: dict[str, int]
+    positions: dict[str, int] | None = None  # every waiting caller's place in line, when asked for
 
 
 def spec_entry(queues: Iterable[QueueSpec]) -> Entry:
@@ -87,10 +88,12 @@ class Replica:
             self.stale += 1
         self._collect()
 
-    def take(self) -> Published:
-        """What the entries folded since the last call produced."""
+    def take(self, *, positions: bool = False) -> Published:
+        """What the entries folded since the last call produced (``positions``: with the callers' places,
+        which the nodes announce; asked for now and then, as a line's order is costly to send)."""
         router = self.router
-        published = Published(self._decisions, self._agents, {q: router.waiting(q) for q in router.queues})
+        published = Published(self._decisions, self._agents, {q: router.waiting(q) for q in router.queues},
+                              router.positions() if positions else None)  # fmt: skip
         self._decisions, self._agents = [], {}
         return published
 
@@ -221,6 +224,7 @@ class NodeRouter:
         self.up = True
         self._decisions: list[Decision] = []
         self._waiting: dict[str, int] = dict.fromkeys(self.queues, 0)
+        self._positions: dict[str, int] = {}
         self._requirements = {q.name: Requirement(q.skills) for q in self.queues.values()}
 
     def receive(self, published: Published) -> None:
@@ -233,6 +237,12 @@ class NodeRouter:
                 self.agents[agent_id] = agent = agent_from(state)
                 agent.since -= self.skew
         self._waiting.update(published.waiting)
+        if published.positions is not None:
+            self._positions = published.positions
+
+    def position(self, caller_id: str) -> int | None:
+        """The caller's place in line as the lease holder last published it (None: not yet)."""
+        return self._positions.get(caller_id)
 
     def went_down(self) -> None:
         """The log could not take the outbox: the callers whose joins it holds leave (``no_agents``) and
@@ -340,11 +350,14 @@ def published_to_json(published: Published) -> dict[str, Any]:
     """What a fold produced, as JSON-able data for the nodes (:func:`published_from_json` reads it)."""
     decisions = [["offer", a.node, d.caller, d.agent, d.queue] if isinstance(d := a.decision, Offer)
                  else ["left", a.node, d.caller, d.queue, d.reason] for a in published.decisions]  # fmt: skip
-    return {"decisions": decisions, "agents": published.agents, "waiting": published.waiting}
+    data = {"decisions": decisions, "agents": published.agents, "waiting": published.waiting}
+    return data if published.positions is None else data | {"positions": published.positions}
 
 
 def published_from_json(data: Mapping[str, Any]) -> Published:
     # offer: agent, queue; left: queue, reason
     decisions = [Addressed(node, Offer(caller, first, second) if kind == "offer" else Left(caller, first, second))
                  for kind, node, caller, first, second in data["decisions"]]  # fmt: skip
-    return Published(decisions, dict(data["agents"]), dict(data["waiting"]))
+    positions = data.get("positions")
+    return Published(decisions, dict(data["agents"]), dict(data["waiting"]),
+                     dict(positions) if positions is not None else None)  # fmt: skip

@@ -71,7 +71,11 @@ class Line:
                    and requirement.matches(a.skills))  # fmt: skip
 
     def position(self, place: Waiting) -> int:
-        """Where ``place`` is in its queue's line (1: next)."""
+        """Where ``place`` is in its queue's line (1: next), across every node sharing the queue; among
+        this node's callers until the router has said."""
+        known = self.router.position(place.caller.id)
+        if known is not None:
+            return known
         return 1 + sum(1 for w in self.waiting.values() if w.queue == place.queue
                        and (-w.priority, w.joined) < (-place.priority, place.joined))  # fmt: skip
 

@@ -48,6 +48,7 @@ class ClusterLink:
         self._pending = asyncio.Event()
         self._heard = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._measuring: asyncio.Task[None] | None = None
 
     @property
     def up(self) -> bool:
@@ -80,9 +81,10 @@ class ClusterLink:
                 async with asyncio.timeout(self._lease):
                     await self.log.append(self.router.outbox)
         await self.share.close()
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._measuring] if self._measuring is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.client.aclose()
 
     async def _skew(self) -> float:
@@ -104,7 +106,8 @@ class ClusterLink:
         if up:
             self.router.up = True
             self._pending.set()
-            self._tasks.append(asyncio.create_task(self._measure_skew()))  # Redis may be another machine now
+            if self._measuring is None or self._measuring.done():  # Redis may be another machine now
+                self._measuring = asyncio.create_task(self._measure_skew())
         else:
             self.router.went_down()
             self.on_change()

@@ -205,24 +205,31 @@ class SharedLog:
         self._replica = replica
         published = str((await client.get(key["published"])) or "0-0")
         folded = 0
+        places_due, places_stale = 0.0, True  # the callers' places go out at most once per second
         while self.holding:
             deadline = replica.next_deadline()
             block = self.block_ms
             wait = block if deadline is None else max(1, min(block, int((deadline - time.time()) * 1000)))
             messages = _messages(await client.xread({key["log"]: last}, block=wait, count=1000))
-            if not messages:
-                if deadline is not None and deadline <= time.time():
-                    await client.xadd(key["log"], {"e": '{"op":"tick"}'})
+            if not messages and deadline is not None and deadline <= time.time():
+                await client.xadd(key["log"], {"e": '{"op":"tick"}'})
                 continue
             for message_id, fields in messages:
                 replica.apply(json.loads(fields["e"]), entry_time(message_id))
                 last = message_id
-            outputs = replica.take()
-            if _newer(last, published):
-                text = json.dumps(published_to_json(outputs), separators=(",", ":"))
-                if not await self._publish(keys=[key["lease"], key["out"], key["published"]],
-                                           args=[self.node, text, last, 10_000]):  # fmt: skip
-                    return  # the lease went to another node meanwhile
+            if messages and not _newer(last, published):
+                replica.take()  # replayed: the holder before published these outputs
+                continue
+            places_stale = places_stale or bool(messages)
+            places = places_stale and time.monotonic() >= places_due
+            if not (messages or places):
+                continue
+            text = json.dumps(published_to_json(replica.take(positions=places)), separators=(",", ":"))
+            if not await self._publish(keys=[key["lease"], key["out"], key["published"]],
+                                       args=[self.node, text, last, 10_000]):  # fmt: skip
+                return  # the lease went to another node meanwhile
+            if places:
+                places_due, places_stale = time.monotonic() + 1.0, False
             folded += len(messages)
             if folded >= self._snapshot_every:
                 folded = 0

@@ -24,6 +24,7 @@ from tests.integration.daemon import RunningDaemon, daemon_running, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import require
 from tests.integration.rtp_caller import RtpCaller
+from tests.integration.scrape import scrape, value
 
 pytestmark = [pytest.mark.peers, pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")]
 
@@ -129,6 +130,12 @@ def test_a_caller_on_one_node_is_bridged_to_an_agent_registered_through_the_othe
         caller.close()
         phone.close()
     assert not events(center.node(registered_on).log, "queue.offer")  # one node made the one offer
+    samples = [scrape(daemon) for daemon in (center.a, center.b)]
+    assert [value(s, "ivrd_routing_backend_up") for s in samples] == [1, 1]
+    assert sum(value(s, "ivrd_routing_lease_held") for s in samples) == 1  # one node routes for both
+    assert sum(value(s, "ivrd_routing_lease_takeovers_total") for s in samples) >= 1
+    assert all(value(s, "ivrd_routing_backend_rtt_seconds_count") > 0 for s in samples)
+    assert sum(value(s, "ivrd_queue_answered_total", queue="help") for s in samples) == 1  # counted once
 
 
 def test_callers_on_both_nodes_are_answered_in_the_order_they_joined_one_offer_at_a_time(center):
@@ -231,6 +238,7 @@ def test_redis_away_the_ivr_goes_on_a_queue_step_takes_no_agents_and_routing_res
             server.stop()
             until(lambda: ready(a) == 503, what="/readyz 503")
             assert "routing backend unreachable" in readyz(a)["reason"]
+            assert value(scrape(a), "ivrd_routing_backend_up") == 0
             caller = RtpCaller(a.port)
             try:
                 caller.call()  # the IVR answers; its queue step leaves at once: the flow says nobody is there

@@ -90,6 +90,7 @@ def test_when_the_lease_holder_dies_another_node_takes_over_and_lets_its_calls_g
             b.router.join("on-b", "help", 0.0)
             await b.flush()
             await until(lambda: b.router.waiting("help") == 1 and b.router.agents["x"].state is AgentState.BUSY)
+            await until(lambda: b.router.position("on-b") == 1)  # published now and then: it comes
             await a.stop()  # a dies holding the lease, with the agent on a call through it
             await until(lambda: b.log.holding, timeout=5 * LEASE)
             offer = await asyncio.wait_for(b.offers.get(), 10 * LEASE)  # x freed after wrap-up, on-b next

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from routing.agents import Agent, AgentState
 from routing.matcher import Escalation, Left, Offer, QueueSpec, Router
-from routing.replicated import NodeRouter, Replica, spec_entry
+from routing.replicated import NodeRouter, Replica, published_from_json, published_to_json, spec_entry
 
 QUEUES = [
     QueueSpec("sales", skills="sales >= 1", wrap_up=5, max_wait=300, max_misses=2,
@@ -237,3 +237,23 @@ def test_times_cross_between_the_logs_clock_and_the_nodes():
     cluster.now = 1010.0
     cluster.agent("a", "x", help=1)
     assert node.agents["x"].since == 10.0  # back on the node's clock
+
+
+def test_callers_learn_their_place_across_nodes_by_priority_then_time():
+    cluster = Cluster("a", "b")
+    for n, (node, priority) in enumerate([("a", 0), ("b", 0), ("a", 5), ("b", 0)]):
+        cluster.now = float(n)
+        cluster.nodes[node].join(f"c{n}", "help", cluster.now, priority=priority)
+        cluster.pump()
+    router = cluster.replica.router
+    assert router.positions() == {"c2": 1, "c0": 2, "c1": 3, "c3": 4}
+    assert {c: router.position(c) for c in router.callers} == router.positions()
+    assert cluster.nodes["a"].position("c0") is None  # not published yet: the node counts its own
+    published = cluster.replica.take(positions=True)
+    for node in cluster.nodes.values():
+        node.receive(json_round_trip(published))
+    assert cluster.nodes["b"].position("c1") == 3 and cluster.nodes["a"].position("c2") == 1
+
+
+def json_round_trip(published):
+    return published_from_json(json.loads(json.dumps(published_to_json(published))))
