@@ -174,6 +174,7 @@ def main() -> int:
     try:
         call.call()
         call.send_rtp(0, SILENCE_PCMU)
+        call.keep_reporting()  # the run outlasts media.timeout_seconds
         for name, attack in ATTACKS.items():
             stop = threading.Event()
             attacker = threading.Thread(target=attack, args=(daemon, call, stop)) if attack else None

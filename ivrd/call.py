@@ -79,6 +79,7 @@ class Call:
         self.services = services
         self.ended = asyncio.Event()
         self.end_reason = ""
+        self._timed_out = False
         self.digits = DigitStream()
         self.media: MediaSession | None = None
         self._ports: BoundPorts | None = None  # bound at answer (the media session's once it opens)
@@ -122,10 +123,22 @@ class Call:
     # ---- events from the SIP core and the media session ---------------------------------------------
 
     def on_ended(self, reason: str) -> None:
-        self.end_reason = reason
+        self.end_reason = "media-timeout" if self._timed_out else reason  # not how our BYE fared
         self.ended.set()
         if self.queue is not None:
             self.services.center.caller_gone(self)
+
+    def silent_for(self, now: float) -> float:
+        """Seconds since the caller last sent RTP or RTCP (0 before the media starts)."""
+        return now - self.media.heard_at if self.media is not None else 0.0
+
+    def media_timed_out(self, silent: float) -> None:
+        """The caller has sent nothing for ``silent`` seconds: they are gone; end the call."""
+        if self._timed_out or self.ended.is_set():
+            return
+        self._timed_out = True
+        event(log, "call.media_timeout", logging.WARNING, call_id=self.leg.call_id, silent=round(silent, 1))
+        self.services.sip.hangup(self.leg)
 
     def on_confirmed(self) -> None:
         if self.media is None and self.leg.audio is not None and self._ports is not None:

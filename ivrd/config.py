@@ -18,6 +18,7 @@ from flows.expressions import ExpressionError
 from flows.schema import Key
 from routing.matcher import Escalation, Requirement
 
+from .admission import Limits
 from .yaml_loader import ConfigError, Problem, bind, compose_file
 
 
@@ -92,8 +93,13 @@ class MediaConfig:
     idle: Literal["silence", "nothing"] = "silence"
     jitter_min_ms: int = 20
     jitter_max_ms: int = 200
+    timeout_seconds: float = 30.0  # a caller who sends no RTP or RTCP this long is gone: BYE (0: never)
+    hold_timeout_seconds: float = 600.0  # the same while the caller holds the call (0: never)
 
     def check(self) -> str | None:
+        for name in ("timeout_seconds", "hold_timeout_seconds"):
+            if not (getattr(self, name) == 0 or 1 <= getattr(self, name) <= 86400):
+                return f"{name}: expected 1-86400 seconds, or 0 for never"
         if not 1024 <= self.rtp_port_min < self.rtp_port_max <= 65535:
             return "rtp_port_min, rtp_port_max: expected 1024 <= min < max <= 65535"
         if not self.codecs:
@@ -104,6 +110,29 @@ class MediaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmissionConfig:
+    """When new calls are refused (see :mod:`ivrd.admission`)."""
+
+    enabled: bool = True
+    busy: float = 0.85  # share of one core the event loop's thread may use
+    loop_lag_ms: float = 20.0
+    late_frames: float = 0.01  # share of audio frames that may leave more than 10 ms late
+    recover: float = 0.75  # every measure under this share of its bound ...
+    calm_seconds: float = 2.0  # ... for this long, and calls are taken again
+    retry_after: int = 5  # seconds, told to callers refused
+
+    def check(self) -> str | None:
+        if not 0.1 <= self.busy <= 1 or not 0 < self.late_frames <= 1 or not 1 <= self.loop_lag_ms <= 1000:
+            return "busy, late_frames, loop_lag_ms: expected 0.1-1, 0-1, 1-1000"
+        if not 0.1 <= self.recover < 1 or not 0 <= self.calm_seconds <= 60 or not 1 <= self.retry_after <= 3600:
+            return "recover, calm_seconds, retry_after: expected 0.1-0.99, 0-60 s, 1-3600 s"
+        return None
+
+    def limits(self) -> Limits:
+        return Limits(self.busy, self.loop_lag_ms / 1000, self.late_frames, self.recover, self.calm_seconds)
+
+
+@dataclass(frozen=True, slots=True)
 class CallsConfig:
     max_concurrent: int = 1000
     max_duration: float = 3600.0
@@ -111,6 +140,7 @@ class CallsConfig:
     record: bool = False
     recordings_dir: str = "recordings"
     records: str = "calls.db"  # the call-record database (SQLite); "" keeps none
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
 
     def check(self) -> str | None:
         if self.max_concurrent < 1:
@@ -372,6 +402,6 @@ def live_part(running: Config, fresh: Config) -> tuple[Config, list[str]]:
                                flows=flows, routing=routing), restart
 
 
-__all__ = ["AgentConfig", "AsrConfig", "CallsConfig", "ClusterConfig", "Config", "ConfigError", "FlowsConfig",
-           "HttpConfig", "Listen", "LogConfig", "MediaConfig", "QueueConfig", "RoutingConfig", "SipConfig", "live_part",
-           "load_config"]
+__all__ = ["AdmissionConfig", "AgentConfig", "AsrConfig", "CallsConfig", "ClusterConfig", "Config", "ConfigError",
+           "FlowsConfig", "HttpConfig", "Listen", "LogConfig", "MediaConfig", "QueueConfig", "RoutingConfig",
+           "SipConfig", "live_part", "load_config"]

@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from operator import add
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, ProcessCollector, generate_latest
@@ -106,6 +107,17 @@ class DaemonState(Protocol):
 
     def routing_backend(self) -> BackendFigures | None:
         """The shared routing backend's figures; None with the in-memory one."""
+
+    def admission(self) -> AdmissionFigures: ...
+
+    def udp_errors(self) -> tuple[int, int] | None:
+        """The kernel's UDP receive errors and buffer overflows (None: not readable here)."""
+
+
+class AdmissionFigures(NamedTuple):
+    rate: float | None  # calls/s admitted while limiting; None: not limiting
+    limited: int  # times it began limiting
+    busy: float  # the event loop's busy share in the last window
 
 
 class BackendFigures(NamedTuple):
@@ -233,6 +245,18 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def udp_errors(snmp: Path = Path("/proc/net/snmp"), snmp6: Path = Path("/proc/net/snmp6")) -> tuple[int, int] | None:
+    """The kernel's UDP receive errors and receive-buffer overflows, IPv4 and IPv6 (None: no /proc here)."""
+    try:
+        header, values = (line.split()[1:] for line in snmp.read_text().splitlines() if line.startswith("Udp:"))
+        udp = dict(zip(header, map(int, values), strict=True))
+        six = dict(line.split() for line in snmp6.read_text().splitlines() if line.startswith("Udp6"))
+        return (udp["InErrors"] + int(six.get("Udp6InErrors", 0)),
+                udp["RcvbufErrors"] + int(six.get("Udp6RcvbufErrors", 0)))  # fmt: skip
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 class _MediaTotals:
     """What the closed media sessions counted."""
 
@@ -283,6 +307,30 @@ class _Snapshot(Collector):
         yield CounterMetricFamily("ivrd_sip_messages_unparsable", "SIP messages that could not be parsed "
                                   "(answered 400 when they could be routed, dropped otherwise)",
                                   value=counts.unparsable)  # fmt: skip
+        refused = CounterMetricFamily("ivrd_calls_refused", "New calls answered 503, by why: overload (admission "
+                                      "control, to spare the calls in progress), max_calls, draining, rate_limit "
+                                      "(one source sending too many INVITEs)", labels=["reason"])  # fmt: skip
+        for reason in ("overload", "max_calls", "draining", "rate_limit"):
+            refused.add_metric([reason], counts.refused.get(reason, 0))
+        yield refused
+        admission = self.state.admission()
+        yield GaugeMetricFamily("ivrd_admission_limiting", "1 while admission control limits new calls to spare "
+                                "those in progress (see ivrd_event_loop_busy_ratio, ivrd_event_loop_lag_seconds)",
+                                value=int(admission.rate is not None))  # fmt: skip
+        yield GaugeMetricFamily("ivrd_admission_rate", "New calls/s admitted while limited (0 when not limited)",
+                                value=admission.rate or 0.0)  # fmt: skip
+        yield CounterMetricFamily("ivrd_admission_limited", "Times admission control began limiting new calls",
+                                  value=admission.limited)  # fmt: skip
+        yield GaugeMetricFamily("ivrd_event_loop_busy_ratio", "Share of the last quarter second the event loop's "
+                                "thread spent on the CPU (admission control refuses calls above its bound)",
+                                value=admission.busy)  # fmt: skip
+        udp = self.state.udp_errors()
+        if udp is not None:
+            yield CounterMetricFamily("ivrd_udp_receive_errors", "UDP datagrams the kernel dropped on the way in "
+                                      "(its InErrors: full receive buffers, bad checksums), for the whole host "
+                                      "or network namespace, IPv4 and IPv6", value=udp[0])  # fmt: skip
+            yield CounterMetricFamily("ivrd_udp_receive_buffer_errors", "Of those, datagrams dropped because a "
+                                      "socket's receive buffer was full (RcvbufErrors)", value=udp[1])  # fmt: skip
         yield GaugeMetricFamily("ivrd_calls_active", "Incoming calls in progress", value=self.state.calls_active())
         open_now, dropped = self.state.tcp_connections()
         yield GaugeMetricFamily("ivrd_sip_tcp_connections", "SIP TCP connections open", value=open_now)

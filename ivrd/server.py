@@ -9,6 +9,7 @@ import secrets
 import signal
 import socket
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +19,7 @@ from routing.agents import Agent
 from routing.matcher import ReconfigureError
 
 from . import heap
+from .admission import Admission, Load
 from .call import BYE_GRACE, Call
 from .center.center import ContactCenter, load_hold_music, queue_specs
 from .center.dialer import Dialer
@@ -38,7 +40,7 @@ from .media.service import MediaService
 from .media.session import MediaSession
 from .media.sockets import MediaSockets
 from .media.tts import Speaker
-from .metrics import BackendFigures, Metrics
+from .metrics import AdmissionFigures, BackendFigures, Metrics, udp_errors
 from .records import CallRecords
 from .scheduling import loop_scheduling
 from .sdnotify import notify, watchdog_interval
@@ -69,6 +71,8 @@ from .yaml_loader import ConfigError, Problem
 
 log = logging.getLogger("ivrd")
 LAG_INTERVAL = 0.5  # seconds between event-loop lag samples
+ADMIT_INTERVAL = 0.25  # seconds between admission control's measures
+LATE_FRAME = 0.01  # an audio frame leaving later than this counts as late
 
 
 class Daemon:
@@ -91,6 +95,9 @@ class Daemon:
         self.metrics = Metrics(config.routing)
         self.records = CallRecords(Path(config.calls.records)) if config.calls.records else None
         self.accepting = True  # False once stopping: /readyz says so
+        self.admission = Admission(config.calls.admission.limits(), asyncio.get_running_loop().time())
+        self.admission_limited = 0
+        self.load = Load(0.0, 0.0, 0.0)  # the last window's, as admission control saw it
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-disk")  # recordings, in order
         self.speaker = Speaker(voice=config.media.tts_voice)
         media = config.media
@@ -113,6 +120,7 @@ class Daemon:
             self._on_event, self.faults, max_message_bytes=sip.max_message_bytes,
             tcp=TcpLimits(sip.max_tcp_connections, sip.max_tcp_connections_per_source, sip.tcp_message_timeout,
                           sip.tcp_idle_timeout))  # fmt: skip
+        self.sip.ua.gate = self.admission
         self.desktops = Desktops(TaskSet(self.faults, "desktop.push"))
         self.cluster = self._cluster(config.routing) if config.routing.shared else None
         if self.cluster is not None:
@@ -164,6 +172,8 @@ class Daemon:
         if self.config.flows.watch_seconds > 0 and not self.flows.builtin:
             self._helpers.spawn(self.flows.watch(self.config.flows.watch_seconds))
         self._helpers.spawn(self._heartbeat(watchdog_interval()))
+        self._helpers.spawn(self._watch_media())
+        self._helpers.spawn(self._admit())
         self.metrics.watch_collector()
         heap.settle()  # the start-up heap frozen, collections paced for the audio
         self._helpers.spawn(heap.pace())
@@ -189,6 +199,48 @@ class Daemon:
             if watchdog and now >= next_ping:
                 notify("WATCHDOG=1")
                 next_ping = now + watchdog
+
+    async def _admit(self) -> None:
+        """Measure the event loop every quarter second and let admission control set how many new calls
+        it takes (:mod:`ivrd.admission`)."""
+        loop = asyncio.get_running_loop()
+        admission, lateness = self.admission, self.frame_clock.lateness
+        late_from = bisect_left(lateness.bounds, LATE_FRAME) + 1  # the buckets of frames past LATE_FRAME
+        then, cpu = loop.time(), time.thread_time()  # this coroutine runs on the loop's thread: its CPU time
+        frames, late = sum(lateness.counts), sum(lateness.counts[late_from:])
+        while True:
+            due = loop.time() + ADMIT_INTERVAL
+            await asyncio.sleep(ADMIT_INTERVAL)
+            now, cpu_now = loop.time(), time.thread_time()
+            frames_now, late_now = sum(lateness.counts), sum(lateness.counts[late_from:])
+            sent = frames_now - frames
+            self.load = load = Load(busy=(cpu_now - cpu) / max(now - then, 1e-3), lag=max(0.0, now - due),
+                                    late=(late_now - late) / sent if sent else 0.0)  # fmt: skip
+            then, cpu, frames, late = now, cpu_now, frames_now, late_now
+            settings = self.config.calls.admission
+            admission.limits, admission.retry_after = settings.limits(), settings.retry_after
+            change = admission.measure(load, now) if settings.enabled else admission.reset()
+            if change is True:
+                event(log, "admission.open", busy=round(load.busy, 2), lag_ms=round(load.lag * 1000, 1))
+            elif change is False:
+                self.admission_limited += 1
+                event(log, "admission.limited", logging.WARNING, why=admission.why, rate=round(admission.rate or 0, 1),
+                      busy=round(load.busy, 2), lag_ms=round(load.lag * 1000, 1), late_frames=round(load.late, 3),
+                      calls=len(self.calls))  # fmt: skip
+
+    async def _watch_media(self) -> None:
+        """End the calls whose caller has sent nothing for ``media.timeout_seconds`` (on hold: their own
+        bound): nothing else would end a call whose BYE was lost, or whose caller vanished."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            media, now = self.config.media, loop.time()
+            for call in list(self.calls.values()):
+                audio = call.leg.audio
+                limit = media.hold_timeout_seconds if audio is not None and audio.on_hold else media.timeout_seconds
+                silent = call.silent_for(now)
+                if limit and silent > limit:
+                    call.media_timed_out(silent)
 
     def _on_sighup(self) -> None:
         self._helpers.spawn(self.reload("SIGHUP"))
@@ -404,6 +456,13 @@ class _State:
 
     def queue_view(self, name: str) -> dict[str, Any]:
         return self._daemon.center.queue_view(name)
+
+    def admission(self) -> AdmissionFigures:
+        daemon = self._daemon
+        return AdmissionFigures(daemon.admission.rate, daemon.admission_limited, daemon.load.busy)
+
+    def udp_errors(self) -> tuple[int, int] | None:
+        return udp_errors()
 
     def routing_backend(self) -> BackendFigures | None:
         cluster = self._daemon.cluster

@@ -104,11 +104,13 @@ class RtpSession:
         self.rtcp_malformed = 0
         self.peer_report: ReportBlock | None = None  # what the caller last said about our stream
         self.rtt_ms: float | None = None
+        self.heard_at = 0.0  # when the caller last sent anything (RTP or RTCP): a silent caller may be gone
 
     def started(self, index: int, now: float) -> None:
         """The media starts now, its first frame being the clock's ``index``: the latch's window opens."""
         self._frame = index
         self.latch.open(now)
+        self.heard_at = now
 
     # ---- who hears the caller ------------------------------------------------------------------------
 
@@ -271,6 +273,7 @@ class RtpSession:
             self.rtcp_malformed += 1
             return
         self.rtcp_in += 1
+        self.heard_at = now
         for report in reports:
             if isinstance(report, SenderReport):
                 self._last_sr = ((report.ntp >> 16) & 0xFFFFFFFF, now)
@@ -297,6 +300,7 @@ class RtpSession:
             return
         if not self.latch.accept(source, packet.sequence, now):
             return
+        self.heard_at = now
         changes = self.stats.source_changes
         if packet.payload_type == self.audio.payload_type:
             ext = self.stats.update(packet, now)

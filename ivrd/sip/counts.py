@@ -23,6 +23,7 @@ class SipCounts:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.responses: Counter[tuple[str, str, str]] = Counter()
         self.timeouts: Counter[str] = Counter()  # transactions that ended on a timer (B, F, H), by method
+        self.refused: Counter[str] = Counter()  # new calls refused (503), by why: overload, draining, ...
         self.unparsable = 0
 
     def request(self, direction: str, method: str) -> None:

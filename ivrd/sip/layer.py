@@ -13,7 +13,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 from .build import make_response
@@ -53,17 +53,10 @@ class _ClientEntry:
     on_output: Callable[[Output, float], None]
 
 
-@dataclass(slots=True)
-class _Timed:
-    """A heap entry: the deadline it was pushed with is compared on pop to skip stale entries."""
-
-    deadline: float
-    seq: int
-    key: object = field(compare=False)
-    fire: Callable[[float], None] = field(compare=False)
-
-    def __lt__(self, other: _Timed) -> bool:
-        return (self.deadline, self.seq) < (other.deadline, other.seq)
+# A heap entry: (deadline, sequence, key, fire). The deadline it was pushed with is compared on pop to
+# skip stale entries; the sequence, unique, keeps entries with one deadline in order (and the rest of the
+# tuple from ever being compared).
+_Timed = tuple[float, int, object, Callable[[float], None]]
 
 
 class SipLayer:
@@ -99,19 +92,19 @@ class SipLayer:
 
     def get_timer(self) -> float | None:
         while self._heap:
-            top = self._heap[0]
-            if self._pushed.get(id(top.key)) == top.deadline:
-                return top.deadline
+            deadline, _, key, _ = self._heap[0]
+            if self._pushed.get(id(key)) == deadline:
+                return deadline
             heapq.heappop(self._heap)
         return None
 
     def handle_timer(self, now: float) -> None:
-        while self._heap and self._heap[0].deadline <= now:
-            entry = heapq.heappop(self._heap)
-            if self._pushed.get(id(entry.key)) != entry.deadline:
+        while self._heap and self._heap[0][0] <= now:
+            deadline, _, key, fire = heapq.heappop(self._heap)
+            if self._pushed.get(id(key)) != deadline:
                 continue
-            del self._pushed[id(entry.key)]
-            entry.fire(now)
+            del self._pushed[id(key)]
+            fire(now)
 
     def track(self, key: object, deadline: float | None, fire: Callable[[float], None]) -> None:
         """Call ``fire(now)`` at ``deadline`` (None: never); one deadline per ``key``, the last one set."""
@@ -120,7 +113,7 @@ class SipLayer:
             return
         if self._pushed.get(id(key)) != deadline:
             self._pushed[id(key)] = deadline
-            heapq.heappush(self._heap, _Timed(deadline, next(self._seq), key, fire))
+            heapq.heappush(self._heap, (deadline, next(self._seq), key, fire))
 
     def untrack(self, key: object) -> None:
         self._pushed.pop(id(key), None)
@@ -181,12 +174,13 @@ class SipLayer:
         return self._routes[id(tx)]
 
     def respond(self, request: Request, flow: SipFlow, status: int, now: float, *, reason: str | None = None,
-                extra: tuple[tuple[str, str], ...] = ()) -> None:  # fmt: skip
-        """Answer a request through a new server transaction (which absorbs its retransmissions)."""
+                extra: tuple[tuple[str, str], ...] = (), report: bool = True) -> None:  # fmt: skip
+        """Answer a request through a new server transaction (which absorbs its retransmissions); a
+        failure is reported as :class:`MessageRejected` unless ``report`` is False (counted elsewhere)."""
         tx = self.open_server(request, flow)
         to_tag = self.token() if status > 100 else None
         self.send_response(tx, make_response(request, status, reason, to_tag=to_tag, extra=extra), flow, now)
-        if status >= 300:
+        if status >= 300 and report:
             self.emit(MessageRejected(flow, status, reason or request.method))
 
     def respond_stateless(self, request: Request, flow: SipFlow, status: int, reason: str) -> None:

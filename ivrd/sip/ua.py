@@ -27,7 +27,7 @@ from .message import Request
 from .registrar import Registration
 from .settings import BODY_TYPES, KNOWN_UNSUPPORTED, UaSettings
 from .uac import Uac
-from .uas import Uas
+from .uas import Gate, Uas
 
 SUPPORTED_SCHEMES = frozenset({"sip", "sips", "tel"})
 DEFAULT_SETTINGS = UaSettings()
@@ -64,6 +64,15 @@ class UserAgent:
     @draining.setter
     def draining(self, value: bool) -> None:
         self._uas.draining = value
+
+    @property
+    def gate(self) -> Gate | None:
+        """Admission control, asked at every new call (None: every call is taken, up to ``max_calls``)."""
+        return self._uas.gate
+
+    @gate.setter
+    def gate(self, gate: Gate | None) -> None:
+        self._uas.gate = gate
 
     # ---- the transport's side ---------------------------------------------------------------------
 
@@ -160,7 +169,8 @@ class UserAgent:
         elif method == "REGISTER":
             self.registration.receive(request, flow, now)
         elif method == "OPTIONS":  # a load balancer's probe: a draining node takes no new calls
-            status = 503 if self._uas.draining else 200
+            gate = self._uas.gate
+            status = 503 if self._uas.draining or (gate is not None and gate.limiting) else 200
             self.layer.respond(request, flow, status, now, extra=self.settings.capabilities())
         else:
             self.layer.respond(request, flow, 481, now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from functools import partial
+from typing import Protocol
 
 from .build import make_response
 from .dialog import AnswerRetransmitter, Dialog, dialog_id_of_request, record_route, remote_target
@@ -24,8 +25,21 @@ from .uac import Uac
 from .uri import bare_host
 
 
+class Gate(Protocol):
+    """Admission control (:class:`ivrd.admission.Admission`)."""
+
+    retry_after: int
+
+    @property
+    def limiting(self) -> bool:
+        """Some new calls are refused now."""
+
+    def admit(self, now: float) -> bool: ...
+
+
 class Uas:
-    """See the module docstring. ``draining``: new calls are sent elsewhere (503), calls in progress go on."""
+    """See the module docstring. ``draining``, or a ``gate`` that does not admit a call: new calls are sent
+    elsewhere (503), calls in progress go on."""
 
     def __init__(self, settings: UaSettings, layer: SipLayer, legs: Legs, uac: Uac, *, limit: RateLimiter,
                  trusted: SourceList) -> None:  # fmt: skip
@@ -37,6 +51,7 @@ class Uas:
         self._trusted = trusted
         self._incoming: dict[int, CallLeg] = {}  # INVITE server transaction -> its call, until its final response
         self.draining = False
+        self.gate: Gate | None = None  # admission control: whether to take each new call
 
     # ---- the application's answers ------------------------------------------------------------------
 
@@ -69,18 +84,30 @@ class Uas:
 
     # ---- requests ---------------------------------------------------------------------------------
 
+    def _turn_away(self, request: Request, flow: SipFlow, now: float, why: str, *, reason: str,
+                   retry_after: int) -> None:  # fmt: skip
+        """A new call refused (503): counted by ``why``. Refused for overload, it is not reported one by one:
+        a line per refused call would cost the loop what refusing spares it (admission control logs when
+        it starts and stops limiting)."""
+        self._layer.counts.refused[why] += 1
+        self._layer.respond(request, flow, 503, now, reason=reason, extra=(("retry-after", str(retry_after)),),
+                            report=why != "overload")  # fmt: skip
+
     def receive_invite(self, request: Request, flow: SipFlow, now: float) -> None:
         layer = self._layer
         source = flow.remote[0]
         if source not in self._trusted and not self._limit.allow(source, now):
             # One address flooding must not starve the others: it alone is told to come back later.
-            layer.respond(request, flow, 503, now, reason="Rate Limited", extra=(("retry-after", "1"),))
+            self._turn_away(request, flow, now, "rate_limit", reason="Rate Limited", retry_after=1)
             return
         if self.draining:
-            layer.respond(request, flow, 503, now, reason="Shutting Down", extra=(("retry-after", "60"),))
+            self._turn_away(request, flow, now, "draining", reason="Shutting Down", retry_after=60)
+            return
+        if self.gate is not None and not self.gate.admit(now):
+            self._turn_away(request, flow, now, "overload", reason="Overloaded", retry_after=self.gate.retry_after)
             return
         if self._legs.active_calls >= self.settings.max_calls:
-            layer.respond(request, flow, 503, now, reason="Too Many Calls", extra=(("retry-after", "5"),))
+            self._turn_away(request, flow, now, "max_calls", reason="Too Many Calls", retry_after=5)
             return
         record_route(request), remote_target(request)  # what our BYE would need: bad, a 400 now (ParseError)
         offer = parse_sdp(request.body) if request.body else None

@@ -106,8 +106,9 @@ class RunningDaemon:
 
 
 def start_daemon(
-    extra_yaml: str = "", *, sip_section: str = "", http_section: str = "", rtp_ports: tuple[int, int] | None = None,
-    env: dict[str, str] | None = None, keep_notify: bool = False, wrapper: tuple[str, ...] = (),
+    extra_yaml: str = "", *, sip_section: str = "", http_section: str = "", media_section: str = "",
+    rtp_ports: tuple[int, int] | None = None, env: dict[str, str] | None = None, keep_notify: bool = False,
+    wrapper: tuple[str, ...] = (),
 ) -> RunningDaemon:
     """``wrapper`` runs the daemon through a command that then executes it (``chrt -R -r 20``)."""
     workdir = Path(tempfile.mkdtemp(prefix="ivrd-"))
@@ -123,7 +124,7 @@ def start_daemon(
         f"    - {{transport: udp, address: '::1', port: {port}}}\n"
         f"    - {{transport: tcp, address: '::1', port: {port}}}\n"
         f"{sip_section}"
-        f"media:\n  rtp_port_min: {first}\n  rtp_port_max: {last}\n"
+        f"media:\n  rtp_port_min: {first}\n  rtp_port_max: {last}\n{media_section}"
         f"http:\n  port: {http_port}\n{http_section}"
         f"{extra_yaml}"
     )
@@ -155,11 +156,11 @@ def start_daemon(
 @contextlib.contextmanager
 def daemon_running(extra_yaml: str = "", *, sip_section: str = "", http_section: str = "",
                    expected_errors: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                   keep_notify: bool = False, wrapper: tuple[str, ...] = ()):  # fmt: skip
+                   keep_notify: bool = False, wrapper: tuple[str, ...] = (), media_section: str = ""):  # fmt: skip
     """A daemon for the block; on leaving, SIGTERM must end it with exit code 0, and its log must hold no
     error but the events named in ``expected_errors``."""
     daemon = start_daemon(extra_yaml, sip_section=sip_section, http_section=http_section, env=env,
-                          keep_notify=keep_notify, wrapper=wrapper)  # fmt: skip
+                          keep_notify=keep_notify, wrapper=wrapper, media_section=media_section)  # fmt: skip
     try:
         yield daemon
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ivrd.media import g711
+from ivrd.media.rtcp import build_report
 from ivrd.media.rtp import build_rtp, parse_rtp
 from ivrd.sip.build import make_response
 from ivrd.sip.message import Request, Response, parse_message
@@ -54,6 +56,7 @@ class RtpCaller:
         self.rtcp.settimeout(15)
         self._reader = threading.Thread(target=self._read_rtp, daemon=True)
         self._reader.start()
+        self._reporter: threading.Thread | None = None
         self.seq = 1000
         self.ts = 50000
         self.cseq = 1
@@ -193,9 +196,23 @@ class RtpCaller:
         assert self.remote_rtp is not None
         self.rtcp.sendto(data, (self.remote_rtp[0], self.remote_rtp[1] + 1))
 
+    def keep_reporting(self) -> None:
+        """Send an RTCP receiver report every second from now on, as a phone does all call long: a caller
+        who sends nothing at all is gone to the daemon (media.timeout_seconds)."""
+
+        def report() -> None:
+            while not self._stop.wait(1.0):
+                with contextlib.suppress(OSError):
+                    self.send_rtcp(build_report(0x5EED, "tester", None))
+
+        self._reporter = threading.Thread(target=report, daemon=True)
+        self._reporter.start()
+
     def close(self) -> None:
         self._stop.set()
         self._reader.join()
+        if self._reporter is not None:
+            self._reporter.join()
         self.sip.close()
         self.rtp.close()
         self.rtcp.close()

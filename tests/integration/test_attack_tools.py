@@ -31,6 +31,7 @@ def held(tmp_path_factory):
         caller = RtpCaller(daemon.port, host=CALLER)
         try:
             caller.call()
+            caller.keep_reporting()  # the module outlasts media.timeout_seconds: a live phone reports
             yield daemon, caller
             assert caller.bye() == 200
         finally:

@@ -204,3 +204,27 @@ def test_spoken_text_reaches_the_caller(tmp_path):
     assert len(spoken) > 25  # at least half a second of speech among the silence
     assert spoken[0].marker  # a talkspurt starts when the speech starts
     assert not events(daemon.final_log, "call.say_failed")
+
+
+def test_a_caller_who_falls_silent_is_hung_up_and_one_who_talks_or_reports_is_not(tmp_path):
+    flows = one_flow(tmp_path / "flows", PROMPT_THEN_HOLD)
+    with daemon_running(flows, media_section="  timeout_seconds: 2\n") as daemon:
+        gone, talking = RtpCaller(daemon.port), RtpCaller(daemon.port, host="127.0.0.2")
+        gone_id, talking_id = (f"rtp-caller-{c.sip_port}" for c in (gone, talking))
+        try:
+            gone.call()
+            talking.call()
+            talking.stream(np.zeros(160 * 50, dtype=np.int16))  # 1 s of audio...
+            for _ in range(3):  # ...then only an RTCP report a second: still there
+                talking.send_rtcp(build_report(0x99, "tester", None))
+                time.sleep(1)  # the caller's own pace: one report a second
+            gone.wait_bye(timeout=10)  # sent nothing since the answer: gone after 2 s
+            daemon.wait_for_event("call.media_timeout")
+            assert talking.bye() == 200  # never timed out: it sent something each second
+        finally:
+            gone.close()
+            talking.close()
+    ends = {e["call_id"]: e for e in events(daemon.final_log, "call.end")}
+    assert ends[gone_id]["reason"] == "media-timeout" and ends[talking_id]["reason"] == "bye"
+    (timeout,) = events(daemon.final_log, "call.media_timeout")
+    assert timeout["call_id"] == gone_id and float(timeout["silent"]) > 2
