@@ -7,7 +7,7 @@ offer crosses from one node to the other through Redis, as in a cluster). Setups
 1 s through Kamailio, the rate raised by ``--step`` until a call fails; the highest clean rate. Everything
 on loopback, with a redis-server of its own::
 
-    .venv/bin/python bench/cluster.py [--joins 2000] [--start 100] [--step 100] [--max 1500] [--seconds 5]
+    .venv/bin/python bench/cluster.py [--joins 2000] [--start 100] [--step 100] [--max 1500] [--seconds 5] [--no-admission]
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ async def shared(url: str, joins: int) -> tuple[list[float], float, int]:
 def setups(nodes: int, args: argparse.Namespace) -> int:
     """The highest rate of calls through Kamailio to ``nodes`` nodes with none failed."""
     with tempfile.TemporaryDirectory() as workdir, redis_server(Path(workdir)) as server:
-        daemons = [start_daemon(f"calls:\n  max_concurrent: 100000\nrouting:\n  backend: {server.url}\n"
+        admission = "" if args.admission else "  admission: { enabled: false }\n"
+        daemons = [start_daemon(f"calls:\n  max_concurrent: 100000\n{admission}routing:\n  backend: {server.url}\n"
                                 f"  cluster: {{ node: n{i} }}\n") for i in range(nodes)]  # fmt: skip
         best = 0
         try:
@@ -127,6 +128,8 @@ def main() -> int:
     parser.add_argument("--step", type=int, default=100)
     parser.add_argument("--max", type=int, default=1500)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--admission", action=argparse.BooleanOptionalAction, default=True,
+                        help="admission control on the nodes (off: what they take before refusing any)")
     args = parser.parse_args()
     print(f"{'backend':>8} {'p50 ms':>8} {'p99 ms':>8} {'decisions/s':>12} {'offers lost':>12}")
     latencies, rate = memory(args.joins)
