@@ -7,7 +7,8 @@ offer crosses from one node to the other through Redis, as in a cluster). Setups
 1 s through Kamailio, the rate raised by ``--step`` until a call fails; the highest clean rate. Everything
 on loopback, with a redis-server of its own::
 
-    .venv/bin/python bench/cluster.py [--joins 2000] [--start 100] [--step 100] [--max 1500] [--seconds 5] [--no-admission]
+    .venv/bin/python bench/cluster.py [--joins 2000] [--start 100] [--step 100] [--max 1500] [--seconds 5]
+                                      [--no-admission]
 """
 
 from __future__ import annotations
