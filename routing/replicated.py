@@ -273,8 +273,13 @@ class NodeRouter:
 
     def add_agent(self, agent: Agent, now: float) -> None:
         self.agents[agent.id] = agent
+        self.define(agent, logged_in=agent.state is AgentState.AVAILABLE)
+
+    def define(self, agent: Agent, *, logged_in: bool) -> None:
+        """Log ``agent``'s definition (its state a new agent starts in: ``logged_in``), leaving this node's
+        view as it is: the lease holder keeps the state of an agent it knows."""
         self._log({"op": "agent", "agent": agent.id, "skills": agent.skills, "name": agent.name,
-                   "contact": agent.contact, "logged_in": agent.state is AgentState.AVAILABLE})  # fmt: skip
+                   "contact": agent.contact, "logged_in": logged_in})  # fmt: skip
 
     def update_agent(self, agent_id: str, skills: dict[str, int], now: float) -> None:
         agent = self.agents[agent_id]

@@ -65,7 +65,21 @@ class ContactCenter:
         if cluster is None:
             self._apply_agents(self._agent_specs(routing), line.now())
         else:
-            cluster.on_change = line.decide
+            cluster.on_change, cluster.on_back = line.decide, self._say_again
+
+    def _say_again(self) -> None:
+        """Redis is back, perhaps restarted without what it held: define this node's agents and its waiting
+        callers again (the lease holder ignores what it still knows; a caller whose offer rings is left to
+        its answer)."""
+        assert self.cluster is not None
+        router, now = self.cluster.router, self.line.now()
+        for agent_id, spec in self._agent_specs(self.config).items():
+            router.define(Agent(agent_id, dict(spec.skills), name=spec.name or agent_id, contact=spec.contact),
+                          logged_in=spec.logged_in)  # fmt: skip
+        for place in self.line.waiting.values():
+            if place.offer is None:
+                router.join(place.caller.id, place.queue, now, priority=place.priority, skills=place.skills,
+                            joined=place.joined)  # fmt: skip
 
     async def start(self) -> None:
         """Several nodes: join them (learning the agents' states) before defining this node's agents."""

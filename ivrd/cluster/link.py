@@ -28,8 +28,9 @@ log = logging.getLogger("ivrd.cluster")
 
 
 class ClusterLink:
-    """See the module docstring. ``on_change`` hears that decisions or agents' states came in;
-    ``on_round_trip`` hears each write's round-trip time (seconds)."""
+    """See the module docstring. ``on_change`` hears that decisions or agents' states came in; ``on_back``
+    that Redis answers again (a Redis restarted without persistence has lost the log: the node says again
+    what it holds); ``on_round_trip`` hears each write's round-trip time (seconds)."""
 
     def __init__(self, url: str, node: str, queues: Iterable[QueueSpec], *, lease: float, prefix: str,
                  on_round_trip: Callable[[float], None]) -> None:  # fmt: skip
@@ -43,6 +44,7 @@ class ClusterLink:
                              prefix=prefix, lease=lease)  # fmt: skip
         self.share = Share(self.client, node, prefix, deliver=lambda *_: None, retry=lease / 3)
         self.on_change: Callable[[], None] = lambda: None
+        self.on_back: Callable[[], None] = lambda: None  # Redis answers again: perhaps without what it held
         self._on_round_trip = on_round_trip
         self._lease = lease
         self._pending = asyncio.Event()
@@ -105,6 +107,8 @@ class ClusterLink:
     def _reachable(self, up: bool) -> None:
         if up:
             self.router.up = True
+            self.router.hello()
+            self.on_back()
             self._pending.set()
             if self._measuring is None or self._measuring.done():  # Redis may be another machine now
                 self._measuring = asyncio.create_task(self._measure_skew())

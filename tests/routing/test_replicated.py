@@ -257,3 +257,28 @@ def test_callers_learn_their_place_across_nodes_by_priority_then_time():
 
 def json_round_trip(published):
     return published_from_json(json.loads(json.dumps(published_to_json(published))))
+
+
+def test_a_node_saying_again_what_it_holds_restores_a_lost_log_and_changes_nothing_in_a_kept_one():
+    cluster = Cluster("a")
+    node = cluster.nodes["a"]
+    cluster.agent("a", "x", sales=3)
+    node.agent_away("x", cluster.now, "lunch")
+    cluster.now = 5.0
+    node.join("c1", "help", 5.0)
+    cluster.pump()
+    kept = cluster.replica.export()
+
+    def say_again() -> None:
+        node.define(Agent("x", {"sales": 3}), logged_in=True)
+        node.join("c1", "help", 9.0, joined=5.0)
+        cluster.pump()
+
+    say_again()  # the log kept everything: the definition is the same, the join stale; nothing changes
+    assert cluster.replica.export() == kept and cluster.replica.stale == 1
+    cluster.replica = Replica(QUEUES)  # Redis restarted without persistence: the state is gone
+    say_again()
+    router = cluster.replica.router
+    assert router.callers["c1"].joined == 5.0  # in line again, at their own time
+    assert router.callers["c1"].offered_to == "x"  # and x, defined again logged in, is offered them
+    assert cluster.offers[-1] == ("a", Offer("c1", "x", "help"))
