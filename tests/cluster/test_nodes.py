@@ -282,3 +282,24 @@ def readyz(daemon: RunningDaemon) -> dict:
 
 def ready(daemon: RunningDaemon) -> int:
     return 200 if readyz(daemon)["ready"] else 503
+
+
+def test_redis_restarted_empty_the_node_puts_its_waiting_callers_back_in_line(tmp_path):
+    with redis_server(tmp_path) as server, node(tmp_path, server.url, "a") as a:  # no persistence: a restart loses all
+        phone = agent_phone(a.port, "2001", "pw-one", auto=True, codecs="PCMU")
+        caller = RtpCaller(a.port, user="kept")
+        try:
+            a.wait_for_event("sip.registered")
+            caller.call()
+            a.wait_for_event("queue.join")  # nobody logged in: the caller waits
+            server.stop()
+            until(lambda: ready(a) == 503, what="/readyz 503")
+            server.start()
+            until(lambda: ready(a) == 200, what="/readyz 200")
+            available(a, "2001")
+            answered = phone.wait_event("CALL_ESTABLISHED", timeout=15)  # the caller was put back in line
+            assert "kept@" in answered["peeruri"], answered
+            assert caller.bye() == 200
+        finally:
+            caller.close()
+            phone.close()
