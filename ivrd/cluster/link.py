@@ -86,8 +86,11 @@ class ClusterLink:
         tasks = [*self._tasks, *([self._measuring] if self._measuring is not None else [])]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self.client.aclose()
+        # bounded: a Redis client cancelled mid-read may take long to let go, and the daemon must stop
+        await asyncio.wait(tasks, timeout=self._lease)
+        with contextlib.suppress(RedisError, TimeoutError, OSError):
+            async with asyncio.timeout(self._lease):
+                await self.client.aclose()
 
     async def _skew(self) -> float:
         """Redis's clock minus this loop's, from a TIME taken halfway through its round trip."""

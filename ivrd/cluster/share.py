@@ -11,6 +11,7 @@ comes back, then kept by the channel), so ringing an agent never waits on Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -120,7 +121,8 @@ class Share:
             except RedisError:
                 await asyncio.sleep(self._retry)  # the shared log reports it; this tries again
             finally:
-                await pubsub.aclose()
+                with contextlib.suppress(RedisError, TimeoutError, OSError):
+                    await asyncio.wait_for(pubsub.aclose(), self._retry)
 
     async def close(self) -> None:
         if self._writes:
