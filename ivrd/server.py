@@ -384,8 +384,8 @@ class Daemon:
     def _call_done(self, leg: CallLeg) -> None:
         """A call's task ended (its failure is logged and counted by the task set)."""
         call = self.calls.pop(id(leg), None)
-        if call is not None and call.joined and self.cluster is not None:
-            self.cluster.share.call_ended(call.id)
+        if call is not None and call.joined and self.cluster is not None and self.center.booked(call.id) is None:
+            self.cluster.share.forget(call.id)  # a callback's context stays until the callback is over
         if leg.state is not LegState.ENDED:  # a call that died of a bug must not leave its caller hanging
             self.sip.hangup(leg)
 

@@ -287,13 +287,24 @@ class Router:
         agent_id, caller.offered_to = caller.offered_to, None
         assert agent_id is not None
         self._missed(agent_id, caller.queue, now, count=True)
-        if caller_id not in self.callers:
-            return  # gone with the agent (leave_when_empty)
+        if caller_id in self.callers:  # not gone with the agent (leave_when_empty)
+            self._back_in_line(caller, now, skip=agent_id)
+
+    def offer_lost(self, caller_id: str, now: float) -> None:
+        """The offer can no longer be answered, by nobody's doing (the node that rang the agent died): the
+        caller back at their place first, then the agent free for the head of the line; no miss counted."""
+        caller = self.callers[caller_id]
+        agent_id, caller.offered_to = caller.offered_to, None
+        assert agent_id is not None
+        self._back_in_line(caller, now)
+        self._missed(agent_id, caller.queue, now, count=False)
+
+    def _back_in_line(self, caller: _Caller, now: float, *, skip: str | None = None) -> None:
         deferred, caller.deferred = caller.deferred, []
         for kind, whose in deferred:  # what came due while the phone rang applies now, in order
             if _whose(caller) == whose and not self._apply(caller, kind):
                 return
-        self._wait(caller, now, skip=agent_id)
+        self._wait(caller, now, skip=skip)
 
     def call_ended(self, agent_id: str, now: float) -> None:
         agent = self.agents[agent_id]

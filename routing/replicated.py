@@ -11,6 +11,10 @@ lease holder when the router's next deadline comes.
 Nodes see the router's agents and queue sizes as the lease holder publishes them (:class:`NodeRouter`);
 an entry that the state no longer allows when it is folded (an agent logged out twice, by two
 supervisors on two nodes) changes nothing and is counted in :attr:`Replica.stale`.
+
+A booked callback outlives the call that booked it, so it must outlive the node too: its node logs the
+callback's card (who to call, their place, what the agent should know), and when that node dies the
+node that buries it (the lease holder) adopts its callbacks, back in line at their places.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Published:
     agents: dict[str, dict[str, Any] | None]
     waiting: dict[str, int]
     positions: dict[str, int] | None = None  # every waiting caller's place in line, when asked for
+    adopted: tuple[tuple[str, Entry], ...] = ()  # (node, card): callbacks a node takes over from a dead one
 
 
 def spec_entry(queues: Iterable[QueueSpec]) -> Entry:
@@ -74,8 +79,12 @@ class Replica:
         self.router = Router(queues)
         self.node_of: dict[str, str] = {}  # waiting caller -> the node holding their call
         self.busy_on: dict[str, str] = {}  # agent on a call -> the node bridging it
+        self.cards: dict[str, Entry] = {}  # caller -> their booked callback's card, with the node keeping it
+        self.handed: dict[str, str] = {}  # adopted callback -> the node buried with it (which may come back)
+        self.gone: set[str] = set()  # nodes buried, until they say hello again
         self.stale = 0
         self._decisions: list[Addressed] = []
+        self._adopted: list[tuple[str, Entry]] = []
         self._agents: dict[str, dict[str, Any] | None] = {}
 
     def apply(self, entry: Entry, now: float) -> None:
@@ -93,8 +102,8 @@ class Replica:
         which the nodes announce; asked for now and then, as a line's order is costly to send)."""
         router = self.router
         published = Published(self._decisions, self._agents, {q: router.waiting(q) for q in router.queues},
-                              router.positions() if positions else None)  # fmt: skip
-        self._decisions, self._agents = [], {}
+                              router.positions() if positions else None, tuple(self._adopted))  # fmt: skip
+        self._decisions, self._agents, self._adopted = [], {}, []
         return published
 
     def next_deadline(self) -> float | None:
@@ -102,13 +111,16 @@ class Replica:
 
     def export(self) -> dict[str, Any]:
         return {"router": self.router.export(), "queues": spec_entry(self.router.queues.values()),
-                "node_of": self.node_of, "busy_on": self.busy_on}  # fmt: skip
+                "node_of": self.node_of, "busy_on": self.busy_on, "cards": self.cards, "handed": self.handed,
+                "gone": sorted(self.gone)}  # fmt: skip
 
     @classmethod
     def restore(cls, state: Mapping[str, Any]) -> Replica:
         replica = cls(())
         replica.router = Router.restore(specs_of(state["queues"]), state["router"])
         replica.node_of, replica.busy_on = dict(state["node_of"]), dict(state["busy_on"])
+        replica.cards, replica.handed = dict(state.get("cards", {})), dict(state.get("handed", {}))
+        replica.gone = set(state.get("gone", ()))
         return replica
 
     def _apply(self, entry: Entry, now: float) -> bool:
@@ -118,7 +130,7 @@ class Replica:
         if op == "tick":
             router.on_timer(now)
         elif op == "join":
-            if caller is not None or entry["queue"] not in router.queues:
+            if caller is not None or entry["queue"] not in router.queues or self._handed_from(entry):
                 return False
             self.node_of[entry["caller"]] = entry["node"]
             router.join(entry["caller"], entry["queue"], now, priority=entry.get("priority", 0),
@@ -155,10 +167,20 @@ class Replica:
             router.touched.add(agent.id)
         elif op == "queues":
             router.reconfigure(specs_of(entry), now)
+        elif op == "callback":
+            if self._handed_from(entry):
+                return False
+            self.cards[entry["caller"]] = entry["card"] | {"node": entry["node"]}
+        elif op == "callback_over":
+            card = self.cards.get(entry["caller"])
+            if card is None or card["node"] != entry["node"]:
+                return False
+            del self.cards[entry["caller"]]
         elif op == "node_gone":
-            self._node_gone(entry["node"], now)
-        elif op == "hello":  # a node (re)started: it learns every agent from what this publishes
+            self._node_gone(entry["node"], entry.get("heir"), now)
+        elif op == "hello":  # a node (re)started or reconnected: it learns every agent from what this publishes
             router.touched.update(router.agents)
+            self.gone.discard(entry.get("node", ""))  # cut off rather than dead: it may be buried again
         else:
             return False
         return True
@@ -179,9 +201,14 @@ class Replica:
                 router.update_agent(agent_id, dict(entry["skills"]), now)
         router.touched.add(agent_id)
 
-    def _node_gone(self, node: str, now: float) -> None:
-        """A node died: its callers died with it; the agents it bridged are free after their wrap-up."""
+    def _node_gone(self, node: str, heir: str | None, now: float) -> None:
+        """A node died: its callers died with it, but ``heir`` adopts its callbacks; the agents it bridged
+        are free after their wrap-up."""
         router = self.router
+        self.gone.add(node)
+        for caller_id, card in list(self.cards.items()):
+            if card["node"] == node and heir is not None:
+                self._adopt(caller_id, card | {"node": heir, "from": node}, now)
         for caller_id in [c for c, n in self.node_of.items() if n == node]:
             self.node_of.pop(caller_id)
             if caller_id in router.callers:
@@ -191,6 +218,27 @@ class Replica:
             agent = router.agents.get(agent_id)
             if agent is not None and agent.state is AgentState.BUSY:
                 router.call_ended(agent_id, now)
+
+    def _adopt(self, caller_id: str, card: Entry, now: float) -> None:
+        """``card``'s callback, now its heir's, back in line at its place: a ringing offer (its agent's leg
+        died with the node) is undone without counting a miss, and one between tries or talking (its legs
+        died too) waits again."""
+        router, heir = self.router, card["node"]
+        self.cards[caller_id] = card
+        self.handed[caller_id] = card["from"]
+        self._adopted.append((heir, card))
+        self.node_of[caller_id] = heir
+        caller = router.callers.get(caller_id)
+        if caller is not None and caller.offered_to is not None:
+            router.offer_lost(caller_id, now)
+        elif caller is None and card["queue"] in router.queues:  # a queue gone since: the heir gives it up
+            router.join(caller_id, card["queue"], now, priority=card["priority"], skills=card["skills"],
+                        joined=card["joined"])  # fmt: skip
+
+    def _handed_from(self, entry: Entry) -> bool:
+        """``entry`` is about a callback its node was buried with: another node has it now (the one that
+        logged it was cut off, not dead, and does not know yet), so it changes nothing."""
+        return bool(self.handed.get(entry["caller"]) == entry["node"])
 
     def _collect(self) -> None:
         router = self.router
@@ -223,6 +271,8 @@ class NodeRouter:
         self.skew = 0.0
         self.up = True
         self._decisions: list[Decision] = []
+        self._adopted: list[Entry] = []
+        self._disowned: list[str] = []
         self._waiting: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._positions: dict[str, int] = {}
         self._requirements = {q.name: Requirement(q.skills) for q in self.queues.values()}
@@ -230,6 +280,11 @@ class NodeRouter:
     def receive(self, published: Published) -> None:
         """What the lease holder published: this node's decisions are kept for :meth:`take_decisions`."""
         self._decisions.extend(a.decision for a in published.decisions if a.node == self.node)
+        for node, card in published.adopted:
+            if node == self.node:
+                self._adopted.append(card | {"joined": card["joined"] - self.skew})
+            elif card["from"] == self.node:
+                self._disowned.append(card["caller"]["id"])
         for agent_id, state in published.agents.items():
             if state is None:
                 self.agents.pop(agent_id, None)
@@ -289,7 +344,7 @@ class NodeRouter:
 
     def hello(self) -> None:
         """This node (re)joins: the lease holder publishes every agent, which :meth:`receive` mirrors."""
-        self._log({"op": "hello"})
+        self._log({"op": "hello", "node": self.node})
 
     def remove_agent(self, agent_id: str) -> None:
         self.agents.pop(agent_id)
@@ -333,6 +388,21 @@ class NodeRouter:
     def offer_failed(self, caller_id: str, now: float) -> None:
         self._log({"op": "offer_failed", "caller": caller_id})
 
+    # callbacks: their cards, kept where any node can adopt them
+    def callback(self, caller_id: str, card: Entry) -> None:
+        """Keep (or update) a booked callback's card: JSON, its ``joined`` in this node's clock."""
+        self._log({"op": "callback", "node": self.node, "caller": caller_id,
+                   "card": card | {"joined": card["joined"] + self.skew}})  # fmt: skip
+
+    def callback_over(self, caller_id: str) -> None:
+        self._log({"op": "callback_over", "node": self.node, "caller": caller_id})
+
+    def take_handovers(self) -> tuple[list[Entry], list[str]]:
+        """Since the last call: the cards of the callbacks this node adopted from a dead one, and the
+        callers whose callbacks this node was buried with (it was cut off) and another adopted."""
+        adopted, disowned, self._adopted, self._disowned = self._adopted, self._disowned, [], []
+        return adopted, disowned
+
     # time and decisions: the lease holder keeps the time
     def on_timer(self, now: float) -> None:
         pass
@@ -355,7 +425,9 @@ def published_to_json(published: Published) -> dict[str, Any]:
     """What a fold produced, as JSON-able data for the nodes (:func:`published_from_json` reads it)."""
     decisions = [["offer", a.node, d.caller, d.agent, d.queue] if isinstance(d := a.decision, Offer)
                  else ["left", a.node, d.caller, d.queue, d.reason] for a in published.decisions]  # fmt: skip
-    data = {"decisions": decisions, "agents": published.agents, "waiting": published.waiting}
+    data: dict[str, Any] = {"decisions": decisions, "agents": published.agents, "waiting": published.waiting}
+    if published.adopted:
+        data["adopted"] = [list(a) for a in published.adopted]
     return data if published.positions is None else data | {"positions": published.positions}
 
 
@@ -364,5 +436,6 @@ def published_from_json(data: Mapping[str, Any]) -> Published:
     decisions = [Addressed(node, Offer(caller, first, second) if kind == "offer" else Left(caller, first, second))
                  for kind, node, caller, first, second in data["decisions"]]  # fmt: skip
     positions = data.get("positions")
+    adopted = tuple((node, dict(card)) for node, card in data.get("adopted", ()))
     return Published(decisions, dict(data["agents"]), dict(data["waiting"]),
-                     dict(positions) if positions is not None else None)  # fmt: skip
+                     dict(positions) if positions is not None else None, adopted)  # fmt: skip

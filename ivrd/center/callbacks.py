@@ -2,10 +2,15 @@
 keeping their place. When an agent is reserved for them, the agent's phone rings first; once the agent
 answers, ivrd calls the caller through ``routing.callback.gateway`` (only numbers that
 ``routing.callback.numbers`` allows) and bridges the two. A caller who does not answer is tried again
-after ``retry_after`` seconds, still in their place, up to ``attempts`` times."""
+after ``retry_after`` seconds, still in their place, up to ``attempts`` times.
+
+With several nodes, a booked callback's card (who to call, their place, what the agent should know)
+is kept in the shared log, so that when its node dies another adopts it (:meth:`Callbacks.adopt`):
+the caller is called back all the same, by a node that never held their call."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -14,9 +19,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
-from flows.interpreter import QueueLeft
+from flows.interpreter import AgentConnected, Notice, QueueLeft
+from routing.replicated import Entry
 
 from ..logs import event
+from ..media.player import Clip
+from ..media.session import MediaSession
 from ..metrics import Metrics
 from ..records import CallRecord, CallRecords, as_json
 from ..sip.events import CallAnswered, CallEnded, DtmfInfo, MediaChanged, SipEvent
@@ -25,6 +33,7 @@ from .line import Line
 from .model import Desktops, Timer, Waiting
 
 if TYPE_CHECKING:
+    from ..cluster.link import ClusterLink
     from .offers import AgentCall, Handled
 
 log = logging.getLogger("ivrd.queue")
@@ -49,8 +58,9 @@ class Callbacks:
     """See the module docstring. ``booked``: callbacks asked for and not over, by caller id."""
 
     def __init__(self, line: Line, dialer: Dialer, *, metrics: Metrics, desktops: Desktops, records: CallRecords | None,
-                 stop_waiting: Callable[[Waiting], None]) -> None:  # fmt: skip
+                 stop_waiting: Callable[[Waiting], None], cluster: ClusterLink | None = None) -> None:  # fmt: skip
         self._line = line
+        self._cluster = cluster
         self._stop_waiting = stop_waiting
         self._dialer = dialer
         self._metrics = metrics
@@ -79,6 +89,7 @@ class Callbacks:
         self._metrics.queue_overflowed.labels(place.queue, "callback").inc()
         self._metrics.queue_wait.labels(place.queue, "overflowed").observe(waited)
         place.caller.queue_event(QueueLeft("callback", number))
+        self._keep(place)  # the context now says so
 
     def dial_back(self, offer: AgentCall) -> None:
         """The agent who answered a callback offer is ready: call the caller through the gateway."""
@@ -93,6 +104,7 @@ class Callbacks:
             self._dialer.hang_up(offer.placed)
             return
         place.attempts += 1
+        self._keep(place)
         dial = offer.dial_back = DialBack(place, offer, placed, time.time())
         placed.on_event = partial(self._on_event, dial)
         dial.timer = self._line.clock.call_later(self._line.config.callback.ring_timeout, self._dialer.hang_up, placed)
@@ -111,7 +123,7 @@ class Callbacks:
 
     def gone(self, place: Waiting, failure: str) -> None:
         """A callback given up."""
-        self.booked.pop(place.caller.id, None)
+        self._over(place)
         retry = self._retries.pop(place.caller.id, None)
         if retry is not None:
             retry.cancel()
@@ -175,7 +187,7 @@ class Callbacks:
         if self._records is not None:
             self._records.add(_record(place, offer, dial, offer.handled if connected else None))
         if connected:
-            self.booked.pop(place.caller.id, None)
+            self._over(place)
         elif place.attempts < self._line.config.callback.attempts and dial is not None:
             retry = self._line.config.callback.retry_after
             event(log, "queue.callback_retry", call_id=place.caller.call_id, number=place.callback,
@@ -199,11 +211,116 @@ class Callbacks:
                          joined=place.joined)  # fmt: skip
         line.decide()
 
+    # ---- several nodes -------------------------------------------------------------------------------
+
+    def adopt(self, card: Entry) -> None:
+        """A dead node's callback, now this node's: back in line at its place (the shared router put it
+        there), or given up if its queue is gone."""
+        caller = Remembered(card["caller"], card["context"])
+        place = Waiting(caller, card["queue"], card["priority"], card["joined"], skills=card["skills"],
+                        callback=card["number"], attempts=card["attempts"])  # fmt: skip
+        self.booked[caller.id] = place
+        event(log, "queue.callback_adopted", call_id=caller.call_id, queue=place.queue, number=place.callback,
+              attempts=place.attempts)  # fmt: skip
+        if place.queue not in self._line.router.queues:
+            self.gone(place, "its queue is gone")
+            return
+        self._line.waiting[caller.id] = place
+        if self._cluster is not None:
+            self._cluster.share.remember(caller.context())
+
+    def disown(self, caller_id: str) -> None:
+        """This node was buried with a callback (cut off from Redis, not dead) and another adopted it:
+        no more tries from here (one in progress finishes)."""
+        place = self.booked.pop(caller_id, None)
+        if place is None:
+            return
+        retry = self._retries.pop(caller_id, None)
+        if retry is not None:
+            retry.cancel()
+        if self._line.waiting.get(caller_id) is place and place.offer is None:
+            del self._line.waiting[caller_id]
+        event(log, "queue.callback_handed_over", logging.WARNING, call_id=place.caller.call_id, queue=place.queue,
+              number=place.callback)  # fmt: skip
+
+    def say_again(self) -> None:
+        """The shared log was lost (Redis restarted empty): keep every callback's card again."""
+        for place in self.booked.values():
+            self._keep(place)
+
+    def _keep(self, place: Waiting) -> None:
+        """The callback's card, where another node can adopt it (several nodes)."""
+        if self._cluster is None:
+            return
+        caller = place.caller
+        context = json.loads(as_json(caller.context()))
+        self._cluster.router.callback(caller.id, {
+            "queue": place.queue, "priority": place.priority, "skills": place.skills, "joined": place.joined,
+            "number": place.callback, "attempts": place.attempts, "context": context,
+            "caller": {"id": caller.id, "call_id": caller.call_id, "number": caller.number, "name": caller.name,
+                       "dialed": caller.dialed}})  # fmt: skip
+        self._cluster.share.remember(context)
+
+    def _over(self, place: Waiting) -> None:
+        if self.booked.pop(place.caller.id, None) is not None and self._cluster is not None:
+            self._cluster.router.callback_over(place.caller.id)
+            self._cluster.share.forget(place.caller.id)
+
     def close(self) -> None:
         """Stop: retries waiting are not made."""
         for timer in self._retries.values():
             timer.cancel()
         self._retries.clear()
+
+
+class Remembered:
+    """A caller who hung up to be called back, as the node that booked them kept them (its card): who
+    they are and what the agent should know; nothing to play to, the call is over."""
+
+    def __init__(self, caller: dict[str, str], context: dict[str, object]) -> None:
+        self._caller = caller
+        self._context = context
+
+    @property
+    def id(self) -> str:
+        return self._caller["id"]
+
+    @property
+    def call_id(self) -> str:
+        return self._caller["call_id"]
+
+    @property
+    def number(self) -> str:
+        return self._caller["number"]
+
+    @property
+    def name(self) -> str:
+        return self._caller["name"]
+
+    @property
+    def dialed(self) -> str:
+        return self._caller["dialed"]
+
+    def context(self) -> dict[str, object]:
+        return dict(self._context)
+
+    def notice(self, notice: Notice) -> None:
+        event(log, "flow.notice", logging.WARNING, call_id=self.call_id, message=notice.message)
+
+    def queue_event(self, happened: QueueLeft | AgentConnected) -> None:
+        pass
+
+    def hold(self, music: Clip | None) -> None:
+        pass
+
+    def announce(self, text: str) -> None:
+        pass
+
+    def bridge(self, media: MediaSession) -> MediaSession | None:
+        return None
+
+    def agent_gone(self, talk: float, hold: float, wrap_up: float) -> None:
+        pass
 
 
 def _record(place: Waiting, offer: AgentCall, dial: DialBack | None, handled: Handled | None) -> CallRecord:

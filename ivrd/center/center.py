@@ -55,7 +55,7 @@ class ContactCenter:
         self.dialer = dialer
         self.announcer = Announcer(line)
         self.callbacks = Callbacks(line, dialer, metrics=metrics, desktops=desktops, records=records,
-                                   stop_waiting=self._stop_waiting)
+                                   stop_waiting=self._stop_waiting, cluster=cluster)
         self.offers = Offers(line, dialer, metrics=metrics, desktops=desktops, callbacks=self.callbacks,
                              context_url=self.context_url, stop_waiting=self._stop_waiting)
         line.on_offer = self.offers.offer
@@ -65,12 +65,22 @@ class ContactCenter:
         if cluster is None:
             self._apply_agents(self._agent_specs(routing), line.now())
         else:
-            cluster.on_change, cluster.on_back = line.decide, self._say_again
+            cluster.on_change, cluster.on_back = self._changed, self._say_again
+
+    def _changed(self) -> None:
+        """The shared router spoke: callbacks handed over between nodes first, then the decisions."""
+        assert self.cluster is not None
+        adopted, disowned = self.cluster.router.take_handovers()
+        for card in adopted:
+            self.callbacks.adopt(card)
+        for caller_id in disowned:
+            self.callbacks.disown(caller_id)
+        self.line.decide()
 
     def _say_again(self) -> None:
-        """Redis is back, perhaps restarted without what it held: define this node's agents and its waiting
-        callers again (the lease holder ignores what it still knows; a caller whose offer rings is left to
-        its answer)."""
+        """Redis is back, perhaps restarted without what it held: define this node's agents, its waiting
+        callers and its callbacks' cards again (the lease holder ignores what it still knows; a caller whose
+        offer rings is left to its answer)."""
         assert self.cluster is not None
         router, now = self.cluster.router, self.line.now()
         for agent_id, spec in self._agent_specs(self.config).items():
@@ -80,6 +90,7 @@ class ContactCenter:
             if place.offer is None:
                 router.join(place.caller.id, place.queue, now, priority=place.priority, skills=place.skills,
                             joined=place.joined)  # fmt: skip
+        self.callbacks.say_again()
 
     async def start(self) -> None:
         """Several nodes: join them (learning the agents' states) before defining this node's agents."""
@@ -202,6 +213,8 @@ class ContactCenter:
         if caller.id in line.waiting:  # not refused at once
             caller.hold(self.hold_music.get(action.queue))
             self.announcer.start(place)
+            if self.cluster is not None:
+                self.cluster.share.remember(caller.context())
         line.decide()
 
     def caller_gone(self, caller: Caller) -> None:

@@ -1,6 +1,7 @@
 """What the nodes share besides the router, through Redis: where each agent's phone registered, the
 events pushed to agents' desktops (a desktop listens on one node, its calls come from any), and each
-queued call's context (``GET /calls/{id}`` on any node).
+queued call's context (``GET /calls/{id}`` on any node), from its joining the queue until its call (or
+the callback it booked) is over.
 
 Keys and channels, under the prefix: ``reg:<user>`` (the user's newest binding, expiring with it) and the
 channel ``reg`` announcing each change; the channel ``desktop`` carrying pushes; ``call:<id>`` the
@@ -91,7 +92,18 @@ class Share:
 
         self._spawn(write())
 
-    def call_ended(self, context_id: str) -> None:
+    def remember(self, context: dict[str, Any]) -> None:
+        """Keep a queued call's context for any node's ``GET /calls/{id}``."""
+        text = json.dumps(context, default=str)
+
+        async def write() -> None:
+            await self._client.set(f"{self._prefix}:call:{context.get('id')}", text, ex=CONTEXT_SECONDS)
+
+        self._spawn(write())
+
+    def forget(self, context_id: str) -> None:
+        """The call (or the callback it booked) is over."""
+
         async def forget() -> None:
             await self._client.delete(f"{self._prefix}:call:{context_id}")
 

@@ -11,7 +11,7 @@ Keys, under a prefix (``ivrd`` by default):
   entries up to it again without publishing them twice);
 - ``snapshot``: the folded state as of an entry id; the log before it is trimmed;
 - ``node:<id>``: each node's heartbeat. A node whose heartbeat lapses is gone: the lease holder logs
-  ``node_gone`` for it (its callers leave, its agents are free after wrap-up).
+  ``node_gone`` for it (its callers leave, its agents are free after wrap-up, it adopts the callbacks).
 
 Every write of the lease holder's (outputs, snapshot) is fenced by a script that first checks it still
 holds the lease, so a node that paused past its lease cannot publish over its successor.
@@ -78,7 +78,7 @@ class SharedLog:
         self._snapshot_every = snapshot_every
         self.block_ms = max(10, int(lease * 500))  # a blocking read returns within the client's socket timeout
         self._replica: Replica | None = None  # while holding the lease
-        self._buried: set[str] = set()  # nodes whose departure was logged
+        self._burying: dict[str, float] = {}  # node -> when its node_gone was logged (folded within a lease)
         self._key = {k: f"{prefix}:{k}" for k in ("log", "lease", "out", "published", "snapshot")}
         self._node_key = f"{prefix}:node:"
         self._renew = client.register_script(_RENEW)
@@ -181,7 +181,10 @@ class SharedLog:
         replica = self._replica
         if replica is None:
             return
-        nodes = sorted((set(replica.node_of.values()) | set(replica.busy_on.values())) - self._buried)
+        now = time.monotonic()
+        self._burying = {n: t for n, t in self._burying.items() if now - t < self.lease}
+        holding = {*replica.node_of.values(), *replica.busy_on.values(), *(c["node"] for c in replica.cards.values())}
+        nodes = sorted(holding - replica.gone - self._burying.keys() - {self.node})
         if not nodes:
             return
         async with self.client.pipeline(transaction=False) as pipe:
@@ -190,9 +193,9 @@ class SharedLog:
             beating = await pipe.execute()
         for node, beats in zip(nodes, beating, strict=True):
             if not beats:
-                self._buried.add(node)
+                self._burying[node] = now
                 event(log, "cluster.node_gone", logging.WARNING, node=node)
-                await self.append([{"op": "node_gone", "node": node}])
+                await self.append([{"op": "node_gone", "node": node, "heir": self.node}])
 
     async def _fold(self) -> None:
         client, key = self.client, self._key

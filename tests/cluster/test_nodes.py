@@ -20,11 +20,12 @@ import pytest
 from tests.cluster.kamailio import kamailio
 from tests.cluster.redis_server import RedisServer, redis_server
 from tests.integration.baresip import CONFIG_DIR, Baresip, agent_phone
-from tests.integration.daemon import RunningDaemon, daemon_running, one_flow
+from tests.integration.daemon import RunningDaemon, daemon_running, free_port, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import require
 from tests.integration.rtp_caller import RtpCaller
 from tests.integration.scrape import scrape, value
+from tests.integration.test_callbacks import NUMBER, callback_steps, customer
 
 pytestmark = [pytest.mark.peers, pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")]
 
@@ -38,13 +39,16 @@ STEPS = """  wait:
 LEASE = 1.0
 
 
-def routing(url: str, node: str) -> str:
+def routing(url: str, node: str, gateway: int | None = None) -> str:
+    """Two agents for the help queue; with a callback ``gateway``, key 1 books a callback to it."""
+    callback = f"""  callback: {{ gateway: "sip:{{number}}@127.0.0.1:{gateway}", numbers: ["+1555*"] }}
+""" if gateway else ""  # fmt: skip
     return f"""routing:
   offer_timeout: 10
   backend: {url}
   cluster: {{ node: {node}, lease_seconds: {LEASE} }}
-  queues:
-    help: {{ wrap_up: 1, join_empty: true, max_misses: 100 }}
+{callback}  queues:
+    help: {{ wrap_up: 1, join_empty: true, max_misses: 100{", callback_key: 1" if gateway else ""} }}
   agents:
     "2001": {{ skills: {{ help: 1 }}, contact: registered }}
     "2002": {{ skills: {{ help: 1 }}, contact: registered }}
@@ -53,8 +57,9 @@ def routing(url: str, node: str) -> str:
 
 @contextlib.contextmanager
 def node(tmp_path, url: str, name: str, *, expected_errors: tuple[str, ...] = (), extra: str = "",
-         ) -> Iterator[RunningDaemon]:  # fmt: skip
-    config = one_flow(tmp_path / f"flows-{name}", STEPS) + routing(url, name) + extra
+         gateway: int | None = None) -> Iterator[RunningDaemon]:  # fmt: skip
+    steps = callback_steps("help") if gateway else STEPS
+    config = one_flow(tmp_path / f"flows-{name}", steps) + routing(url, name, gateway) + extra
     with daemon_running(config, sip_section=ACCOUNTS, expected_errors=expected_errors) as daemon:
         yield daemon
 
@@ -228,6 +233,52 @@ def test_a_node_killed_lets_its_callers_and_agent_go_and_the_others_keep_their_p
                 doomed.__exit__(None, None, None)  # k's folder goes; it exited by SIGKILL
     (gone,) = events(a.log, "cluster.node_gone")  # a holds the lease (it started first) and buried k
     assert gone["node"].startswith("k-")
+
+
+def test_a_callback_booked_on_a_node_killed_is_made_by_the_other_node(tmp_path):
+    require("sipp")
+    gateway = free_port()
+    record = "calls:\n  record: true\n"
+    with redis_server(tmp_path) as server, node(tmp_path, server.url, "a", gateway=gateway, extra=record) as a:
+        doomed = node(tmp_path, server.url, "k", gateway=gateway, extra=record)
+        k = doomed.__enter__()
+        phone = agent_phone(a.port, "2001", "pw-one", auto=True, codecs="PCMU")
+        caller = RtpCaller(k.port, user="asks-back")
+        customer_phone = None
+        try:
+            a.wait_for_event("sip.registered")
+            caller.call()  # nobody is logged in: the caller waits on k, asks for a callback and hangs up
+            k.wait_for_event("queue.join")
+            caller.press_rfc4733(1)
+            k.wait_for_event("queue.callback_booked")
+            caller.wait_bye()
+            (original,) = k.records(1)
+            booked = a.api("GET", f"/calls/{original['id']}")  # any node has the context of k's call
+            k.proc.send_signal(signal.SIGKILL)
+            k.proc.wait(5)
+            a.wait_for_event("queue.callback_adopted")
+            adopted = a.api("GET", f"/calls/{original['id']}")  # a holds it now
+            customer_phone = customer(gateway, ["-sn", "uas", "-rtp_echo"], tmp_path)
+            available(a, "2001")  # the agent's phone rings first, then a calls the caller back
+            a.wait_for_event("queue.callback_connected")
+            phone.command("hangup")
+            out, _ = customer_phone.communicate(timeout=30)
+            assert customer_phone.returncode == 0, out[-2000:]
+            (record,) = a.records(1)
+        finally:
+            caller.close()
+            phone.close()
+            if customer_phone is not None and customer_phone.poll() is None:
+                customer_phone.kill()
+            with contextlib.suppress(AssertionError):
+                doomed.__exit__(None, None, None)
+    assert booked["callback"] == NUMBER and booked["id"] == original["id"]
+    assert adopted == booked  # what the agent should know came through the node's death
+    (taken,) = events(a.log, "queue.callback_adopted")
+    assert taken["call_id"] == original["call_id"] and taken["number"] == NUMBER
+    assert events(a.log, "queue.offer")[0]["context"] == original["id"]
+    assert (record["outcome"], record["caller"], record["agent"]) == ("agent", NUMBER, "2001")
+    assert record["variables"] == {"callback_for": original["id"], "attempt": 1}
 
 
 def test_redis_away_the_ivr_goes_on_a_queue_step_takes_no_agents_and_routing_resumes(tmp_path):

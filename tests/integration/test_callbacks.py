@@ -21,8 +21,12 @@ from tests.integration.scrape import scrape, value, wait_for
 pytestmark = [pytest.mark.peers, pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")]
 
 NUMBER = "+15550123"
-STEPS = f"""  wait_for_agent:
-    queue: sales
+
+
+def callback_steps(queue: str) -> str:
+    """A flow that waits in ``queue``; a callback booked there (to NUMBER) sends the caller off."""
+    return f"""  wait_for_agent:
+    queue: {queue}
     callback_number: "{NUMBER}"
     left: {{ callback: booked }}
     next: nobody
@@ -55,7 +59,7 @@ def customer(port: int, scenario: list[str], cwd) -> subprocess.Popen[str]:
 def test_a_caller_called_back_keeps_their_place_and_is_bridged_to_the_agent(tmp_path):
     require("baresip", "sipp", "espeak-ng")
     gateway = free_port()
-    config = one_flow(tmp_path / "flows", STEPS) + routing(gateway) + "calls:\n  record: true\n"
+    config = one_flow(tmp_path / "flows", callback_steps("sales")) + routing(gateway) + "calls:\n  record: true\n"
     accounts = '  accounts: {"2001": "pw-one"}\n  digest_algorithms: [MD5]\n'
     with daemon_running(config, sip_section=accounts) as daemon:
         agent = agent_phone(daemon.port, "2001", "pw-one", auto=True, codecs="PCMU")

@@ -35,14 +35,14 @@ class Cluster:
         """Every node's entries into the log, folded; timers up to ``until`` as ticks."""
         for node in self.nodes.values():
             while node.outbox:
-                self._fold(node.outbox.pop(0))
+                self.fold(node.outbox.pop(0))
         if until is not None:
             while (deadline := self.replica.next_deadline()) is not None and deadline <= until:
                 self.now = max(self.now, deadline)
-                self._fold({"op": "tick"})
+                self.fold({"op": "tick"})
             self.now = max(self.now, until)
 
-    def _fold(self, entry: dict) -> None:
+    def fold(self, entry: dict) -> None:
         entry = json.loads(json.dumps(entry))  # through the wire
         self.log.append((self.now, entry))
         self.replica.apply(entry, self.now)
@@ -105,6 +105,76 @@ def test_a_dead_nodes_callers_leave_and_its_agents_are_free_after_wrap_up():
     assert cluster.replica.router.agents["x"].state is AgentState.WRAP_UP
     cluster.pump(until=3.0 + 5)
     assert cluster.offers[-1] == ("b", Offer("waiting-on-b", "x", "sales"))
+
+
+def card(joined: float, attempts: int = 0) -> dict:
+    return {"queue": "sales", "priority": 0, "skills": None, "joined": joined, "number": "+15550123",
+            "attempts": attempts, "caller": {"id": "booked"}, "context": {"path": ["menu"]}}  # fmt: skip
+
+
+def booked_while_x_is_busy() -> Cluster:
+    """x talks to b's caller; a holds a callback booked at 1.0; b's "later" joined at 2.0."""
+    cluster = Cluster("a", "b")
+    cluster.agent("b", "x", sales=1)
+    cluster.nodes["b"].join("talker", "sales", 0.0)
+    cluster.pump()
+    cluster.nodes["b"].answered("talker", 0.0)
+    cluster.nodes["a"].join("booked", "sales", 1.0)
+    cluster.nodes["a"].callback("booked", card(1.0))
+    cluster.nodes["b"].join("later", "sales", 2.0)
+    cluster.now = 3.0
+    cluster.nodes["b"].call_ended("x", 3.0)
+    cluster.pump(until=3.0 + 5)  # sales's wrap-up: x is offered the callback, first in line, on a
+    assert cluster.offers[-1] == ("a", Offer("booked", "x", "sales"))
+    return cluster
+
+
+def test_a_dead_nodes_callback_ringing_an_agent_is_adopted_at_its_place_and_offered_again():
+    cluster = booked_while_x_is_busy()
+    cluster.fold({"op": "node_gone", "node": "a", "heir": "b"})
+    (adopted,), _ = cluster.nodes["b"].take_handovers()
+    assert adopted["caller"] == {"id": "booked"} and adopted["joined"] == 1.0 and adopted["node"] == "b"
+    assert cluster.nodes["a"].take_handovers() == ([], ["booked"])  # were a alive, it would hear it lost it
+    # the offer rang from a: undone, no miss; the callback is first in line still, now on b
+    assert cluster.offers[-1] == ("b", Offer("booked", "x", "sales"))
+    assert cluster.replica.router.agents["x"].misses_in_a_row == 0
+    assert set(cluster.replica.router.callers) == {"booked", "later"}
+
+
+def test_a_dead_nodes_callback_between_tries_is_back_in_line_at_its_first_place():
+    cluster = booked_while_x_is_busy()
+    cluster.nodes["a"].answered("booked", cluster.now)  # the agent answered; a dials the caller…
+    cluster.nodes["a"].callback("booked", card(1.0, attempts=1))
+    cluster.pump()
+    assert "booked" not in cluster.replica.router.callers
+    cluster.fold({"op": "node_gone", "node": "a", "heir": "b"})  # …and dies: both legs with it
+    assert cluster.replica.router.callers["booked"].joined == 1.0  # ahead of "later"
+    assert cluster.nodes["b"].take_handovers()[0][0]["attempts"] == 1
+    cluster.pump(until=cluster.now + 5)  # x's wrap-up after the call a bridged
+    assert cluster.offers[-1] == ("b", Offer("booked", "x", "sales"))
+
+
+def test_a_node_buried_while_cut_off_loses_its_callbacks_but_not_its_callers():
+    cluster = booked_while_x_is_busy()
+    cluster.fold({"op": "node_gone", "node": "a", "heir": "b"})
+    stale = cluster.replica.stale
+    a = cluster.nodes["a"]
+    a.hello()  # a was cut off, not dead: it reconnects and says again what it holds
+    a.join("booked", "sales", cluster.now, joined=1.0)
+    a.callback("booked", card(1.0))
+    a.join("still-on-a", "sales", cluster.now)
+    cluster.pump()
+    assert cluster.replica.stale == stale + 2  # the callback is b's now; a's caller is back in line
+    assert cluster.replica.cards["booked"]["node"] == "b" and cluster.replica.node_of["still-on-a"] == "a"
+    b = cluster.nodes["b"]
+    b.answered("booked", cluster.now)
+    b.callback_over("booked")  # b called back; a, had it not heard, could not make it again
+    a.join("booked", "sales", cluster.now, joined=1.0)
+    cluster.pump()
+    assert cluster.replica.cards == {} and "booked" not in cluster.replica.router.callers
+    assert "a" not in cluster.replica.gone  # a may be buried again if it dies later
+    restored = Replica.restore(json.loads(json.dumps(cluster.replica.export())))
+    assert restored.handed == {"booked": "a"}
 
 
 def test_an_entry_the_state_no_longer_allows_changes_nothing():
