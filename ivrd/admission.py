@@ -8,7 +8,10 @@ read them). So every quarter second the daemon measures its loop:
 - ``lag``: how late the loop ran a timer due at the window's end;
 - ``late``: the share of audio frames that left later than the frame bound (none sent: 0).
 
-When a measure passes its bound in two windows in a row, new calls are admitted at a limited rate
+Lag and lateness are harm already done; being busy is a warning only, as a burst of call setups keeps
+the loop busy for a second or two and costs the calls in progress nothing (their frames still leave on
+time). So busy counts once it has lasted ``busy_seconds``, the others once they pass their bounds in
+two windows in a row. Then new calls are admitted at a limited rate
 (the rest get 503 with Retry-After, and OPTIONS answers 503 for a load balancer in front): 70% of the
 rate the daemon was taking calls at, cut again at most once a second while the strain lasts. While
 every measure stays under ``recover`` times its bound, the rate grows by 5% a window; once it has
@@ -43,6 +46,7 @@ class Limits:
     late: float = 0.01
     recover: float = 0.75
     calm_seconds: float = 2.0
+    busy_seconds: float = 2.0
 
     def over(self, load: Load, scale: float = 1.0) -> list[str]:
         """The measures of ``load`` above ``scale`` times their bound."""
@@ -59,6 +63,7 @@ class Admission:
         self.rate: float | None = None  # calls/s admitted while limiting; None: every call
         self.why = ""  # the measures that started the limiting
         self._strained = False  # the last window passed a bound
+        self._busy_since: float | None = None  # the start of the windows busy in a row
         self._calm_since: float | None = None
         self._cut_at = -CUT_EVERY
         self._tokens = 0.0
@@ -93,6 +98,12 @@ class Admission:
         self._window, self._offered, self._admitted = now, 0, 0
         limits = self.limits
         over = limits.over(load)
+        if "busy" not in over:
+            self._busy_since = None
+        else:
+            self._busy_since = self._busy_since if self._busy_since is not None else now - seconds
+            if now - self._busy_since < limits.busy_seconds:
+                over.remove("busy")
         strained, self._strained = bool(over) and self._strained, bool(over)
         if strained:
             self._calm_since = None
@@ -118,5 +129,5 @@ class Admission:
     def reset(self) -> bool | None:
         """Lift the limit at once (calm again, or admission control turned off): True when there was one."""
         was = self.rate is not None
-        self.rate, self.why, self._strained, self._calm_since = None, "", False, None
+        self.rate, self.why, self._strained, self._calm_since, self._busy_since = None, "", False, None, None
         return True if was else None

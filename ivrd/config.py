@@ -120,16 +120,20 @@ class AdmissionConfig:
     recover: float = 0.75  # every measure under this share of its bound ...
     calm_seconds: float = 2.0  # ... for this long, and calls are taken again
     retry_after: int = 5  # seconds, told to callers refused
+    busy_seconds: float = 2.0  # busy past its bound this long counts (a burst of call setups does not)
 
     def check(self) -> str | None:
         if not 0.1 <= self.busy <= 1 or not 0 < self.late_frames <= 1 or not 1 <= self.loop_lag_ms <= 1000:
             return "busy, late_frames, loop_lag_ms: expected 0.1-1, 0-1, 1-1000"
         if not 0.1 <= self.recover < 1 or not 0 <= self.calm_seconds <= 60 or not 1 <= self.retry_after <= 3600:
             return "recover, calm_seconds, retry_after: expected 0.1-0.99, 0-60 s, 1-3600 s"
+        if not 0 <= self.busy_seconds <= 60:
+            return "busy_seconds: expected 0-60 s"
         return None
 
     def limits(self) -> Limits:
-        return Limits(self.busy, self.loop_lag_ms / 1000, self.late_frames, self.recover, self.calm_seconds)
+        return Limits(self.busy, self.loop_lag_ms / 1000, self.late_frames, self.recover, self.calm_seconds,
+                      self.busy_seconds)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from ivrd.admission import Admission, Limits, Load
 
 CALM = Load(busy=0.3, lag=0.001, late=0.0)
 STRAINED = Load(busy=0.95, lag=0.001, late=0.0)
-LIMITS = Limits(busy=0.8, lag=0.02, late=0.01, recover=0.75, calm_seconds=2.0)
+LIMITS = Limits(busy=0.8, lag=0.02, late=0.01, recover=0.75, calm_seconds=2.0, busy_seconds=0.25)
 
 
 def offer(admission: Admission, rate: float, start: float, seconds: float = 0.25) -> int:
@@ -31,6 +31,17 @@ def test_one_strained_window_is_borne_two_in_a_row_start_limiting_and_say_why():
     assert admission.measure(Load(0.5, 0.05, 0.02), 1.0) is False  # strained twice in a row
     assert admission.limiting and admission.why == "lag,late"
     assert 0 < admission.rate < 400  # 70% of what it was taking lately
+
+
+def test_a_burst_of_busy_with_calls_on_time_is_borne_busy_for_long_starts_limiting():
+    admission = Admission(Limits(busy_seconds=2.0))
+    busy = Load(busy=1.0, lag=0.002, late=0.0)  # 500 calls set up at once: the loop busy, every frame on time
+    assert run(admission, [(busy, 400)] * 7 + [(CALM, 400)] * 2) == [100] * 9
+    assert not admission.limiting
+    run(admission, [(busy, 400)] * 8, start=2.25)
+    assert not admission.limiting  # 2 s
+    run(admission, [(busy, 400)], start=4.25)
+    assert admission.limiting and admission.why == "busy"
 
 
 def test_limited_it_takes_calls_at_its_rate_and_refuses_the_rest():
