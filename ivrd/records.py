@@ -31,6 +31,9 @@ OUTCOMES = ("agent", "abandoned", "callback", "no_answer", "transferred", "compl
             "cancelled", "rejected")  # fmt: skip
 
 
+BATCH_SECONDS = 0.2  # records wait this long at most before their batch is written
+
+
 def as_json(value: object) -> str:
     """A record's JSON column: compact, anything not JSON as its text."""
     return json.dumps(value, separators=(",", ":"), default=str)
@@ -100,7 +103,8 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 
 class CallRecords:
-    """The daemon's writer: :meth:`add` on the loop, the writing on one thread."""
+    """The daemon's writer: :meth:`add` on the loop, the writing on one thread, in batches at most every
+    ``BATCH_SECONDS`` (each batch one synced transaction: a few a second, not one per call)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -108,6 +112,7 @@ class CallRecords:
         self._connection: sqlite3.Connection | None = None
         self._pending: list[CallRecord] = []
         self._writing: asyncio.Future[None] | None = None
+        self._due: asyncio.TimerHandle | None = None
         self.written = 0
         self.failed = 0
 
@@ -117,10 +122,11 @@ class CallRecords:
 
     def add(self, record: CallRecord) -> None:
         self._pending.append(record)
-        if self._writing is None:
-            self._write_pending()
+        if self._writing is None and self._due is None:
+            self._due = asyncio.get_running_loop().call_later(BATCH_SECONDS, self._write_pending)
 
     def _write_pending(self) -> None:
+        self._due = None
         batch, self._pending = self._pending, []
         self._writing = asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch)
         self._writing.add_done_callback(lambda done: self._written(done, len(batch)))
@@ -138,13 +144,18 @@ class CallRecords:
             self.failed += count
             event(log, "records.write_failed", logging.ERROR, records=count, error=repr(error))
         self._writing = None
-        if self._pending:
-            self._write_pending()
+        if self._pending and self._due is None:
+            self._due = asyncio.get_running_loop().call_later(BATCH_SECONDS, self._write_pending)
 
     async def close(self) -> None:
         """Write what is pending, then close the database."""
-        while self._writing is not None:  # its done callback runs first, and starts the next batch if any
-            await asyncio.wait([self._writing])
+        while self._writing is not None or self._pending:
+            if self._writing is None:  # not waiting for the batch's time: written now
+                assert self._due is not None
+                self._due.cancel()
+                self._write_pending()
+            assert self._writing is not None
+            await asyncio.wait([self._writing])  # its done callback runs first
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await asyncio.get_running_loop().run_in_executor(self._executor, connection.close)
