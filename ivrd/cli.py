@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sqlite3
 import sys
 import time
+from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
@@ -23,7 +26,7 @@ from .logs import setup
 from .media.player import load_wav
 from .models import FetchError, fetch_model
 from .records import OUTCOMES, Query, RecordsError, connect, describe, find
-from .server import Daemon
+from .server import STRAY_GRACE, Daemon, StuckTasks
 from .simulate import load_fixtures, simulate
 from .speech import Speech
 
@@ -163,6 +166,31 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_loop(serving: Coroutine[Any, Any, None]) -> None:
+    """``serving`` on a uvloop event loop, as ``uvloop.run`` would, except that the daemon cancels what is
+    left itself, within a bound (``uvloop.run`` waits for every task without one: a library's task stuck
+    past its cancellation would keep the stopped daemon from exiting)."""
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(serving)
+    except StuckTasks:
+        pass  # logged; they go with the process
+    except BaseException:  # it did not start: what it started goes, within the same bound
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.wait(left, timeout=STRAY_GRACE))
+        raise
+    else:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
@@ -183,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         await Daemon(config, args.config).serve()
 
     try:
-        uvloop.run(serve())
+        run_loop(serve())
     except ConfigError as exc:  # the flows, loaded before the listeners open
         return _report(exc)
     except (AsrError, RecordsError) as exc:  # a speech model that does not load, records that cannot be kept

@@ -73,6 +73,7 @@ log = logging.getLogger("ivrd")
 LAG_INTERVAL = 0.5  # seconds between event-loop lag samples
 ADMIT_INTERVAL = 0.25  # seconds between admission control's measures
 LATE_FRAME = 0.01  # an audio frame leaving later than this counts as late
+STRAY_GRACE = 2.0  # seconds the tasks left at the end have to end once cancelled
 
 
 class Daemon:
@@ -285,6 +286,7 @@ class Daemon:
         await self.start()
         await self._stop.wait()
         await self.shutdown()
+        await cancel_strays()
 
     async def shutdown(self) -> None:
         notify("STOPPING=1")
@@ -474,3 +476,23 @@ class _State:
 def flow_settings(config: Config) -> FlowSettings:
     return FlowSettings(Path(config.flows.dir) if config.flows.dir else None,
                         transfer_targets=config.flows.transfer_targets, queues=tuple(config.routing.queues))
+
+
+class StuckTasks(Exception):
+    """Tasks that did not end when cancelled at the end (logged): the process exits without them."""
+
+
+async def cancel_strays() -> None:
+    """Cancel what is left running once everything is closed, and say what did not end (a library's
+    task that holds on past its cancellation would otherwise keep the process from exiting)."""
+    strays = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in strays:
+        task.cancel()
+    _, stuck = await asyncio.wait(strays, timeout=STRAY_GRACE) if strays else (set(), set())
+    for task in stuck:
+        frames = task.get_stack(limit=3)
+        where = " < ".join(f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno}" for f in frames)
+        coroutine = getattr(task.get_coro(), "__qualname__", "?")
+        event(log, "stop.stuck_task", logging.WARNING, task=task.get_name(), coroutine=coroutine, where=where)
+    if stuck:
+        raise StuckTasks(len(stuck))

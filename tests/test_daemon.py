@@ -1,4 +1,4 @@
-"""The daemon in-process: what happens when a call's own code fails."""
+"""The daemon in-process: what happens when a call's own code fails, or a task will not end."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import asyncio
 import socket
 
 from ivrd.call import Call
+from ivrd.cli import run_loop
 from ivrd.config import Config, HttpConfig, Listen, SipConfig
-from ivrd.server import Daemon
+from ivrd.server import Daemon, cancel_strays
 from ivrd.sip.message import Response, parse_message
 from tests.integration.daemon import free_port
 from tests.sip.helpers import OFFER, request
@@ -42,3 +43,26 @@ def test_a_call_that_fails_is_rejected_not_left_ringing(monkeypatch):
 
     assert asyncio.run(scenario()) == [100, 480]
 
+
+
+def test_a_task_that_will_not_end_is_said_and_does_not_keep_the_stopped_daemon(monkeypatch, caplog):
+    monkeypatch.setattr("ivrd.server.STRAY_GRACE", 0.2)
+    ended = []
+
+    async def stubborn() -> None:  # as a library's read that swallows its cancellation
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue
+
+    async def serving() -> None:
+        asyncio.get_running_loop().create_task(stubborn(), name="stubborn")
+        await asyncio.sleep(0)
+        await cancel_strays()
+        ended.append(True)  # not reached: the stuck task is reported instead
+
+    run_loop(serving())  # returns: the daemon's process can exit
+    assert ended == []
+    (stuck,) = [r for r in caplog.records if r.getMessage() == "stop.stuck_task"]
+    assert stuck.fields["task"] == "stubborn" and stuck.fields["coroutine"].endswith("<locals>.stubborn")
