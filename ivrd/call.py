@@ -392,7 +392,8 @@ class Call:
         asr = speech.config
         stream = SpeechStream(engine, action.phrases, speech.executor, end_silence=asr.end_silence_ms / 1000,
                               complete_silence=asr.complete_silence_ms / 1000, max_speech=action.max_speech,
-                              on_start=self._speech_started, on_result=heard, on_partial=partial)  # fmt: skip
+                              on_start=self._speech_started, on_result=heard, on_partial=partial,
+                              min_confidence=asr.min_confidence.get(engine.name, 0.0))  # fmt: skip
         self._speech = stream
         self.media.listen(stream.feed)
         event(log, "call.listening", logging.DEBUG, call_id=self.leg.call_id, engine=engine.name,
@@ -414,7 +415,7 @@ class Call:
             return
         self._stop_listening()
         event(log, "call.speech", call_id=self.leg.call_id, text=result.text, confidence=round(result.confidence, 3),
-              latency_ms=round(latency * 1000), ended_by=stream.ended_by,
+              refused=stream.refused or None, latency_ms=round(latency * 1000), ended_by=stream.ended_by,
               silence_ms=round(stream.trailing_silence * 1000) if stream.ended_by != "max" else None,
               dropped=stream.dropped or None)  # fmt: skip
         metrics, language = self.services.metrics, stream.language

@@ -170,6 +170,9 @@ class FlowsConfig:
         return None if 1024 <= self.lookup_max_bytes <= 16 << 20 else "lookup_max_bytes: expected 1024-16777216"
 
 
+MIN_CONFIDENCE = {"pocketsphinx": 0.5, "vosk": 0.5}  # from bench/asr_accuracy.py (etc/ivrd.yaml says what)
+
+
 @dataclass(frozen=True, slots=True)
 class AsrConfig:
     language: str = "en"
@@ -179,8 +182,13 @@ class AsrConfig:
     complete_silence_ms: int = 400  # when what was said so far is a whole answer (needs partial results)
     alternatives: int = 0  # Vosk: readings after the best one kept with each result (n-best)
     acoustic_chunk_ms: int = 0  # Vosk: audio its network evaluates at a time (0: the model's own setting)
+    # per engine: a result less sure than this is a no-match (bench/asr_accuracy.py measures it)
+    min_confidence: dict[str, float] = field(default_factory=lambda: dict(MIN_CONFIDENCE))
 
     def check(self) -> str | None:
+        unknown = sorted(set(self.min_confidence) - set(MIN_CONFIDENCE))
+        if unknown or not all(0 <= v <= 1 for v in self.min_confidence.values()):
+            return f"min_confidence: expected {' and '.join(MIN_CONFIDENCE)}, each 0-1"
         if not 1 <= self.threads <= 64:
             return "threads: expected 1-64"
         if not 0 <= self.alternatives <= 10:

@@ -10,6 +10,10 @@ The trailing silence that ends an utterance follows VoiceXML's complete and inco
 while the engine's partial result is one of the phrases, and no longer phrase begins with it, the
 caller has given a whole answer and ``complete_silence`` ends it; otherwise (or in free speech, or
 with an engine that has no partial results) they may still be speaking and ``end_silence`` does.
+
+With phrases, what the flow hears is one of them or a no-match: an engine's result outside them (a
+fragment of a phrase, Vosk's ``[unk]``) or less sure than the engine's ``asr.min_confidence`` is
+refused (``SpeechStream.refused`` keeps it for the log).
 """
 
 from __future__ import annotations
@@ -110,10 +114,13 @@ class SpeechStream:
     def __init__(self, engine: Engine, phrases: Sequence[str], executor: Executor, *, end_silence: float,
                  max_speech: float, on_start: Callable[[], None], on_result: Callable[[Result, float], None],
                  complete_silence: float | None = None, on_partial: Callable[[str], None] = lambda _: None,
-                 ) -> None:  # fmt: skip
+                 min_confidence: float = 0.0) -> None:  # fmt: skip
         self._engine = engine
         self.language = engine.language
         self._phrases = tuple(phrases)
+        self._grammar = {" ".join(_words(p)): p for p in phrases}
+        self._min_confidence = min_confidence
+        self.refused = ""  # a result refused: outside the phrases, or not sure enough
         self._executor = executor
         self._endpoint = Endpointer(end_silence=end_silence, max_speech=max_speech)
         self._end_silence = end_silence
@@ -186,6 +193,16 @@ class SpeechStream:
             return self._recognizer.finish()
         return self._recognizer.accept(chunk)
 
+    def _within_grammar(self, result: Result) -> Result:
+        if not self._grammar or not result.text:
+            return result
+        phrase = self._grammar.get(" ".join(_words(result.text)))
+        if phrase is None or result.confidence < self._min_confidence:
+            self.refused = result.text
+            return Result("", result.confidence)
+        alternatives = tuple(a for a in result.alternatives if " ".join(_words(a.text)) in self._grammar)
+        return Result(phrase, result.confidence, result.words, alternatives)
+
     def _heard_so_far(self, partial: str) -> None:
         if partial == self.partial or self._endpoint.ended:
             return
@@ -207,7 +224,7 @@ class SpeechStream:
         if isinstance(result, Result):
             if not self.closed:
                 self.closed = True
-                self._on_result(result, time.monotonic() - self._ended_at)
+                self._on_result(self._within_grammar(result), time.monotonic() - self._ended_at)
             return
         if result is not None and not self.closed:
             self._heard_so_far(result)

@@ -17,10 +17,11 @@ def read_wav(path: Path) -> np.ndarray:
         return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").copy()
 
 
-def speech(text: str, folder: Path, voice: str = "en-us") -> np.ndarray:
-    """``text`` spoken by espeak-ng, as 8 kHz 16-bit mono samples."""
+def speech(text: str, folder: Path, voice: str = "en-us", speed: int = 175) -> np.ndarray:
+    """``text`` spoken by espeak-ng (``speed`` in words a minute), as 8 kHz 16-bit mono samples."""
     raw, out = folder / f"speech-{voice}.wav", folder / f"speech-{voice}-8k.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True, capture_output=True)
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True,
+                   capture_output=True)  # fmt: skip
     subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True, capture_output=True)
     return read_wav(out)
 

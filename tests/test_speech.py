@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asr.base import Result
 from asr.sphinx_engine import SphinxEngine
+from asr.vosk_engine import VoskEngine
 from ivrd.speech import MAX_PENDING, SpeechStream, complete_answers
+from tests.asr.test_engines import ENGLISH_MENU, KOREAN_MENU, KOREAN_MODEL
 from tests.audio import speech
 from tests.integration.peers import require
 
@@ -135,7 +141,7 @@ class ScriptedEngine:
         return []
 
 
-async def answer(partials: list[str], phrases=("요금 문의", "요금 안내", "상담원 연결")):
+async def answer(partials: list[str], phrases=("요금 문의", "요금 안내", "상담원 연결"), min_confidence=0.0):
     """Speak until the stream has heard ``partials``' last one, then go quiet until the result."""
     loud = (np.sin(np.arange(FRAME) / 3) * 8000).astype(np.int16)
     heard = asyncio.Event()
@@ -143,7 +149,8 @@ async def answer(partials: list[str], phrases=("요금 문의", "요금 안내",
     with ThreadPoolExecutor(1) as executor:
         stream = SpeechStream(ScriptedEngine(partials), phrases, executor, end_silence=2.0, complete_silence=0.3,
                               max_speech=10, on_start=lambda: None, on_result=lambda r, s: done.set_result(r),
-                              on_partial=lambda text: text == partials[-1] and heard.set())  # fmt: skip
+                              on_partial=lambda text: text == partials[-1] and heard.set(),
+                              min_confidence=min_confidence)  # fmt: skip
         for _ in range(8 * len(partials)):  # a 160 ms chunk per partial
             stream.feed(loud)
         await asyncio.wait_for(heard.wait(), 10)
@@ -163,3 +170,45 @@ def test_a_partial_answer_waits_for_the_whole_silence():
     stream, _ = asyncio.run(answer(["상담원"]))  # the caller may be about to say 연결
     assert stream.ended_by == "silence" and stream.trailing_silence == pytest.approx(2.0)
     assert not stream.complete
+
+
+def test_a_result_outside_the_phrases_is_a_no_match_and_the_log_keeps_what_was_heard():
+    stream, result = asyncio.run(answer(["상담원"]))  # a fragment of a phrase
+    assert result.text == "" and stream.refused == "상담원"
+
+
+def test_a_result_less_sure_than_the_engines_floor_is_a_no_match():
+    stream, result = asyncio.run(answer(["요금", "요금 문의"], min_confidence=0.95))  # the engine says 0.9
+    assert result.text == "" and stream.refused == "요금 문의"
+    stream, result = asyncio.run(answer(["요금", "요금 문의"], min_confidence=0.9))
+    assert result.text == "요금 문의" and stream.refused == ""
+
+
+@pytest.fixture(scope="module")
+def engines():
+    require("espeak-ng", "sox")
+    english = SphinxEngine("en", processes=1)
+    yield {"en": english, "ko": VoskEngine(KOREAN_MODEL, "ko")}
+    english.close()
+
+
+MENUS = {"en": ENGLISH_MENU, "ko": KOREAN_MENU}
+WORDS = {"en": ["billing", "technical", "support", "sales", "yes", "no", "main", "menu", "weather", "pizza",
+                "hello", "order", "the", "um"],
+         "ko": ["네", "아니요", "상담원", "연결", "요금", "문의", "날씨", "피자", "주문", "감사합니다"]}  # fmt: skip
+VOICES = {"en": ["en-us", "en-gb", "en-us+f3", "en-029"], "ko": ["ko", "ko+f3", "ko+m7"]}
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(data=st.data(), language=st.sampled_from(["en", "ko"]))
+def test_whatever_a_caller_says_the_result_is_one_of_the_phrases_or_a_no_match(engines, data, language):
+    """Fragments of phrases, phrases run together, other words: never a result the menu does not offer."""
+    words = data.draw(st.lists(st.sampled_from(WORDS[language]), min_size=1, max_size=3))
+    voice, speed = data.draw(st.sampled_from(VOICES[language])), data.draw(st.integers(120, 230))
+    with tempfile.TemporaryDirectory() as folder:
+        said = speech(" ".join(words), Path(folder), voice=voice, speed=speed)
+    quiet = np.zeros(4000, dtype=np.int16)
+    happened, _ = asyncio.run(listen(engines[language], np.concatenate([quiet, said, quiet, quiet]),
+                                     phrases=MENUS[language]))  # fmt: skip
+    result = happened[-1]
+    assert isinstance(result, Result) and result.text in [*MENUS[language], ""], (words, result)

@@ -95,9 +95,8 @@ def test_pocketsphinx_recognizes_each_english_menu_phrase(english, tmp_path, phr
     assert recognize(english, ENGLISH_MENU, speech(phrase, tmp_path)) == phrase
 
 
-def test_pocketsphinx_no_match_nothing_and_free_speech(english, tmp_path):
+def test_pocketsphinx_nothing_and_free_speech(english, tmp_path):
     require("espeak-ng", "sox")
-    assert recognize(english, ENGLISH_MENU, speech("good morning how are you", tmp_path)) not in ENGLISH_MENU
     assert english.recognizer(ENGLISH_MENU).finish().text == ""  # no audio at all
     assert "how are you" in recognize(english, (), speech("good morning how are you", tmp_path))
     assert english.unknown_words(["billing", "zzqx support"]) == ["zzqx"]

