@@ -101,6 +101,11 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(text.lower().split())
 
 
+def _spoken(text: str) -> str:
+    """``text`` as a phrase's key: lower case, single spaces."""
+    return " ".join(_words(text))
+
+
 def complete_answers(phrases: Sequence[str]) -> frozenset[tuple[str, ...]]:
     """The phrases (as words) after which nothing more is expected: those no longer phrase begins with."""
     spoken = {_words(p) for p in phrases}
@@ -118,7 +123,7 @@ class SpeechStream:
         self._engine = engine
         self.language = engine.language
         self._phrases = tuple(phrases)
-        self._grammar = {" ".join(_words(p)): p for p in phrases}
+        self._grammar = {_spoken(p): p for p in phrases}
         self._min_confidence = min_confidence
         self.refused = ""  # a result refused: outside the phrases, or not sure enough
         self._executor = executor
@@ -196,11 +201,11 @@ class SpeechStream:
     def _within_grammar(self, result: Result) -> Result:
         if not self._grammar or not result.text:
             return result
-        phrase = self._grammar.get(" ".join(_words(result.text)))
+        phrase = self._grammar.get(_spoken(result.text))
         if phrase is None or result.confidence < self._min_confidence:
             self.refused = result.text
             return Result("", result.confidence)
-        alternatives = tuple(a for a in result.alternatives if " ".join(_words(a.text)) in self._grammar)
+        alternatives = tuple(a for a in result.alternatives if _spoken(a.text) in self._grammar)
         return Result(phrase, result.confidence, result.words, alternatives)
 
     def _heard_so_far(self, partial: str) -> None:

@@ -124,9 +124,7 @@ class Callbacks:
     def gone(self, place: Waiting, failure: str) -> None:
         """A callback given up."""
         self._over(place)
-        retry = self._retries.pop(place.caller.id, None)
-        if retry is not None:
-            retry.cancel()
+        self._cancel_retry(place.caller.id)
         event(log, "queue.callback_failed", logging.WARNING, call_id=place.caller.call_id, queue=place.queue,
               number=place.callback, attempts=place.attempts, reason=failure)  # fmt: skip
         self._metrics.queue_callbacks.labels(place.queue, "failed").inc()
@@ -216,7 +214,7 @@ class Callbacks:
     def adopt(self, card: Entry) -> None:
         """A dead node's callback, now this node's: back in line at its place (the shared router put it
         there), or given up if its queue is gone."""
-        caller = Remembered(card["caller"], card["context"])
+        caller = Remembered(**card["caller"], remembered=card["context"])
         place = Waiting(caller, card["queue"], card["priority"], card["joined"], skills=card["skills"],
                         callback=card["number"], attempts=card["attempts"])  # fmt: skip
         self.booked[caller.id] = place
@@ -235,9 +233,7 @@ class Callbacks:
         place = self.booked.pop(caller_id, None)
         if place is None:
             return
-        retry = self._retries.pop(caller_id, None)
-        if retry is not None:
-            retry.cancel()
+        self._cancel_retry(caller_id)
         if self._line.waiting.get(caller_id) is place and place.offer is None:
             del self._line.waiting[caller_id]
         event(log, "queue.callback_handed_over", logging.WARNING, call_id=place.caller.call_id, queue=place.queue,
@@ -261,6 +257,11 @@ class Callbacks:
                        "dialed": caller.dialed}})  # fmt: skip
         self._cluster.share.remember(context)
 
+    def _cancel_retry(self, caller_id: str) -> None:
+        retry = self._retries.pop(caller_id, None)
+        if retry is not None:
+            retry.cancel()
+
     def _over(self, place: Waiting) -> None:
         if self.booked.pop(place.caller.id, None) is not None and self._cluster is not None:
             self._cluster.router.callback_over(place.caller.id)
@@ -273,36 +274,20 @@ class Callbacks:
         self._retries.clear()
 
 
+@dataclass(frozen=True, eq=False)
 class Remembered:
     """A caller who hung up to be called back, as the node that booked them kept them (its card): who
     they are and what the agent should know; nothing to play to, the call is over."""
 
-    def __init__(self, caller: dict[str, str], context: dict[str, object]) -> None:
-        self._caller = caller
-        self._context = context
-
-    @property
-    def id(self) -> str:
-        return self._caller["id"]
-
-    @property
-    def call_id(self) -> str:
-        return self._caller["call_id"]
-
-    @property
-    def number(self) -> str:
-        return self._caller["number"]
-
-    @property
-    def name(self) -> str:
-        return self._caller["name"]
-
-    @property
-    def dialed(self) -> str:
-        return self._caller["dialed"]
+    id: str
+    call_id: str
+    number: str
+    name: str
+    dialed: str
+    remembered: dict[str, object]  # their context
 
     def context(self) -> dict[str, object]:
-        return dict(self._context)
+        return dict(self.remembered)
 
     def notice(self, notice: Notice) -> None:
         event(log, "flow.notice", logging.WARNING, call_id=self.call_id, message=notice.message)
