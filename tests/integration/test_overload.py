@@ -21,7 +21,7 @@ STEPS = """  menu:
     hangup: true
 """
 # Bounds a loaded test machine passes for sure: the point is what happens past them, not where they are.
-ADMISSION = "calls:\n  admission: { busy: 0.15, calm_seconds: 1 }\n"
+ADMISSION = "calls:\n  admission: { busy: 0.15, busy_seconds: 0, calm_seconds: 1 }\n"
 CALLS = 400
 
 
