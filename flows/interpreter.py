@@ -16,6 +16,7 @@ that does (type-ahead).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import zoneinfo
 from collections import deque
@@ -59,6 +60,16 @@ MAX_TYPE_AHEAD = 32
 MAX_MENU_SPEECH = 10.0  # seconds a caller may talk to answer a menu
 SPEECH_GRACE = 2.0  # after the longest speech, for the recognizer's final result
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@functools.lru_cache(maxsize=16)
+def _clock_face(zone: dt.tzinfo, minute: int) -> dict[str, Any]:
+    """The ``now`` variables in ``minute`` (since the epoch) in ``zone``: the same all the minute long (time
+    zones are offsets of whole minutes), so made once a minute rather than for every call and event."""
+    local = dt.datetime.fromtimestamp(minute * 60, zone)
+    return {"hour": local.hour, "minute": local.minute, "weekday": DAY_NAMES[local.weekday()],
+            "date": local.date().isoformat(), "time": local.strftime("%H:%M")}  # fmt: skip
+
 
 # ---- what the run asks for ------------------------------------------------------------------------
 
@@ -778,9 +789,7 @@ class FlowRun:
     # ---- values -----------------------------------------------------------------------------------
 
     def _set_now(self, now: float) -> None:
-        local = dt.datetime.fromtimestamp(now, self.zone)
-        self.variables["now"] = {"hour": local.hour, "minute": local.minute, "weekday": DAY_NAMES[local.weekday()],
-                                 "date": local.date().isoformat(), "time": local.strftime("%H:%M")}  # fmt: skip
+        self.variables["now"] = dict(_clock_face(self.zone, int(now // 60)))
 
     def _evaluate(self, function: Any, at: Located) -> Any:
         try:

@@ -167,7 +167,8 @@ class Call:
 
     async def _wait_end(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.ended.wait(), timeout)
+            async with asyncio.timeout(timeout):  # no task of its own, as wait_for would make
+                await self.ended.wait()
         return self.ended.is_set()
 
     async def run(self) -> None:

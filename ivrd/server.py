@@ -353,7 +353,7 @@ class Daemon:
         if isinstance(happened, CallEnded):
             call.on_ended(happened.reason)
         elif isinstance(happened, CallConfirmed):
-            event(log, "call.confirmed", call_id=leg.call_id)
+            event(log, "call.confirmed", logging.DEBUG, call_id=leg.call_id)
             call.on_confirmed()
         elif isinstance(happened, DtmfInfo):
             call.on_digit(Digit(happened.digit, happened.duration_ms, "info", asyncio.get_running_loop().time()))

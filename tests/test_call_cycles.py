@@ -13,6 +13,7 @@ import gc
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ivrd.config import load_config
@@ -44,7 +45,7 @@ def _call(port: int) -> None:
             caller.send_rtp(0, SILENCE_PCMU)
         caller.wait_for_packets(60)  # the menu has been said
         caller.press_rfc4733(1)
-        caller.send_rtp(0, SILENCE_PCMU)
+        caller.stream(np.zeros(8000 // 5, np.int16))  # a phone's stream goes on: the key plays out before its BYE
         assert caller.bye() == 200
     finally:
         caller.close()

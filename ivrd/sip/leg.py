@@ -18,7 +18,7 @@ from .flow import SipFlow
 from .message import Request
 from .sdp import AudioSession, SessionDescription
 from .transaction import ClientInviteTransaction, ServerInviteTransaction
-from .uri import Uri, parse_uri
+from .uri import Uri
 
 
 class LegState(enum.Enum):
@@ -119,7 +119,7 @@ class CallLeg:
     def dialed_number(self) -> str:
         """The user part of the Request-URI (the number dialed); "" when there is none."""
         try:
-            return _number(parse_uri(self.invite.uri))
+            return _number(self.invite.request_uri)  # parsed once, when the INVITE was checked
         except ParseError:
             return ""
 

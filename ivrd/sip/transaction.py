@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from .build import make_ack_for_failure
 from .message import Request, Response
@@ -88,10 +88,11 @@ def _status_class(response: Response) -> str:
 Handler = Callable[[Any, float, Request | Response | None], list[Output]]
 
 
+Table = dict[tuple[State, str], Handler]
+
+
 class Transaction:
     """State, timers (name -> absolute deadline) and the table of one transaction kind."""
-
-    TABLE: ClassVar[dict[tuple[State, str], Handler]]
 
     def __init__(self, request: Request, *, reliable: bool, timers: Timers, state: State) -> None:
         self.request = request
@@ -109,8 +110,12 @@ class Transaction:
     def terminated(self) -> bool:
         return self.state is State.TERMINATED
 
+    def _table(self) -> Table:
+        """This kind's table (module-level, after its class: a compiled class body cannot hold its methods)."""
+        raise NotImplementedError
+
     def _dispatch(self, event: str, now: float, message: Request | Response | None = None) -> list[Output]:
-        handler = self.TABLE.get((self.state, event))
+        handler = self._table().get((self.state, event))
         return handler(self, now, message) if handler is not None else []
 
     def on_timer(self, now: float) -> list[Output]:
@@ -207,20 +212,24 @@ class ClientInviteTransaction(Transaction):
         self._terminate()
         return [TimedOut("B")]
 
-    TABLE: ClassVar[dict[tuple[State, str], Handler]] = {
-        (State.CALLING, "1xx"): _provisional,
-        (State.PROCEEDING, "1xx"): _pass_up,
-        (State.CALLING, "2xx"): _success,
-        (State.PROCEEDING, "2xx"): _success,
-        (State.ACCEPTED, "2xx"): _pass_up,
-        (State.CALLING, "final"): _failure,
-        (State.PROCEEDING, "final"): _failure,
-        (State.COMPLETED, "final"): _reack,
-        (State.CALLING, "timer_A"): _retransmit,
-        (State.CALLING, "timer_B"): _timeout,
-        (State.COMPLETED, "timer_D"): Transaction._end,
-        (State.ACCEPTED, "timer_M"): Transaction._end,
-    }
+    def _table(self) -> Table:
+        return _CLIENT_INVITE
+
+
+_CLIENT_INVITE: Table = {
+    (State.CALLING, "1xx"): ClientInviteTransaction._provisional,
+    (State.PROCEEDING, "1xx"): ClientInviteTransaction._pass_up,
+    (State.CALLING, "2xx"): ClientInviteTransaction._success,
+    (State.PROCEEDING, "2xx"): ClientInviteTransaction._success,
+    (State.ACCEPTED, "2xx"): ClientInviteTransaction._pass_up,
+    (State.CALLING, "final"): ClientInviteTransaction._failure,
+    (State.PROCEEDING, "final"): ClientInviteTransaction._failure,
+    (State.COMPLETED, "final"): ClientInviteTransaction._reack,
+    (State.CALLING, "timer_A"): ClientInviteTransaction._retransmit,
+    (State.CALLING, "timer_B"): ClientInviteTransaction._timeout,
+    (State.COMPLETED, "timer_D"): Transaction._end,
+    (State.ACCEPTED, "timer_M"): Transaction._end,
+}
 
 
 class ClientNonInviteTransaction(Transaction):
@@ -259,17 +268,21 @@ class ClientNonInviteTransaction(Transaction):
         self._terminate()
         return [TimedOut("F")]
 
-    TABLE: ClassVar[dict[tuple[State, str], Handler]] = {
-        (State.TRYING, "1xx"): _provisional,
-        (State.PROCEEDING, "1xx"): _provisional,
-        (State.TRYING, "final"): _final,
-        (State.PROCEEDING, "final"): _final,
-        (State.TRYING, "timer_E"): _retransmit,
-        (State.PROCEEDING, "timer_E"): _retransmit,
-        (State.TRYING, "timer_F"): _timeout,
-        (State.PROCEEDING, "timer_F"): _timeout,
-        (State.COMPLETED, "timer_K"): Transaction._end,
-    }
+    def _table(self) -> Table:
+        return _CLIENT_NON_INVITE
+
+
+_CLIENT_NON_INVITE: Table = {
+    (State.TRYING, "1xx"): ClientNonInviteTransaction._provisional,
+    (State.PROCEEDING, "1xx"): ClientNonInviteTransaction._provisional,
+    (State.TRYING, "final"): ClientNonInviteTransaction._final,
+    (State.PROCEEDING, "final"): ClientNonInviteTransaction._final,
+    (State.TRYING, "timer_E"): ClientNonInviteTransaction._retransmit,
+    (State.PROCEEDING, "timer_E"): ClientNonInviteTransaction._retransmit,
+    (State.TRYING, "timer_F"): ClientNonInviteTransaction._timeout,
+    (State.PROCEEDING, "timer_F"): ClientNonInviteTransaction._timeout,
+    (State.COMPLETED, "timer_K"): Transaction._end,
+}
 
 
 class ServerInviteTransaction(_ServerBase):
@@ -324,19 +337,23 @@ class ServerInviteTransaction(_ServerBase):
         self._terminate()
         return [TimedOut("H")]
 
-    TABLE: ClassVar[dict[tuple[State, str], Handler]] = {
-        (State.PROCEEDING, "request"): _ServerBase._resend_last,
-        (State.PROCEEDING, "send_1xx"): _send_provisional,
-        (State.PROCEEDING, "send_2xx"): _send_success,
-        (State.PROCEEDING, "send_final"): _send_failure,
-        (State.ACCEPTED, "send_2xx"): _send_again,
-        (State.COMPLETED, "request"): _ServerBase._resend_last,
-        (State.COMPLETED, "ack"): _ack,
-        (State.COMPLETED, "timer_G"): _retransmit_failure,
-        (State.COMPLETED, "timer_H"): _timeout,
-        (State.CONFIRMED, "timer_I"): Transaction._end,
-        (State.ACCEPTED, "timer_L"): Transaction._end,
-    }
+    def _table(self) -> Table:
+        return _SERVER_INVITE
+
+
+_SERVER_INVITE: Table = {
+    (State.PROCEEDING, "request"): _ServerBase._resend_last,
+    (State.PROCEEDING, "send_1xx"): ServerInviteTransaction._send_provisional,
+    (State.PROCEEDING, "send_2xx"): ServerInviteTransaction._send_success,
+    (State.PROCEEDING, "send_final"): ServerInviteTransaction._send_failure,
+    (State.ACCEPTED, "send_2xx"): ServerInviteTransaction._send_again,
+    (State.COMPLETED, "request"): _ServerBase._resend_last,
+    (State.COMPLETED, "ack"): ServerInviteTransaction._ack,
+    (State.COMPLETED, "timer_G"): ServerInviteTransaction._retransmit_failure,
+    (State.COMPLETED, "timer_H"): ServerInviteTransaction._timeout,
+    (State.CONFIRMED, "timer_I"): Transaction._end,
+    (State.ACCEPTED, "timer_L"): Transaction._end,
+}
 
 
 class ServerNonInviteTransaction(_ServerBase):
@@ -364,15 +381,19 @@ class ServerNonInviteTransaction(_ServerBase):
         self._wait("J", now, 64 * self.timers.t1)
         return [Transmit(response)]
 
-    TABLE: ClassVar[dict[tuple[State, str], Handler]] = {
-        (State.TRYING, "send_1xx"): _send_provisional,
-        (State.TRYING, "send_final"): _send_final,
-        (State.PROCEEDING, "request"): _ServerBase._resend_last,
-        (State.PROCEEDING, "send_1xx"): _send_provisional,
-        (State.PROCEEDING, "send_final"): _send_final,
-        (State.COMPLETED, "request"): _ServerBase._resend_last,
-        (State.COMPLETED, "timer_J"): Transaction._end,
-    }
+    def _table(self) -> Table:
+        return _SERVER_NON_INVITE
+
+
+_SERVER_NON_INVITE: Table = {
+    (State.TRYING, "send_1xx"): ServerNonInviteTransaction._send_provisional,
+    (State.TRYING, "send_final"): ServerNonInviteTransaction._send_final,
+    (State.PROCEEDING, "request"): _ServerBase._resend_last,
+    (State.PROCEEDING, "send_1xx"): ServerNonInviteTransaction._send_provisional,
+    (State.PROCEEDING, "send_final"): ServerNonInviteTransaction._send_final,
+    (State.COMPLETED, "request"): _ServerBase._resend_last,
+    (State.COMPLETED, "timer_J"): Transaction._end,
+}
 
 
 ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction

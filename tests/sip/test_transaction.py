@@ -186,12 +186,17 @@ INPUTS = ["1xx", "2xx", "final", "request", "ack", "send_1xx", "send_2xx", "send
           *(f"timer_{t}" for t in "ABDEFGHIJKLM")]  # fmt: skip
 
 
+def table_of(machine):
+    return machine(request(), reliable=False)._table()
+
+
 @pytest.mark.parametrize("machine", MACHINES, ids=lambda m: m.__name__)
 def test_inputs_outside_the_table_are_absorbed_in_every_state(machine):
     req = request()
+    table = table_of(machine)
     for state in State:
         for name in INPUTS:
-            if (state, name) in machine.TABLE:
+            if (state, name) in table:
                 continue
             tx = machine(req, reliable=False)
             tx.state = state
@@ -201,7 +206,7 @@ def test_inputs_outside_the_table_are_absorbed_in_every_state(machine):
 
 @pytest.mark.parametrize("machine", MACHINES, ids=lambda m: m.__name__)
 def test_terminated_is_final(machine):
-    assert not [key for key in machine.TABLE if key[0] is State.TERMINATED]
+    assert not [key for key in table_of(machine) if key[0] is State.TERMINATED]
 
 
 # ---- matching (§17.1.3, §17.2.3) -----------------------------------------------------------------
