@@ -55,6 +55,10 @@ class Recognizer(Protocol):
 class Engine(Protocol):
     name: str
     language: str
+    # How much of the line before the speech its recognizer is given, in ms. A decoder that takes the
+    # utterance whole normalizes its features over all of it, and more of the line's own noise makes
+    # that better; a streaming one adapts as it goes, and noise before the words is only more to mishear.
+    lead_ms: int
 
     def recognizer(self, phrases: Sequence[str] = ()) -> Recognizer:
         """A recognizer for one utterance: one of ``phrases`` (a grammar), or free speech when empty."""

@@ -7,7 +7,8 @@ frames into the endpointer and the engine (:class:`ivrd.speech.SpeechStream`). P
 engine it prints how often a menu phrase was recognized (accuracy), refused (no-match) or taken
 for another phrase (wrong), how often out-of-grammar speech was taken for a phrase (false accept),
 how many results outside the phrases reached the flow (must be 0) and how many the engine gave
-(refused, made no-matches), and how long the result took after the end of speech (p95). A table
+(refused, made no-matches), how long the result took after the endpointer's end of speech (p95), and how
+long the caller waited for it after they stopped talking (p95: the endpointer's wait and the decoding). A table
 of the confidence threshold against accuracy and false accepts follows, per engine: what the
 thresholds in ``etc/ivrd.yaml`` come from. Usage::
 
@@ -99,10 +100,13 @@ def speech_power(x: np.ndarray) -> float:
     return float(np.mean(loud))
 
 
+LEAD = RATE * 2 // 5  # samples of line before the utterance
+
+
 def on_line(x: np.ndarray, condition: str, babble: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``x`` with digital silence around it (0.4 s before, 11 s after: the line goes on until the endpointer
     ends the utterance), then the condition's noise and codec."""
-    line = np.concatenate([np.zeros(RATE * 2 // 5), x, np.zeros(RATE * 11)])
+    line = np.concatenate([np.zeros(LEAD), x, np.zeros(RATE * 11)])
     noise_kind, _, codec = condition.partition("-")
     if noise_kind != "clean":
         snr = float(noise_kind.removeprefix("white").removeprefix("babble"))
@@ -135,12 +139,14 @@ class Heard:
     in_grammar: bool
     result: Result
     after_end: float
+    waited: float  # from the end of the utterance on the line to the result
     refused: str  # what the engine said outside the phrases
 
 
-async def hear(engine: Engine, phrases: list[str], samples: np.ndarray, executor: ThreadPoolExecutor,
-               config: AsrConfig) -> tuple[Result, float, str]:  # fmt: skip
-    """Through the endpointer and the engine as a call hears it."""
+async def hear(engine: Engine, phrases: list[str], samples: np.ndarray, *, spoken_until: int,
+               executor: ThreadPoolExecutor, config: AsrConfig) -> tuple[Result, float, float, str]:  # fmt: skip
+    """Through the endpointer and the engine as a call hears it; the result, its time after the endpointer's
+    end and after the caller's (``spoken_until``, a sample), and what the engine said outside the phrases."""
     done: asyncio.Future[tuple[Result, float]] = asyncio.get_running_loop().create_future()
     stream = SpeechStream(engine, phrases, executor, end_silence=config.end_silence_ms / 1000, max_speech=10.0,
                           complete_silence=config.complete_silence_ms / 1000, on_start=lambda: None,
@@ -150,8 +156,8 @@ async def hear(engine: Engine, phrases: list[str], samples: np.ndarray, executor
         await asyncio.sleep(0)
         if stream.ended_by:
             result, after = await asyncio.wait_for(done, 30)
-            return result, after, stream.refused
-    return Result("", 0.0), 0.0, ""  # nothing loud enough to start an utterance
+            return result, after, (i + 160 - spoken_until) / RATE + after, stream.refused
+    return Result("", 0.0), 0.0, 0.0, ""  # nothing loud enough to start an utterance
 
 
 async def measure(name: str, engine: Engine, language: Language, conditions: list[str], *, seed: int,
@@ -169,9 +175,10 @@ async def measure(name: str, engine: Engine, language: Language, conditions: lis
     with ThreadPoolExecutor(2) as executor:
         for condition in conditions:
             for text, in_grammar, x in utterances:
-                result, after, refused = await hear(engine, language.phrases, on_line(x, condition, babble, rng),
-                                                    executor, config)  # fmt: skip
-                heard.append(Heard(condition, text, in_grammar, result, after, refused))
+                line = on_line(x, condition, babble, rng)
+                result, after, waited, refused = await hear(engine, language.phrases, line, spoken_until=LEAD + len(x),
+                                                            executor=executor, config=config)  # fmt: skip
+                heard.append(Heard(condition, text, in_grammar, result, after, waited, refused))
             print(f"  {name} {condition}: {len(utterances)} utterances heard", file=sys.stderr, flush=True)
     return heard
 
@@ -189,11 +196,17 @@ def row(name: str, condition: str, heard: list[Heard], phrases: list[str], thres
     false_accepts = sum(accepted(h) for h in others)
     stray = sum(1 for h in heard if h.result.text not in [*phrases, ""])  # what a flow would get: must be none
     refused = sum(1 for h in heard if h.refused)  # the engine's results outside the phrases
-    latencies = sorted(h.after_end for h in heard if h.result.text)
-    p95 = latencies[int(0.95 * (len(latencies) - 1))] * 1000 if latencies else float("nan")
+    p95 = _p95([h.after_end for h in heard if h.result.text])
+    waited = _p95([h.waited for h in heard if h.result.text])
     return (f"{name:<16} {condition:<14} {100 * right / len(inside):>8.1f} {100 * no_match / len(inside):>9.1f} "
             f"{100 * wrong / len(inside):>6.1f} {100 * false_accepts / len(others):>8.1f} {stray:>6} {refused:>8} "
-            f"{p95:>7.0f}")  # fmt: skip
+            f"{p95:>7.0f} {waited:>7.0f}")  # fmt: skip
+
+
+def _p95(seconds: list[float]) -> float:
+    """The 95th percentile in ms (nan for none)."""
+    ordered = sorted(seconds)
+    return ordered[int(0.95 * (len(ordered) - 1))] * 1000 if ordered else float("nan")
 
 
 def main() -> int:
@@ -220,10 +233,11 @@ def main() -> int:
                 engine.close()
             results[name] = (heard, LANGUAGES[code].phrases)
     header = (f"{'engine':<16} {'condition':<14} {'accuracy':>8} {'no-match':>9} {'wrong':>6} {'false ok':>8} "
-              f"{'stray':>6} {'refused':>8} {'p95 ms':>7}")  # fmt: skip
+              f"{'stray':>6} {'refused':>8} {'p95 ms':>7} {'wait ms':>7}")  # fmt: skip
     print("percent of menu phrases (accuracy, no-match, wrong) and of other speech (false ok); stray: results")
     print("outside the phrases a flow got; refused: the engine's results outside them, made no-matches; p95:")
-    print("the result after the end of speech. Each engine at its configured threshold.")
+    print("the result after the endpointer's end of speech; wait: p95 of the result after the caller's end")
+    print("of speech. Each engine at its configured threshold.")
     print(header)
     config = AsrConfig()
     for name, (heard, phrases) in results.items():

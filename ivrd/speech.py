@@ -34,11 +34,10 @@ from asr.vosk_engine import VoskEngine
 from .config import AsrConfig
 from .logs import event
 from .media.g711 import Samples
-from .media.vad import Endpointer
+from .media.vad import FRAME_SECONDS, Endpointer
 
 log = logging.getLogger("ivrd.speech")
 CHUNK_BYTES = 2560  # 160 ms of 8 kHz 16-bit audio
-PREROLL_FRAMES = 15  # 300 ms
 MAX_PENDING = 64  # chunks (about 10 s) waiting for a busy decoder
 _FINISH = b""
 
@@ -138,7 +137,7 @@ class SpeechStream:
         self.trailing_silence = 0.0  # what ended it, when silence did
         self._on_start = on_start
         self._on_result = on_result
-        self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
+        self._preroll: deque[bytes] = deque(maxlen=max(1, round(engine.lead_ms / 1000 / FRAME_SECONDS)))
         self._chunk = bytearray()
         self._pending: deque[bytes] = deque()
         self._busy = False

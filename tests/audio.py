@@ -55,3 +55,22 @@ def tone_level(samples: np.ndarray, rate: int, hz: float) -> float:
     spectrum = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
     freqs = np.fft.rfftfreq(len(samples), 1 / rate)
     return float(spectrum[np.abs(freqs - hz) < 20].sum() / max(spectrum.sum(), 1e-9))
+
+
+def syllables(frames: int, loudness: float = 8000.0, rate: int = 8000) -> np.ndarray:
+    """A voice-like stand-in: a 300 Hz tone that swells and fades four times a second, as syllables do
+    (a steady tone is a line's noise to the endpointer, not a caller)."""
+    t = np.arange(frames * rate // 50) / rate
+    return (np.sin(2 * np.pi * 300 * t) * loudness * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)
+
+
+def noise_frames(rms: float, frames: int, seed: int = 1) -> list[np.ndarray]:
+    """White noise at ``rms``, as 20 ms frames of 8 kHz audio."""
+    samples = np.random.default_rng(seed).normal(0, rms, 160 * frames).round().astype(np.int16)
+    return list(samples.reshape(frames, 160))
+
+
+def speech_over(line: list[np.ndarray], loudness: float) -> list[np.ndarray]:
+    """:func:`syllables` spoken over each frame of ``line``."""
+    voice = syllables(len(line), loudness).astype(np.float64)
+    return [(f + voice[i * 160 : (i + 1) * 160]).astype(np.int16) for i, f in enumerate(line)]

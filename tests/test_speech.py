@@ -18,7 +18,7 @@ from asr.sphinx_engine import SphinxEngine
 from asr.vosk_engine import VoskEngine
 from ivrd.speech import MAX_PENDING, SpeechStream, complete_answers
 from tests.asr.test_engines import ENGLISH_MENU, KOREAN_MENU, KOREAN_MODEL
-from tests.audio import speech
+from tests.audio import speech, syllables
 from tests.integration.peers import require
 
 FRAME = 160
@@ -75,7 +75,7 @@ def test_silence_never_reaches_the_recognizer():
 class SlowEngine:
     """An engine whose decoding blocks until released: the stream must not queue without bound."""
 
-    name, language = "slow", "en"
+    name, language, lead_ms = "slow", "en", 300
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -100,8 +100,8 @@ class SlowEngine:
 
 def test_a_decoder_that_falls_behind_drops_the_oldest_audio_not_memory():
     engine = SlowEngine()
-    talk = (np.sin(np.arange(8000 * 30) / 3) * 8000).astype(np.int16)  # 30 s of "speech", then a second of quiet
-    loud = np.concatenate([talk, np.zeros(8000, dtype=np.int16)])
+    quiet = np.zeros(8000, dtype=np.int16)
+    loud = np.concatenate([quiet, syllables(50 * 30), quiet])  # 30 s of "speech" between quiet seconds
 
     # the decoder stays stuck on its first chunk until every frame has been fed
     happened, stream = asyncio.run(listen(engine, loud, phrases=(), max_speech=60, fed=engine.release.set))
@@ -118,7 +118,7 @@ def test_a_whole_answer_is_a_phrase_no_longer_phrase_begins_with():
 class ScriptedEngine:
     """Partial results in the order given, one per chunk of audio (the last one repeated)."""
 
-    name, language = "scripted", "ko"
+    name, language, lead_ms = "scripted", "ko", 300
 
     def __init__(self, partials: list[str]) -> None:
         self.partials = partials
@@ -143,7 +143,7 @@ class ScriptedEngine:
 
 async def answer(partials: list[str], phrases=("요금 문의", "요금 안내", "상담원 연결"), min_confidence=0.0):
     """Speak until the stream has heard ``partials``' last one, then go quiet until the result."""
-    loud = (np.sin(np.arange(FRAME) / 3) * 8000).astype(np.int16)
+    talk = np.concatenate([np.zeros(10 * FRAME, np.int16), syllables(8 * len(partials) + 8)])  # quiet, then talk
     heard = asyncio.Event()
     done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
     with ThreadPoolExecutor(1) as executor:
@@ -151,8 +151,8 @@ async def answer(partials: list[str], phrases=("요금 문의", "요금 안내",
                               max_speech=10, on_start=lambda: None, on_result=lambda r, s: done.set_result(r),
                               on_partial=lambda text: text == partials[-1] and heard.set(),
                               min_confidence=min_confidence)  # fmt: skip
-        for _ in range(8 * len(partials)):  # a 160 ms chunk per partial
-            stream.feed(loud)
+        for i in range(0, len(talk), FRAME):  # a 160 ms chunk per partial (the last one again after them)
+            stream.feed(talk[i : i + FRAME])
         await asyncio.wait_for(heard.wait(), 10)
         while not done.done():
             stream.feed(np.zeros(FRAME, dtype=np.int16))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from .g711 import Samples
 from .recorder import Recorder
-from .vad import FRAME_SECONDS, is_speech
+from .vad import FRAME_SECONDS, SpeechFrames
 
 
 class Capture:
@@ -23,6 +23,7 @@ class Capture:
         self._max_frames = round(max_seconds / FRAME_SECONDS)
         self._quiet_limit = round(silence_seconds / FRAME_SECONDS)
         self._quiet = 0
+        self._speech = SpeechFrames()
         self._on_end: Callable[[str], None] | None = on_end
         self.spoke = False
 
@@ -34,7 +35,7 @@ class Capture:
         if self._on_end is None:
             return
         self.recorder.add(samples)
-        loud = is_speech(samples)
+        loud = self._speech.feed(samples)
         self.spoke = self.spoke or loud
         self._quiet = 0 if loud else self._quiet + 1
         if self.recorder.frames >= self._max_frames:
