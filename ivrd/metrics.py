@@ -83,6 +83,9 @@ class DaemonState(Protocol):
     def tcp_connections(self) -> tuple[int, Mapping[str, int]]:
         """SIP's TCP connections open, and those refused or closed by us, by reason."""
 
+    def sip_backlog(self) -> tuple[int, int]:
+        """SIP messages waiting for their turn of the loop, and those dropped as too many waited."""
+
     def media_sessions(self) -> Iterable[RtpSession]:
         """The live calls' media, incoming and placed."""
 
@@ -340,6 +343,12 @@ class _Snapshot(Collector):
         for reason in ("limit", "source_limit", "slow", "idle", "framing"):
             closed.add_metric([reason], dropped.get(reason, 0))
         yield closed
+        waiting, overflowed = self.state.sip_backlog()
+        yield GaugeMetricFamily("ivrd_sip_backlog", "SIP messages received and waiting for their turn: a burst "
+                                "is taken a few milliseconds of work at a time, so audio frames go out between",
+                                value=waiting)  # fmt: skip
+        yield CounterMetricFamily("ivrd_sip_backlog_dropped", "SIP messages dropped because too many were "
+                                  "waiting (their senders retransmit)", value=overflowed)  # fmt: skip
 
     def _media(self) -> Iterator[Metric]:
         # One pass over the live sessions, column sums in C: at 1,000 calls a scrape holds the loop up

@@ -430,6 +430,10 @@ class _State:
         sip = self._daemon.sip
         return sip.tcp_open(), sip.tcp_dropped
 
+    def sip_backlog(self) -> tuple[int, int]:
+        sip = self._daemon.sip
+        return sip.backlog, sip.backlog_dropped
+
     def media_sessions(self) -> Iterator[MediaSession]:
         yield from (call.media for call in self._daemon.calls.values() if call.media is not None)
         yield from self._daemon.center.sessions()

@@ -6,6 +6,10 @@ timer and command of the application's: nobody else flushes. The application act
 commands here (:meth:`SipTransport.ring`, :meth:`SipTransport.call`, ...), and hears the core's events
 through one handler, never from inside a command of its own: what a command causes comes on a later
 turn of the loop, so no handler is re-entered halfway through.
+
+A burst of messages (a step of new calls, a proxy's backlog after a failover) is taken
+:data:`RECEIVE_BUDGET` of work at a time: past it, messages wait in order for the next turns of the
+loop, so the timers due meanwhile (every call's audio frames) run in between, however many come at once.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import functools
 import ipaddress
 import logging
 import socket
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from itertools import count
@@ -36,6 +42,8 @@ RESOLVE_TIMEOUT = 2.0  # seconds a host name in a Via or Route may take to resol
 Resolve = Callable[[str, int], Awaitable[str]]  # (host, port) -> an address, or OSError
 RESOLVE_TTL = 60.0  # seconds an answer (or a failure) is kept
 _WILDCARDS = ("0.0.0.0", "::")
+RECEIVE_BUDGET = 0.004  # seconds of SIP work a turn of the loop takes on; a 20 ms frame period holds several
+MAX_BACKLOG = 10000  # messages waiting for their turn; past it they are dropped, as a full socket buffer would
 
 
 @functools.lru_cache(maxsize=4096)
@@ -89,6 +97,11 @@ class SipTransport:
         self._resolved: dict[str, tuple[str | None, float]] = {}  # host name -> (address, until)
         self._resolving: dict[str, asyncio.Task[str | None]] = {}  # host names being asked now
         self._pending = TaskSet(faults, "sip.send")
+        self._spent = 0.0  # seconds of work on messages this turn of the loop
+        self._turn_open = False
+        self._backlog: deque[tuple[bytes, SipFlow]] = deque()
+        self._draining: asyncio.Handle | None = None
+        self.backlog_dropped = 0
 
     # ---- listeners --------------------------------------------------------------------------------
 
@@ -126,6 +139,8 @@ class SipTransport:
             self._timer.cancel()
         if self._delivery is not None:
             self._delivery.cancel()
+        if self._draining is not None:
+            self._draining.cancel()
         for task in (*self._pending, *self._resolving.values()):
             task.cancel()
 
@@ -175,7 +190,52 @@ class SipTransport:
 
     # ---- the core's loop --------------------------------------------------------------------------
 
+    @property
+    def backlog(self) -> int:
+        """Messages received and waiting for their turn."""
+        return len(self._backlog)
+
     def feed(self, data: bytes, flow: SipFlow) -> None:
+        """One message from ``flow``, now or, past this turn's budget, on a later turn (see the module docstring)."""
+        if self._backlog or self._spent >= RECEIVE_BUDGET:
+            if len(self._backlog) >= MAX_BACKLOG:
+                self.backlog_dropped += 1  # the sender retransmits, as after a kernel drop
+                return
+            self._backlog.append((data, flow))
+            if self._draining is None:
+                self._draining = self.loop.call_soon(self._next_turn)
+            return
+        if not self._turn_open:
+            self._turn_open = True
+            self.loop.call_soon(self._end_turn)  # after this turn's input
+        self._spent += self._timed_feed(data, flow)
+
+    def _end_turn(self) -> None:
+        self._turn_open = False
+        self._spent = 0.0
+
+    def _next_turn(self) -> None:
+        # Called back once the loop's input is handled: what this schedules runs on the next turn,
+        # after the timers due by then.
+        self._draining = self.loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._draining = None
+        spent = 0.0
+        while self._backlog:
+            data, flow = self._backlog.popleft()
+            spent += self._timed_feed(data, flow)
+            if spent >= RECEIVE_BUDGET:
+                break
+        if self._backlog:
+            self._draining = self.loop.call_soon(self._drain)  # from a callback: the next turn
+
+    def _timed_feed(self, data: bytes, flow: SipFlow) -> float:
+        started = time.perf_counter()
+        self._feed_now(data, flow)
+        return time.perf_counter() - started
+
+    def _feed_now(self, data: bytes, flow: SipFlow) -> None:
         try:
             self.ua.receive_datagram(data, flow, self.loop.time())
         except Exception:  # a bug must cost one message, never the daemon

@@ -9,6 +9,7 @@ import socket
 
 from ivrd.faults import Faults
 from ivrd.sip.events import CallEnded, IncomingCall, MessageRejected, SipEvent
+from ivrd.sip.flow import SipFlow
 from ivrd.sip.message import Response, parse_message
 from ivrd.sip.ua import UserAgent
 from ivrd.transport import SipTransport
@@ -132,3 +133,51 @@ def options_from(via: str, n: int) -> bytes:
     return (f"OPTIONS sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bKo{n}\r\n"
             f"From: <sip:probe@127.0.0.1>;tag=o{n}\r\nTo: <sip:ivr@127.0.0.1>\r\nCall-ID: o{n}\r\n"
             "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()  # fmt: skip
+
+
+def test_a_burst_is_taken_a_turn_at_a_time_in_order_with_timers_in_between(monkeypatch):
+    """Past the turn's budget (here: none), messages wait in order for the next turns of the loop, and
+    what is due meanwhile (every call's audio frames) runs between them; past the backlog's bound they
+    are dropped, as a full socket buffer would."""
+    monkeypatch.setattr("ivrd.transport.RECEIVE_BUDGET", 0.0)
+    monkeypatch.setattr("ivrd.transport.MAX_BACKLOG", 12)
+
+    async def scenario() -> tuple[list[str], list[int], int, int]:
+        calls: list[str] = []
+        all_in = asyncio.Event()
+
+        def on_event(happened: SipEvent) -> None:
+            if isinstance(happened, IncomingCall):
+                calls.append(happened.leg.call_id)
+                if len(calls) == 12:
+                    all_in.set()
+
+        transport = SipTransport(UserAgent(), on_event, Faults())
+        port = await transport.listen("udp", "127.0.0.1", 0)
+        caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        caller.bind(("127.0.0.1", 0))
+        loop = asyncio.get_running_loop()
+        seen_at_ticks: list[int] = []
+
+        def tick() -> None:  # a frame timer: what it sees of the burst as it goes
+            seen_at_ticks.append(len(calls))
+            if not all_in.is_set():
+                loop.call_later(0, tick)
+
+        here = f"127.0.0.1:{caller.getsockname()[1]}"
+        flow = SipFlow("udp", ("127.0.0.1", port), ("127.0.0.1", caller.getsockname()[1]))
+        try:
+            tick()
+            for n in range(20):  # one read of a burst: 12 wait (none is taken at once on no budget), 8 are dropped
+                invite = request(body=OFFER, call_id=f"c{n}", branch=f"z9hG4bK{n}").to_bytes()
+                transport.feed(invite.replace(b"10.0.0.2:5062", here.encode()), flow)
+            waiting = transport.backlog
+            await asyncio.wait_for(all_in.wait(), 10)
+        finally:
+            caller.close()
+            transport.close()
+        return calls, seen_at_ticks, waiting, transport.backlog_dropped
+
+    calls, seen_at_ticks, waiting, dropped = asyncio.run(scenario())
+    assert calls == [f"c{n}" for n in range(12)] and waiting == 12 and dropped == 8
+    assert len({seen for seen in seen_at_ticks if 0 < seen < 12}) >= 6  # the timer ran all along the burst

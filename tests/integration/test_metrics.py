@@ -48,6 +48,7 @@ def test_counters_follow_sipp_calls_with_audio_while_they_run_and_after(tmp_path
     assert value(after, "ivrd_sip_responses_total", direction="out", method="INVITE", **{"class": "2xx"}) == CALLS
     assert value(after, "ivrd_sip_responses_total", direction="out", method="BYE", **{"class": "2xx"}) == CALLS
     assert value(after, "ivrd_sip_transactions_timed_out_total", method="INVITE") == 0
+    assert value(after, "ivrd_sip_backlog") == 0 and value(after, "ivrd_sip_backlog_dropped_total") == 0
     received = sum(int(e["rtp_received"]) for e in ends)
     assert received >= CALLS * 236  # g711a.pcap's packets, and the RFC 4733 digit's
     assert value(after, "ivrd_rtp_packets_received_total") == received
