@@ -62,7 +62,11 @@ def test_waiting_callers_hear_their_place_and_the_expected_wait_between_the_hold
     spoken = [i for i, p in enumerate(after) if p not in hold]
     assert len(spoken) >= 50  # at least a second of something other than the music: the speech
     assert any(p in hold for p in after[spoken[-1] + 1 :])  # and the music came back after it
-    # no gap where the speech cuts in and where the music comes back: one stream, 20 ms a packet
+    # no gap where the speech cuts in and where the music comes back: one stream, 20 ms a packet (a
+    # frame the loop was too late for, on a loaded machine, moves the RTP clock on and is counted)
     window = second.received[announced_at - 25 :]
-    assert all((b.timestamp - a.timestamp) % 2**32 == 160 and (b.sequence - a.sequence) % 2**16 == 1
-               for a, b in itertools.pairwise(window))  # fmt: skip
+    steps = [((b.timestamp - a.timestamp) % 2**32, (b.sequence - a.sequence) % 2**16)
+             for a, b in itertools.pairwise(window)]  # fmt: skip
+    assert all(sequence == 1 and stamp % 160 == 0 and stamp >= 160 for stamp, sequence in steps)
+    (end,) = [e for e in events(log, "call.end") if e["call_id"] == call_id]
+    assert sum(stamp // 160 - 1 for stamp, _ in steps) <= int(end["ticks_skipped"])
