@@ -51,6 +51,7 @@ from .media.dtmf import Digit, DigitStream
 from .media.player import BEEP, Clip
 from .media.ports import BoundPorts
 from .media.recorder import Recorder, recording_path
+from .media.rtp_session import RtpSession
 from .media.session import MediaSession
 from .metrics import STEP_RESULTS
 from .prompting import Prompting
@@ -451,7 +452,7 @@ class Call:
             self.callback = happened.callback
         self._feed(happened)
 
-    def bridge(self, media: MediaSession) -> MediaSession | None:
+    def bridge(self, media: RtpSession) -> MediaSession | None:
         """The caller hears the agent's ``media`` and the agent the caller, from now on."""
         if self.media is None:
             return None

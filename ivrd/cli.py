@@ -62,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_argument("--caller", help="the calling number, exactly")
     calls.add_argument("--outcome", choices=OUTCOMES)
     calls.add_argument("--queue")
-    calls.add_argument("--text", help="words the caller said, or anything in their path through the flows")
+    calls.add_argument("--text", help="words the caller said, anything in their path through the flows, or in the "
+                                      "agent's wrap-up note")
+    calls.add_argument("--disposition", help="what the agent said of the call at wrap-up, exactly")
     calls.add_argument("--limit", type=int, default=50, help="at most this many (default: %(default)s)")
     calls.add_argument("--json", action="store_true", help="one JSON object per record, every field")
     return parser
@@ -92,7 +94,7 @@ def _calls(args: argparse.Namespace) -> int:
         print(f"ivrd: no call records at {path}", file=sys.stderr)
         return 1
     query = Query(since=args.since, until=args.until, caller=args.caller, outcome=args.outcome, queue=args.queue,
-                  text=args.text, limit=args.limit)  # fmt: skip
+                  text=args.text, disposition=args.disposition, limit=args.limit)  # fmt: skip
     try:
         connection = connect(path, readonly=True)
         found = list(find(connection, query))

@@ -207,11 +207,57 @@ class HttpConfig:
     address: str = "127.0.0.1"
     port: int = 9460
     token: str | None = None  # when set, the API asks for "Authorization: Bearer <token>"
+    tls_cert: str | None = None  # PEM files (relative to the configuration): HTTPS instead of HTTP
+    tls_key: str | None = None
+    desk_session_hours: float = 12.0  # an agent's sign-in on /desk lasts this long
 
     def check(self) -> str | None:
         if not 0 <= self.port < 65536:
             return "port: expected 1-65535, or 0 for no HTTP server"
+        if (self.tls_cert is None) != (self.tls_key is None):
+            return "tls_cert, tls_key: expected both (HTTPS) or neither (HTTP)"
+        if not 0.1 <= self.desk_session_hours <= 168:
+            return "desk_session_hours: expected 0.1-168"
         return _check_ip(self.address, "address")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """A STUN or TURN server the pages hand their browser (RTCIceServer)."""
+
+    urls: tuple[str, ...] = ()
+    username: str | None = None
+    credential: str | None = None
+
+    def check(self) -> str | None:
+        if not self.urls or not all(url.startswith(("stun:", "turn:", "turns:")) for url in self.urls):
+            return "urls: expected stun:, turn: or turns: URLs"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class WebRtcConfig:
+    """Browser legs (agents on /desk): where their media goes, in what codecs."""
+
+    addresses: tuple[str, ...] = ()  # host candidates; empty: every address of the machine
+    port_min: int = 30000
+    port_max: int = 30999
+    codecs: tuple[Literal["PCMU", "PCMA", "opus"], ...] = ("PCMU", "PCMA", "opus")
+    ice_servers: tuple[IceServer, ...] = ()
+
+    def check(self) -> str | None:
+        if not 1024 <= self.port_min < self.port_max < 65536:
+            return "port_min, port_max: expected 1024 <= port_min < port_max <= 65535"
+        if not self.codecs:
+            return "codecs: expected at least one of PCMU, PCMA, opus"
+        for address in self.addresses:
+            if problem := _check_ip(address, "addresses"):
+                return problem
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +279,7 @@ class QueueConfig:
     announce_every: float = 0.0  # seconds between position and expected-wait announcements (0: none)
     service_level: float = 20.0  # seconds: answered within it counts as served in time
     short_abandon: float = 5.0  # seconds: a caller who hangs up sooner is not counted against the service level
+    dispositions: tuple[str, ...] = ()  # what an agent may say of a call at wrap-up (on /desk)
 
     def check(self) -> str | None:
         for text in (self.skills, *(e.skills for e in self.escalations if e.skills)):
@@ -257,15 +304,21 @@ class QueueConfig:
 class AgentConfig:
     name: str = ""
     skills: dict[str, int] = field(default_factory=dict)
-    # "registered": the phones registered for the account of the same name (sip.accounts); or a SIP URI
+    # "registered": the phones registered for the account of the same name (sip.accounts); "browser": the
+    # agent's desk (/desk) in a browser tab; or a SIP URI
     contact: str = "registered"
     logged_in: bool = False  # at start; agents log in and out through the HTTP API
+    password: str | None = None  # signs the agent in on /desk (None: no desk)
 
     def check(self) -> str | None:
         if any(not 0 <= level <= 5 for level in self.skills.values()):
             return "skills: expected proficiencies 0-5"
-        if self.contact != "registered" and not self.contact.startswith(("sip:", "sips:")):
-            return f"contact: expected \"registered\" or a sip: URI, got {self.contact!r}"
+        if self.contact not in ("registered", "browser") and not self.contact.startswith(("sip:", "sips:")):
+            return f"contact: expected \"registered\", \"browser\" or a sip: URI, got {self.contact!r}"
+        if self.contact == "browser" and not self.password:
+            return "password: an agent whose contact is the browser signs in on /desk with one"
+        if self.password is not None and len(self.password) < 8:
+            return "password: expected at least 8 characters"
         return None
 
 
@@ -356,6 +409,7 @@ class Config:
     flows: FlowsConfig = field(default_factory=FlowsConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    webrtc: WebRtcConfig = field(default_factory=WebRtcConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -363,7 +417,7 @@ class Config:
         for agent_id, agent in self.routing.agents.items():
             if agent.contact == "registered" and agent_id not in self.sip.accounts:
                 return (f"routing.agents.{agent_id}: its phone registers, but sip.accounts has no account "
-                        f"{agent_id!r} (or give the agent a contact: sip:...)")
+                        f"{agent_id!r} (or give the agent a contact: sip:... or browser)")
         return None
 
 
@@ -392,28 +446,33 @@ def load_config(path: Path) -> Config:
     queues = {name: dataclasses.replace(q, hold_music=str(here / q.hold_music) if q.hold_music else None)
               for name, q in config.routing.queues.items()}  # fmt: skip
     routing = dataclasses.replace(config.routing, queues=queues)
-    return dataclasses.replace(config, calls=calls, flows=flows, asr=asr, routing=routing)
+    http = dataclasses.replace(config.http, tls_cert=str(here / config.http.tls_cert) if config.http.tls_cert else None,
+                               tls_key=str(here / config.http.tls_key) if config.http.tls_key else None)  # fmt: skip
+    return dataclasses.replace(config, calls=calls, flows=flows, asr=asr, routing=routing, http=http)
 
 
 def live_part(running: Config, fresh: Config) -> tuple[Config, list[str]]:
     """``fresh`` with what cannot change while serving (listeners, media ports and settings, speech
     models, the HTTP listener, the call limit, the file watch) kept from ``running``; and the names
     of the settings that differ there, which take a restart."""
-    restart = [name for name in ("sip", "media", "asr") if getattr(fresh, name) != getattr(running, name)]
+    restart = [name for name in ("sip", "media", "asr", "webrtc") if getattr(fresh, name) != getattr(running, name)]
     routing = dataclasses.replace(fresh.routing, backend=running.routing.backend, cluster=running.routing.cluster)
     if routing != fresh.routing:
         restart.append("routing.backend/cluster")
-    http = dataclasses.replace(fresh.http, address=running.http.address, port=running.http.port)
+    http = dataclasses.replace(fresh.http, address=running.http.address, port=running.http.port,
+                               tls_cert=running.http.tls_cert, tls_key=running.http.tls_key)  # fmt: skip
     calls = dataclasses.replace(fresh.calls, max_concurrent=running.calls.max_concurrent)
     flows = dataclasses.replace(fresh.flows, watch_seconds=running.flows.watch_seconds)
-    for name, value, given in (("http.address/port", http, fresh.http), ("calls.max_concurrent", calls, fresh.calls),
+    for name, value, given in (("http.address/port/tls", http, fresh.http),
+                               ("calls.max_concurrent", calls, fresh.calls),
                                ("flows.watch_seconds", flows, fresh.flows)):  # fmt: skip
         if value != given:
             restart.append(name)
-    return dataclasses.replace(fresh, sip=running.sip, media=running.media, asr=running.asr, http=http, calls=calls,
+    return dataclasses.replace(fresh, sip=running.sip, media=running.media, asr=running.asr, webrtc=running.webrtc,
+                               http=http, calls=calls,
                                flows=flows, routing=routing), restart
 
 
 __all__ = ["AdmissionConfig", "AgentConfig", "AsrConfig", "CallsConfig", "ClusterConfig", "Config", "ConfigError",
            "FlowsConfig", "HttpConfig", "Listen", "LogConfig", "MediaConfig", "QueueConfig", "RoutingConfig",
-           "SipConfig", "live_part", "load_config"]
+           "SipConfig", "WebRtcConfig", "live_part", "load_config"]

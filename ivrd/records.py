@@ -9,6 +9,7 @@ transaction is committed, whatever happens to the process after that.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -67,6 +68,8 @@ class CallRecord:
     recording: str | None = None
     message: str | None = None  # a voicemail left at a record step
     rtp: str = "{}"  # JSON: packets, loss, jitter, RTCP figures both ways
+    disposition: str | None = None  # what the agent said of the call at wrap-up (the queue's list)
+    note: str | None = None  # the agent's own words at wrap-up
 
 
 COLUMNS = tuple(f.name for f in fields(CallRecord))
@@ -79,6 +82,21 @@ CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller, started);
 CREATE INDEX IF NOT EXISTS calls_outcome ON calls (outcome, started);
 """
 _INSERT = f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+ADDED_COLUMNS = ("disposition", "note")  # columns later than the first schema: added to older databases
+NOTE_TRIES = 150  # batches a wrap-up note waits for its call's record (30 s) before it is given up
+_ANNOTATE = "UPDATE calls SET disposition = ?, note = ? WHERE id = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUp:
+    """What an agent said of a call after it (its record may not be written yet when it comes)."""
+
+    id: str
+    disposition: str | None
+    note: str | None
+    tries: int = 0
 
 
 class RecordsError(Exception):
@@ -96,6 +114,10 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.executescript(_SCHEMA)
+            present = {row[1] for row in connection.execute("PRAGMA table_info(calls)")}
+            for column in ADDED_COLUMNS:
+                if column not in present:
+                    connection.execute(f"ALTER TABLE calls ADD COLUMN {column} TEXT")
     except (sqlite3.Error, OSError) as exc:
         raise RecordsError(f"{path}: {exc}") from None
     connection.row_factory = sqlite3.Row
@@ -111,7 +133,8 @@ class CallRecords:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-records")
         self._connection: sqlite3.Connection | None = None
         self._pending: list[CallRecord] = []
-        self._writing: asyncio.Future[None] | None = None
+        self._notes: list[WrapUp] = []
+        self._writing: asyncio.Future[list[WrapUp]] | None = None
         self._due: asyncio.TimerHandle | None = None
         self.written = 0
         self.failed = 0
@@ -122,40 +145,71 @@ class CallRecords:
 
     def add(self, record: CallRecord) -> None:
         self._pending.append(record)
+        self._schedule()
+
+    def annotate(self, wrap_up: WrapUp) -> None:
+        """Keep the agent's disposition and note with the call's record (written with the next batch, after
+        the record itself when that is still on its way)."""
+        self._notes.append(wrap_up)
+        self._schedule()
+
+    async def history(self, caller: str, limit: int = 5) -> list[dict[str, Any]]:
+        """The caller's last ``limit`` calls, newest first (read on the writer's thread, between batches)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: list(find(self._read(), Query(caller=caller,
+                                                                                                  limit=limit))))
+
+    def _read(self) -> sqlite3.Connection:
+        assert self._connection is not None
+        return self._connection
+
+    def _schedule(self) -> None:
         if self._writing is None and self._due is None:
             self._due = asyncio.get_running_loop().call_later(BATCH_SECONDS, self._write_pending)
 
     def _write_pending(self) -> None:
         self._due = None
         batch, self._pending = self._pending, []
-        self._writing = asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch)
+        notes, self._notes = self._notes, []
+        self._writing = asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch, notes)
         self._writing.add_done_callback(lambda done: self._written(done, len(batch)))
 
-    def _write(self, batch: Sequence[CallRecord]) -> None:
+    def _write(self, batch: Sequence[CallRecord], notes: Sequence[WrapUp]) -> list[WrapUp]:
+        """Write the batch and the notes; the notes whose record is not there yet come back."""
         assert self._connection is not None
         with self._connection:  # one transaction, committed (and synced) here
             self._connection.executemany(_INSERT, [[getattr(r, name) for name in COLUMNS] for r in batch])
+            return [note for note in notes
+                    if not self._connection.execute(_ANNOTATE, (note.disposition, note.note, note.id)).rowcount]
 
-    def _written(self, done: asyncio.Future[None], count: int) -> None:
+    def _written(self, done: asyncio.Future[list[WrapUp]], count: int) -> None:
         error = None if done.cancelled() else done.exception()
         if error is None:
             self.written += count
+            for note in done.result():
+                if note.tries < NOTE_TRIES:
+                    self._notes.append(dataclasses.replace(note, tries=note.tries + 1))
+                else:
+                    event(log, "records.note_lost", logging.WARNING, id=note.id, disposition=note.disposition)
         else:  # the call.end log line still holds what the record would have
             self.failed += count
             event(log, "records.write_failed", logging.ERROR, records=count, error=repr(error))
         self._writing = None
-        if self._pending and self._due is None:
+        if (self._pending or self._notes) and self._due is None:
             self._due = asyncio.get_running_loop().call_later(BATCH_SECONDS, self._write_pending)
 
     async def close(self) -> None:
         """Write what is pending, then close the database."""
-        while self._writing is not None or self._pending:
+        while self._writing is not None or self._pending or any(n.tries == 0 for n in self._notes):
             if self._writing is None:  # not waiting for the batch's time: written now
                 assert self._due is not None
                 self._due.cancel()
                 self._write_pending()
             assert self._writing is not None
             await asyncio.wait([self._writing])  # its done callback runs first
+        if self._due is not None:  # notes still waiting for a record that never came
+            self._due.cancel()
+            self._due = None
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await asyncio.get_running_loop().run_in_executor(self._executor, connection.close)
@@ -170,7 +224,8 @@ class Query:
     until: float | None = None
     caller: str | None = None
     outcome: str | None = None
-    text: str | None = None  # in what the caller said, or anywhere in their path
+    text: str | None = None  # in what the caller said, anywhere in their path, or in the agent's note
+    disposition: str | None = None
     queue: str | None = None
     limit: int = 50
 
@@ -180,14 +235,14 @@ def find(connection: sqlite3.Connection, query: Query) -> Iterator[dict[str, Any
     where, values = [], []
     for column, op, value in (("started", ">=", query.since), ("started", "<", query.until),
                               ("caller", "=", query.caller), ("outcome", "=", query.outcome),
-                              ("queue", "=", query.queue)):  # fmt: skip
+                              ("queue", "=", query.queue), ("disposition", "=", query.disposition)):  # fmt: skip
         if value is not None:
             where.append(f"{column} {op} ?")
             values.append(value)
     if query.text:
         pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append("(transcript LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\')")
-        values += [pattern, pattern]
+        where.append("(transcript LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\' OR note LIKE ? ESCAPE '\\')")
+        values += [pattern, pattern, pattern]
     sql = "SELECT * FROM calls" + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY started DESC LIMIT ?"
     for row in connection.execute(sql, [*values, query.limit]):
@@ -214,4 +269,8 @@ def describe(record: dict[str, Any]) -> str:
         parts.append(f"agent {record['agent']}")
     if record["talk"] is not None:
         parts.append(f"talk {record['talk']:.0f}s")
+    if record.get("disposition"):
+        parts.append(f"disposition {record['disposition']}")
+    if record.get("note"):
+        parts.append(f'note "{record["note"]}"')
     return " ".join([*parts, f"[{record['id']}]"])

@@ -29,15 +29,15 @@ from .config import Config, QueueConfig, RoutingConfig, live_part, load_config
 from .faults import Faults
 from .flowset import FlowSet, FlowSettings
 from .http import Desktops, HttpServer
+from .http.desk import Desks
 from .logs import event
 from .lookup import Lookups
 from .media.clock import FrameClock
 from .media.dtmf import Digit
 from .media.pacer import Lateness
 from .media.ports import PortPool
-from .media.rtp_session import MediaSettings
+from .media.rtp_session import MediaSettings, RtpSession
 from .media.service import MediaService
-from .media.session import MediaSession
 from .media.sockets import MediaSockets
 from .media.tts import Speaker
 from .metrics import AdmissionFigures, BackendFigures, Metrics, udp_errors
@@ -133,8 +133,12 @@ class Daemon:
                                     metrics=self.metrics, desktops=self.desktops, records=self.records,
                                     hold_music=load_hold_music(config.routing), cluster=self.cluster)  # fmt: skip
         self.services = self._services(config)
+        self.desks = Desks(lambda: self.config, self.center, self.desktops, clock=self.frame_clock, media=settings,
+                           records=self.records, tasks=TaskSet(self.faults, "desk.task"),
+                           on_closed=self.metrics.session_closed)  # fmt: skip
+        self.center.use_desks(self.desks)
         self.http = HttpServer(lambda: self.config.http, self.center, desktops=self.desktops, metrics=self.metrics,
-                               find_call=self._find_call, readiness=self._readiness)  # fmt: skip
+                               find_call=self._find_call, readiness=self._readiness, desks=self.desks)  # fmt: skip
         self.metrics.observe(_State(self))
 
     def _cluster(self, routing: RoutingConfig) -> ClusterLink:
@@ -434,7 +438,7 @@ class _State:
         sip = self._daemon.sip
         return sip.backlog, sip.backlog_dropped
 
-    def media_sessions(self) -> Iterator[MediaSession]:
+    def media_sessions(self) -> Iterator[RtpSession]:
         yield from (call.media for call in self._daemon.calls.values() if call.media is not None)
         yield from self._daemon.center.sessions()
 

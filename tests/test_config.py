@@ -117,11 +117,13 @@ def test_a_reload_keeps_what_needs_a_restart_and_names_it():
     running = Config()
     fresh = dataclasses.replace(
         running, sip=dataclasses.replace(running.sip, t1=1.0),
-        http=dataclasses.replace(running.http, port=1, token="x"),
+        http=dataclasses.replace(running.http, port=1, token="x", tls_cert="c.pem", tls_key="k.pem"),
+        webrtc=dataclasses.replace(running.webrtc, port_min=40000),
         calls=dataclasses.replace(running.calls, max_concurrent=5, max_duration=60.0))  # fmt: skip
     live, restart = live_part(running, fresh)
-    assert restart == ["sip", "http.address/port", "calls.max_concurrent"]
+    assert restart == ["sip", "webrtc", "http.address/port/tls", "calls.max_concurrent"]
     assert live.sip == running.sip and live.http.port == running.http.port and live.http.token == "x"
+    assert live.http.tls_cert is None and live.webrtc == running.webrtc
     assert live.calls.max_concurrent == running.calls.max_concurrent and live.calls.max_duration == 60.0
     assert live_part(running, running) == (running, [])
 
@@ -174,3 +176,27 @@ def test_the_cluster_example_nodes_load_and_differ_only_in_their_addresses_and_n
 def test_a_backend_that_is_not_redis_is_refused_with_where(tmp_path):
     problem = the_problem(tmp_path, "routing:\n  backend: postgres://db\n")
     assert "expected memory or a Redis URL" in problem.message and problem.line == 2
+
+
+@pytest.mark.parametrize(("text", "line", "wanted"), [
+    ("routing:\n  agents:\n    a: {contact: browser}\n", 3, "signs in on /desk with one"),
+    ("routing:\n  agents:\n    a: {contact: browser, password: short}\n", 3, "at least 8 characters"),
+    ("routing:\n  agents:\n    a: {contact: telepathy}\n", 3, 'expected "registered", "browser" or a sip: URI'),
+    ("http:\n  tls_cert: c.pem\n", 2, "expected both (HTTPS) or neither"),
+    ("webrtc:\n  port_min: 5000\n  port_max: 4000\n", 2, "port_min < port_max"),
+    ("webrtc:\n  codecs: [G729]\n", 2, "codecs"),
+    ("webrtc:\n  addresses: [ivrd.example.com]\n", 2, "expected an IPv4 or IPv6 address"),
+    ("webrtc:\n  ice_servers: [{urls: ['http://x']}]\n", 2, "stun:, turn: or turns: URLs"),
+])  # fmt: skip
+def test_desk_and_webrtc_settings_are_checked_at_load(tmp_path, text, line, wanted):
+    problem = the_problem(tmp_path, text)
+    assert problem.line == line and wanted in problem.message, problem
+
+
+def test_a_browser_agent_needs_no_sip_account_and_tls_paths_are_relative_to_the_file(tmp_path):
+    path = tmp_path / "ivrd.yaml"
+    path.write_text("http: {tls_cert: tls/c.pem, tls_key: tls/k.pem}\n"
+                    "routing:\n  agents:\n    a: {contact: browser, password: long-enough}\n")  # fmt: skip
+    config = load_config(path)
+    assert config.check() is None and config.routing.agents["a"].contact == "browser"
+    assert config.http.tls_cert == str(tmp_path / "tls/c.pem") and config.http.tls

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 
-from ivrd.records import CallRecord, CallRecords, Query, RecordsError, connect, describe, find
+from ivrd.records import (
+    ADDED_COLUMNS,
+    BATCH_SECONDS,
+    COLUMNS,
+    CallRecord,
+    CallRecords,
+    Query,
+    RecordsError,
+    WrapUp,
+    connect,
+    describe,
+    find,
+)
 
 
 def record(n: int, **fields) -> CallRecord:
@@ -82,3 +95,49 @@ def test_ivrd_calls_filters_and_prints(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "ivrd.cli", "calls", "--db", str(tmp_path / "none.db")],
                              capture_output=True, text=True, check=False)  # fmt: skip
     assert missing.returncode == 1 and "no call records" in missing.stderr
+
+
+def test_an_agents_wrap_up_joins_its_record_even_when_it_comes_first(tmp_path):
+    """A disposition and note reach the call's record whether the record was written before, in the same
+    batch, or after them (the agent's page can be quicker than the caller's end); then they are found."""
+    db = tmp_path / "calls.db"
+
+    async def run() -> list[dict[str, object]]:
+        store = CallRecords(db)
+        await store.open()
+        store.add(record(1, outcome="agent", agent="ada"))
+        await asyncio.sleep(BATCH_SECONDS * 2)  # written
+        store.annotate(WrapUp("id1", "resolved", "refund sent"))
+        store.annotate(WrapUp("id2", "call back", "wants the manager"))  # its record is not there yet ...
+        await asyncio.sleep(BATCH_SECONDS * 3)
+        store.add(record(2, outcome="agent", agent="ada"))  # ... and comes later
+        store.annotate(WrapUp("id3", None, "same batch"))
+        store.add(record(3, outcome="agent"))
+        await asyncio.sleep(BATCH_SECONDS * 2)
+        history = await store.history("+15550002")
+        await store.close()
+        return history
+
+    history = asyncio.run(run())
+    assert [(r["id"], r["disposition"], r["note"]) for r in history] == [("id2", "call back", "wants the manager")]
+    connection = connect(db, readonly=True)
+    found = {r["id"]: (r["disposition"], r["note"]) for r in find(connection, Query())}
+    assert found == {"id1": ("resolved", "refund sent"), "id2": ("call back", "wants the manager"),
+                     "id3": (None, "same batch")}  # fmt: skip
+    assert [r["id"] for r in find(connection, Query(disposition="resolved"))] == ["id1"]
+    assert [r["id"] for r in find(connection, Query(text="manager"))] == ["id2"]  # notes are searched too
+    assert 'note "refund sent"' in describe(next(find(connection, Query(disposition="resolved"))))
+
+
+def test_a_database_from_before_wrap_ups_gains_their_columns(tmp_path):
+    db = tmp_path / "calls.db"
+    old = sqlite3.connect(db)
+    columns = [c for c in COLUMNS if c not in ADDED_COLUMNS]
+    old.execute(f"CREATE TABLE calls ({', '.join(columns)})")
+    old.execute(f"INSERT INTO calls VALUES ({', '.join('?' * len(columns))})",
+                [getattr(record(7), c) for c in columns])  # fmt: skip
+    old.commit()
+    old.close()
+    assert write(db, [record(8, note="after")]) == 1
+    found = {r["id"]: r["note"] for r in find(connect(db, readonly=True), Query())}
+    assert found == {"id7": None, "id8": "after"}

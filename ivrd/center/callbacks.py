@@ -24,10 +24,11 @@ from routing.replicated import Entry
 
 from ..logs import event
 from ..media.player import Clip
-from ..media.session import MediaSession
+from ..media.rtp_session import RtpSession
 from ..metrics import Metrics
 from ..records import CallRecord, CallRecords, as_json
 from ..sip.events import CallAnswered, CallEnded, DtmfInfo, MediaChanged, SipEvent
+from ..webrtc.leg import BrowserLeg
 from .dialer import Dialer, PlacedLeg
 from .line import Line
 from .model import Desktops, Timer, Waiting
@@ -101,7 +102,7 @@ class Callbacks:
         if placed is None:
             event(log, "queue.callback_unroutable", logging.WARNING, call_id=place.caller.call_id,
                   gateway=gateway, reason="no listener for the gateway" if route is None else "no media port")
-            self._dialer.hang_up(offer.placed)
+            offer.end()
             return
         place.attempts += 1
         self._keep(place)
@@ -110,7 +111,8 @@ class Callbacks:
         dial.timer = self._line.clock.call_later(self._line.config.callback.ring_timeout, self._dialer.hang_up, placed)
         event(log, "queue.callback_dialing", call_id=place.caller.call_id, agent=offer.agent,
               number=place.callback, attempt=place.attempts, callback_call_id=placed.call_id)  # fmt: skip
-        self._dialer.say(offer.placed, f"Calling back {' '.join(place.callback.lstrip('+'))}.")
+        if not isinstance(offer.placed, BrowserLeg):  # a desk shows it instead
+            self._dialer.say(offer.placed, f"Calling back {' '.join(place.callback.lstrip('+'))}.")
 
     def agent_call_over(self, offer: AgentCall, handled: Handled) -> None:
         """The agent's call for a callback is over; the callback is done once the call to the caller is too."""
@@ -175,7 +177,7 @@ class Callbacks:
         if dial.offer.handled is not None:
             self._done(dial.offer)
         else:
-            self._dialer.hang_up(dial.offer.placed)  # the agent's call ends with the caller's
+            dial.offer.end()  # the agent's call ends with the caller's
 
     def _done(self, offer: AgentCall) -> None:
         """Both legs of a call back are over: its record, then done, or another try later."""
@@ -301,7 +303,7 @@ class Remembered:
     def announce(self, text: str) -> None:
         pass
 
-    def bridge(self, media: MediaSession) -> MediaSession | None:
+    def bridge(self, media: RtpSession) -> RtpSession | None:
         return None
 
     def agent_gone(self, talk: float, hold: float, wrap_up: float) -> None:

@@ -21,7 +21,7 @@ from routing.matcher import Left, QueueSpec
 from ..config import AgentConfig, HttpConfig, RoutingConfig
 from ..logs import event
 from ..media.player import Clip, PromptError, load_wav
-from ..media.session import MediaSession
+from ..media.rtp_session import RtpSession
 from ..metrics import Metrics
 from ..records import CallRecords
 from ..yaml_loader import ConfigError, Problem
@@ -29,11 +29,12 @@ from .announcements import Announcer
 from .callbacks import Callbacks
 from .dialer import Dialer
 from .line import Line
-from .model import Caller, Clock, Desktops, Waiting
+from .model import BrowserDesks, Caller, Clock, Desktops, Waiting
 from .offers import Offers
 
 if TYPE_CHECKING:
     from ..cluster.link import ClusterLink
+    from ..webrtc.leg import BrowserLeg
 
 log = logging.getLogger("ivrd.queue")
 
@@ -45,6 +46,7 @@ class ContactCenter:
                  desktops: Desktops, records: CallRecords | None, hold_music: dict[str, Clip],
                  cluster: ClusterLink | None = None) -> None:  # fmt: skip
         self.config = routing
+        self.desks: BrowserDesks | None = None
         self._http = http
         self.cluster = cluster
         backend = memory_backend(queue_specs(routing)) if cluster is None else cluster.router
@@ -184,7 +186,31 @@ class ContactCenter:
         return {"id": agent.id, "name": agent.name, "state": agent.state.value, "reason": agent.reason,
                 "skills": agent.skills, "calls": agent.calls, "misses_in_a_row": agent.misses_in_a_row,
                 "seconds_in_state": round(now - agent.since, 1), "time_in_state": agent.time_in_state(now),
-                "reachable": self.dialer.reach(agent) is not None}  # fmt: skip
+                "reachable": self._reachable(agent)}  # fmt: skip
+
+    def use_desks(self, desks: BrowserDesks) -> None:
+        """Agents whose contact is ``browser`` are rung on ``desks`` from now on."""
+        self.desks = self.offers.desks = desks
+
+    def _reachable(self, agent: Agent) -> bool:
+        if agent.contact == "browser":
+            return self.desks is not None and self.desks.is_open(agent.id)
+        return self.dialer.reach(agent) is not None
+
+    def hold(self, leg: BrowserLeg, on: bool) -> None:
+        """The agent on ``leg`` puts their caller on hold (the queue's music) or takes them back."""
+        offer = next((o for o in self.offers.connected.values() if o.placed is leg), None)
+        agent_media = leg.media
+        if offer is None or agent_media is None or (offer.held_since is not None) == on:
+            return
+        offer.on_hold(on, self.line.now())
+        if on:
+            agent_media.unbridge()
+            offer.caller.hold(self.hold_music.get(offer.queue))
+        else:
+            offer.caller.hold(None)
+            offer.caller.bridge(agent_media)
+        event(log, "queue.hold", call_id=offer.caller.call_id, agent=offer.agent, on=on)
 
     def queue_view(self, name: str) -> dict[str, Any]:
         return self.line.view(name)
@@ -230,7 +256,7 @@ class ContactCenter:
             self._metrics.queue_abandoned.labels(place.queue).inc()
             self._metrics.queue_wait.labels(place.queue, "abandoned").observe(waited)
             if place.offer is not None:
-                self.dialer.hang_up(place.offer.placed)
+                place.offer.end()
             line.decide()
         self.offers.caller_gone(caller)
 
@@ -255,7 +281,7 @@ class ContactCenter:
         place = self.callbacks.booked.get(caller_id)
         return place.caller if place is not None else None
 
-    def sessions(self) -> Iterator[MediaSession]:
+    def sessions(self) -> Iterator[RtpSession]:
         """The media of the calls the center placed that are up."""
         return self.offers.sessions()
 

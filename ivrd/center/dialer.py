@@ -16,6 +16,7 @@ from routing.agents import Agent
 from ..cluster.share import SharedBinding
 from ..logs import event
 from ..media.ports import BoundPorts
+from ..media.rtp_session import RtpSession
 from ..media.service import MediaService
 from ..media.session import MediaSession
 from ..media.tts import Speaker, TtsError
@@ -178,7 +179,7 @@ class Dialer:
         self._tasks.spawn(say())
 
     @staticmethod
-    def bridge(one: MediaSession, other: MediaSession) -> None:
+    def bridge(one: RtpSession, other: RtpSession) -> None:
         """Each of two legs the center placed hears the other."""
         other.player.stop()
         one.bridge(other)

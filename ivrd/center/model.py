@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flows.interpreter import AgentConnected, Notice, QueueLeft
 
 from ..media.player import Clip
-from ..media.session import MediaSession
+from ..media.rtp_session import RtpSession
+
+if TYPE_CHECKING:
+    from ..webrtc.leg import BrowserLeg
 
 
 class Timer(Protocol):
@@ -62,7 +65,7 @@ class Caller(Protocol):
     def notice(self, notice: Notice) -> None:
         """A problem of the flow's making, for the log."""
 
-    def bridge(self, media: MediaSession) -> MediaSession | None:
+    def bridge(self, media: RtpSession) -> RtpSession | None:
         """Hear ``media`` both ways from now on; the caller's own session, or None when it has none."""
 
     def agent_gone(self, talk: float, hold: float, wrap_up: float) -> None:
@@ -73,6 +76,19 @@ class Desktops(Protocol):
     """Where agents' desktops hear of offers and calls (the HTTP server's WebSockets)."""
 
     def push(self, agent_id: str, what: str, context: dict[str, object]) -> None: ...
+
+
+class BrowserDesks(Protocol):
+    """The agents' desks (/desk) as phones: for agents whose contact is ``browser``."""
+
+    def is_open(self, agent_id: str) -> bool:
+        """Whether the agent has a desk open (their phone is reachable)."""
+
+    def ring(self, agent_id: str, caller: Caller) -> BrowserLeg | None:
+        """Ring the agent's open desk for ``caller``; None when they have none open."""
+
+    def closed(self, leg: BrowserLeg) -> None:
+        """``leg`` ended: its media's counts are kept."""
 
 
 @dataclass(eq=False)

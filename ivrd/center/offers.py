@@ -1,6 +1,7 @@
 """Offers to agents: the agent's phone rings for a caller, with the caller's number and a ``Call-Info``
-link to their context, for ``offer_timeout`` at most. An answer bridges the two calls' audio; no answer,
-busy or an error is a miss, and the caller is first in line again. Either side hanging up ends the
+link to their context (or, for an agent whose phone is their browser, their desk rings with that
+context), for ``offer_timeout`` at most. An answer bridges the two calls' audio; no answer, busy, a
+pass or an error is a miss, and the caller is first in line again. Either side hanging up ends the
 other; the agent's handle time (talk, hold, wrap-up) is counted when their call ends."""
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from flows.interpreter import AgentConnected
 from routing.matcher import Offer
 
 from ..logs import event
-from ..media.session import MediaSession
+from ..media.rtp_session import RtpSession
 from ..metrics import Metrics
 from ..sip.events import CallAnswered, CallEnded, CallRinging, DtmfInfo, MediaChanged, SipEvent
+from ..webrtc.leg import BrowserLeg
 from .dialer import Dialer, PlacedLeg
 from .line import Line
-from .model import Caller, Desktops, Timer, Waiting
+from .model import BrowserDesks, Caller, Desktops, Timer, Waiting
 
 if TYPE_CHECKING:
     from .callbacks import Callbacks, DialBack
@@ -36,7 +38,7 @@ class AgentCall:
     agent: str
     caller: Caller
     queue: str
-    placed: PlacedLeg
+    placed: PlacedLeg | BrowserLeg
     offered_at: float
     answered_at: float | None = None
     timer: Timer | None = None
@@ -45,9 +47,10 @@ class AgentCall:
     dial_back: DialBack | None = None  # a callback: the call to the caller, once the agent answered
     held_before: float = 0.0  # seconds the agent held the caller, holds over (their phone's re-INVITE: sendonly)
     held_since: float | None = None
+    end: Callable[[], None] = lambda: None  # stop the agent's leg ringing, or end their call
 
     @property
-    def media(self) -> MediaSession | None:
+    def media(self) -> RtpSession | None:
         return self.placed.media
 
     def on_hold(self, held: bool, now: float) -> None:
@@ -68,6 +71,7 @@ class Offers:
                  context_url: Callable[[Caller], str], stop_waiting: Callable[[Waiting], None]) -> None:  # fmt: skip
         self._line = line
         self._dialer = dialer
+        self.desks: BrowserDesks | None = None  # where agents whose contact is "browser" are rung
         self._metrics = metrics
         self._desktops = desktops
         self._callbacks = callbacks
@@ -76,7 +80,7 @@ class Offers:
         self.connected: dict[str, AgentCall] = {}  # caller id -> the agent they talk to
         self._live: set[AgentCall] = set()
 
-    def sessions(self) -> Iterator[MediaSession]:
+    def sessions(self) -> Iterator[RtpSession]:
         """The media of the agents' calls that are up."""
         return (offer.media for offer in self._live if offer.media is not None)
 
@@ -88,23 +92,32 @@ class Offers:
         place = line.waiting[decision.caller]
         agent = line.router.agents[decision.agent]
         now = line.now()
-        route = self._dialer.reach(agent)
         caller = place.caller
-        placed = None
-        if route is not None:
-            placed = self._dialer.place(
-                route, caller=place.callback or caller.number, caller_name=caller.name,
-                extra=(("call-info", f"<{self._context_url(caller)}>;purpose=info"),
-                       ("subject", f"{'callback, ' if place.callback else ''}queue {decision.queue}")))  # fmt: skip
+        placed: PlacedLeg | BrowserLeg | None = None
+        if agent.contact == "browser":
+            placed = self.desks.ring(agent.id, caller) if self.desks is not None else None
+            problem = "no desk open"
+        else:
+            route = self._dialer.reach(agent)
+            problem = "no registered phone" if route is None else "no media port"
+            if route is not None:
+                placed = self._dialer.place(
+                    route, caller=place.callback or caller.number, caller_name=caller.name,
+                    extra=(("call-info", f"<{self._context_url(caller)}>;purpose=info"),
+                           ("subject", f"{'callback, ' if place.callback else ''}queue {decision.queue}")))  # fmt: skip
         if placed is None:
-            event(log, "queue.offer_failed", logging.WARNING, agent=agent.id, call_id=caller.call_id,
-                  reason="no registered phone" if route is None else "no media port")  # fmt: skip
+            event(log, "queue.offer_failed", logging.WARNING, agent=agent.id, call_id=caller.call_id, reason=problem)
             self._metrics.agent_offers.labels(decision.queue, "failed").inc()
             line.router.offer_failed(decision.caller, now)
             return
         offer = place.offer = AgentCall(agent.id, caller, decision.queue, placed, now)
-        placed.on_event = partial(self._on_event, offer)
-        offer.timer = line.clock.call_later(line.config.offer_timeout, self._dialer.hang_up, placed)
+        offer.end = partial(self.hang_up, offer)
+        if isinstance(placed, BrowserLeg):
+            placed.on_answered = partial(self._answered, offer)
+            placed.on_ended = partial(self._ended, offer)
+        else:
+            placed.on_event = partial(self._on_event, offer)
+        offer.timer = line.clock.call_later(line.config.offer_timeout, self.hang_up, offer)
         self._live.add(offer)
         event(log, "queue.offer", call_id=caller.call_id, agent=agent.id, queue=decision.queue,
               agent_call_id=placed.call_id, context=caller.id)  # fmt: skip
@@ -114,7 +127,14 @@ class Offers:
         """The caller hung up while talking to their agent: the agent's call ends too."""
         connected = self.connected.get(caller.id)
         if connected is not None:
-            self._dialer.hang_up(connected.placed)
+            self.hang_up(connected)
+
+    def hang_up(self, offer: AgentCall) -> None:
+        """Stop the agent's leg ringing, or end their call."""
+        if isinstance(offer.placed, BrowserLeg):
+            offer.placed.hang_up()
+        else:
+            self._dialer.hang_up(offer.placed)
 
     def handled_so_far(self, caller: Caller) -> tuple[float | None, float | None, float | None]:
         """Talk, hold and wrap-up of the caller's agent call that is ending now (the caller hung up)."""
@@ -136,7 +156,7 @@ class Offers:
         elif isinstance(happened, DtmfInfo) and offer.media is not None and offer.media.bridged_to is not None:
             offer.media.bridged_to.send_digit(happened.digit, happened.duration_ms)  # the agent's key, to the caller
         elif isinstance(happened, CallEnded):
-            self._ended(offer, happened)
+            self._ended(offer, happened.reason)
 
     def _answered(self, offer: AgentCall) -> None:
         line = self._line
@@ -144,7 +164,7 @@ class Offers:
             offer.timer.cancel()
         place = line.waiting.get(offer.caller.id)
         if place is None or place.offer is not offer:  # the caller left as the agent picked up
-            self._dialer.hang_up(offer.placed)
+            self.hang_up(offer)
             return
         now = line.now()
         del line.waiting[offer.caller.id]
@@ -152,7 +172,8 @@ class Offers:
         offer.answered_at = now
         self._metrics.agent_offers.labels(offer.queue, "answered").inc()
         self.push(offer.agent, "answered", offer.caller)
-        media = self._dialer.open_media(offer.placed)
+        media = offer.placed.media if isinstance(offer.placed, BrowserLeg) else self._dialer.open_media(offer.placed)
+        assert media is not None
         if place.callback is not None:  # the agent is ready: now the caller's phone rings
             offer.callback = place
             event(log, "queue.callback_agent", call_id=offer.caller.call_id, agent=offer.agent,
@@ -172,20 +193,24 @@ class Offers:
             event(log, "queue.bridged", call_id=offer.caller.call_id, agent=offer.agent,
                   caller_codec=caller_media.player.codec, agent_codec=media.player.codec)  # fmt: skip
 
-    def _ended(self, offer: AgentCall, ended: CallEnded) -> None:
+    def _ended(self, offer: AgentCall, reason: str) -> None:
         line = self._line
         self._live.discard(offer)
         if offer.timer is not None:
             offer.timer.cancel()
         media = offer.media.summary() if offer.media else {}
-        self._dialer.close(offer.placed)
+        if isinstance(offer.placed, BrowserLeg):
+            if self.desks is not None:
+                self.desks.closed(offer.placed)
+        else:
+            self._dialer.close(offer.placed)
         now = line.now()
         place = line.waiting.get(offer.caller.id)
         if offer.answered_at is None:
             if place is not None and place.offer is offer:  # still waiting for this agent: a miss
                 place.offer = None
                 event(log, "queue.missed", agent=offer.agent, call_id=offer.caller.call_id,
-                      reason=ended.reason, status=offer.placed.final_status)  # fmt: skip
+                      reason=reason, status=offer.placed.final_status)  # fmt: skip
                 self._metrics.agent_offers.labels(offer.queue, "missed").inc()
                 line.router.offer_failed(offer.caller.id, now)
                 self.push(offer.agent, "missed", offer.caller)
@@ -198,7 +223,7 @@ class Offers:
             self._metrics.handle_seconds.labels(offer.queue, phase).observe(seconds)
         line.router.call_ended(offer.agent, now)
         event(log, "queue.call_end", call_id=offer.caller.call_id, agent=offer.agent, queue=offer.queue,
-              talk=round(talk, 2), hold=round(hold, 2), agent_call_id=offer.placed.call_id, by=ended.reason,
+              talk=round(talk, 2), hold=round(hold, 2), agent_call_id=offer.placed.call_id, by=reason,
               **media)  # fmt: skip
         self.push(offer.agent, "ended", offer.caller)
         if offer.callback is not None:

@@ -1,10 +1,11 @@
 """The daemon's HTTP side: /healthz (the process answers), /readyz (it should be sent calls), /metrics
-(Prometheus), and the contact-center API: agents (defined, changed and removed at run time; their states:
+(Prometheus), the contact-center API: agents (defined, changed and removed at run time; their states:
 log in, log out, breaks), queues, a call's context for the agent who takes it, and a WebSocket per agent
-that pushes offers as they happen.
+that pushes offers as they happen; and the agents' desk (:mod:`.desk`, its own sign-in).
 
-With ``http.token`` set, everything but /healthz and /readyz (so /metrics too) asks for
-``Authorization: Bearer TOKEN``."""
+With ``http.token`` set, everything but /healthz, /readyz and the desk (so /metrics too) asks for
+``Authorization: Bearer TOKEN``. With ``http.tls_cert`` and ``tls_key``, all of it is served over HTTPS
+(browsers give a page the microphone only there, or on localhost)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,22 @@ import hmac
 import json
 import logging
 import re
-import time
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from routing.agents import StateError
 
-from .center.center import ContactCenter
-from .center.model import Caller
-from .config import AgentConfig, HttpConfig
-from .logs import event
-from .metrics import Metrics
-from .tasks import TaskSet
+from ..center.center import ContactCenter
+from ..center.model import Caller
+from ..config import AgentConfig, HttpConfig
+from ..metrics import Metrics
+from .desk import Desks
+from .desktops import Desktops
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("ivrd.http")
@@ -47,57 +48,13 @@ class ClientErrors(logging.Filter):
         return True
 
 
-class Desktops:
-    """The agents' desktops listening on their WebSocket, and what the center pushes to them."""
-
-    def __init__(self, tasks: TaskSet) -> None:
-        self._listening: dict[str, set[web.WebSocketResponse]] = {}  # agent id -> desktops
-        self._tasks = tasks
-        self.relay: Callable[[str, str, dict[str, Any]], None] | None = None  # to the other nodes' desktops
-
-    def push(self, agent_id: str, what: str, context: dict[str, Any]) -> None:
-        """Tell the agent's desktops, here and (several nodes) on the others."""
-        self.deliver(agent_id, what, context)
-        if self.relay is not None:
-            self.relay(agent_id, what, context)
-
-    def deliver(self, agent_id: str, what: str, context: dict[str, Any]) -> None:
-        """Tell the agent's desktops listening on this node."""
-        sockets = self._listening.get(agent_id)
-        if not sockets:
-            return
-        message = {"event": what, "agent": agent_id, "at": time.time(), "call": context}
-        for ws in list(sockets):
-            self._tasks.spawn(self._send(agent_id, ws, message))
-
-    async def _send(self, agent_id: str, ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
-        try:
-            await ws.send_json(message, dumps=_dumps)
-        except (ConnectionError, RuntimeError) as exc:  # it went away: it gets nothing more
-            self._listening.get(agent_id, set()).discard(ws)
-            event(log, "desktop.gone", logging.DEBUG, agent=agent_id, error=repr(exc))
-
-    async def serve(self, agent_id: str, request: web.Request) -> web.WebSocketResponse:
-        """Hold one desktop's WebSocket until it leaves."""
-        ws = web.WebSocketResponse(heartbeat=30)
-        await ws.prepare(request)
-        self._listening.setdefault(agent_id, set()).add(ws)
-        try:
-            async for message in ws:  # nothing is expected from the desktop; this waits for it to leave
-                if message.type is WSMsgType.ERROR:
-                    break
-        finally:
-            self._listening[agent_id].discard(ws)
-        return ws
-
-
 class HttpServer:
     """The routes above; ``config`` is read at each request (a reload replaces it), ``find_call`` looks a
     live call up by its context id, ``readiness`` says whether to send calls here and why."""
 
     def __init__(self, config: Callable[[], HttpConfig], center: ContactCenter, *, desktops: Desktops, metrics: Metrics,
-                 find_call: Callable[[str], Caller | None],
-                 readiness: Callable[[], tuple[bool, dict[str, Any]]]) -> None:  # fmt: skip
+                 find_call: Callable[[str], Caller | None], readiness: Callable[[], tuple[bool, dict[str, Any]]],
+                 desks: Desks | None = None) -> None:  # fmt: skip
         self._config = config
         self._center = center
         self._desktops = desktops
@@ -115,14 +72,23 @@ class HttpServer:
         app.router.add_get("/agents/{agent}/events", self.agent_events)
         app.router.add_get("/queues", self.queues)
         app.router.add_get("/calls/{call}", self.call_context)
+        if desks is not None:
+            desks.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         server_log = logging.getLogger("aiohttp.server")
         if not any(isinstance(f, ClientErrors) for f in server_log.filters):
             server_log.addFilter(ClientErrors())
 
     async def start(self, address: str, port: int) -> None:
+        """Listen (over HTTPS when the configuration names a certificate; an unreadable one raises
+        OSError or ssl.SSLError, and the daemon does not start)."""
+        config = self._config()
+        context = None
+        if config.tls_cert is not None and config.tls_key is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(config.tls_cert, config.tls_key)
         await self._runner.setup()
-        await web.TCPSite(self._runner, address, port).start()
+        await web.TCPSite(self._runner, address, port, ssl_context=context).start()
 
     async def close(self) -> None:
         await self._runner.cleanup()
@@ -130,7 +96,7 @@ class HttpServer:
     @web.middleware
     async def _authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         token = self._config().token
-        if token and request.path not in ("/healthz", "/readyz"):
+        if token and request.path not in ("/healthz", "/readyz") and not request.path.startswith("/desk"):
             given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return web.json_response({"error": "a bearer token is needed"}, status=401,
