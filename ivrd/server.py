@@ -30,6 +30,7 @@ from .faults import Faults
 from .flowset import FlowSet, FlowSettings
 from .http import Desktops, HttpServer
 from .http.desk import Desks
+from .http.phone import Phones
 from .logs import event
 from .lookup import Lookups
 from .media.clock import FrameClock
@@ -137,8 +138,11 @@ class Daemon:
                            records=self.records, tasks=TaskSet(self.faults, "desk.task"),
                            on_closed=self.metrics.session_closed)  # fmt: skip
         self.center.use_desks(self.desks)
+        phones = Phones(lambda: self.config, self.desks, dialer, self.flows, listeners=self.listeners,
+                        clock=self.frame_clock, media=settings, find_call=self._find_sip_call)  # fmt: skip
         self.http = HttpServer(lambda: self.config.http, self.center, desktops=self.desktops, metrics=self.metrics,
-                               find_call=self._find_call, readiness=self._readiness, desks=self.desks)  # fmt: skip
+                               find_call=self._find_call, readiness=self._readiness, desks=self.desks,
+                               phones=phones)  # fmt: skip
         self.metrics.observe(_State(self))
 
     def _cluster(self, routing: RoutingConfig) -> ClusterLink:
@@ -397,6 +401,9 @@ class Daemon:
 
     def _find_call(self, context_id: str) -> Call | None:
         return next((call for call in self.calls.values() if call.id == context_id), None)
+
+    def _find_sip_call(self, call_id: str) -> Call | None:
+        return next((call for call in self.calls.values() if call.call_id == call_id), None)
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         """Whether to send calls here: listening, flows loaded and not stopping; and the figures behind it."""

@@ -29,6 +29,7 @@ from ..config import AgentConfig, HttpConfig
 from ..metrics import Metrics
 from .desk import Desks
 from .desktops import Desktops
+from .phone import Phones
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("ivrd.http")
@@ -54,7 +55,7 @@ class HttpServer:
 
     def __init__(self, config: Callable[[], HttpConfig], center: ContactCenter, *, desktops: Desktops, metrics: Metrics,
                  find_call: Callable[[str], Caller | None], readiness: Callable[[], tuple[bool, dict[str, Any]]],
-                 desks: Desks | None = None) -> None:  # fmt: skip
+                 desks: Desks | None = None, phones: Phones | None = None) -> None:  # fmt: skip
         self._config = config
         self._center = center
         self._desktops = desktops
@@ -72,8 +73,9 @@ class HttpServer:
         app.router.add_get("/agents/{agent}/events", self.agent_events)
         app.router.add_get("/queues", self.queues)
         app.router.add_get("/calls/{call}", self.call_context)
-        if desks is not None:
-            desks.routes(app)
+        for pages in (desks, phones):
+            if pages is not None:
+                pages.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         server_log = logging.getLogger("aiohttp.server")
         if not any(isinstance(f, ClientErrors) for f in server_log.filters):

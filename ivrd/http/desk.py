@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar
@@ -45,7 +45,8 @@ COOKIE = "ivrd_desk"
 MAX_MESSAGE = 64 << 10  # bytes: an SDP offer is 2-5 kB
 MAX_NOTE = 2000  # characters of a wrap-up note
 DIGITS = frozenset("0123456789*#ABCD")
-PAGES = {"/desk": "desk.html", "/desk/desk.js": "desk.js", "/desk/desk.css": "desk.css"}
+PAGES = {"/desk": "desk.html", "/desk/desk.js": "desk.js", "/desk/desk.css": "desk.css", "/desk/phone": "phone.html",
+         "/desk/phone.js": "phone.js"}  # fmt: skip
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 
@@ -125,7 +126,8 @@ class Desks:
         response.del_cookie(COOKIE, path="/desk")
         return response
 
-    def _session(self, request: web.Request) -> Session | None:
+    def session(self, request: web.Request) -> Session | None:
+        """The request's signed-in session, if it has one that has not expired."""
         session = self._sessions.get(request.cookies.get(COOKIE, ""))
         if session is None or session.expires < time.time():
             return None
@@ -139,13 +141,10 @@ class Desks:
     # ---- the desk's socket -------------------------------------------------------------------------
 
     async def socket(self, request: web.Request) -> web.StreamResponse:
-        session = self._session(request)
+        session = self.session(request)
         if session is None:
             return _error(401, "sign in first")
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.split("://", 1)[-1] != request.host:  # another site's page
-            event(log, "security.refused", logging.WARNING, what="desk socket", origin=origin[:200],
-                  source=request.remote)  # fmt: skip
+        if origin_refused(request, "desk socket"):
             return _error(403, "the desk's socket is for the desk's own page")
         agent = session.agent
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_MESSAGE)
@@ -153,7 +152,7 @@ class Desks:
         self._sockets.setdefault(agent, set()).add(ws)
         self._desktops.attach(agent, ws)
         try:
-            await ws.send_json(self._hello(agent))
+            await send_json(ws, self._hello(agent))
             async for message in ws:
                 if message.type is not WSMsgType.TEXT:
                     break
@@ -194,15 +193,15 @@ class Desks:
         kind = message.get("type") if isinstance(message, dict) else None
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
         if handler is None:
-            await ws.send_json({"type": "error", "message": f"unknown message {str(kind)[:40]!r}"})
+            await send_json(ws, {"type": "error", "message": f"unknown message {str(kind)[:40]!r}"})
             return
         assert isinstance(message, dict)
         problem = await handler(self, agent, ws, message)
         if problem is not None:
-            await ws.send_json({"type": "error", "about": kind, "message": problem})
+            await send_json(ws, {"type": "error", "about": kind, "message": problem})
 
     async def _on_status(self, agent: str, ws: web.WebSocketResponse, _: dict[str, Any]) -> str | None:
-        await ws.send_json(self._status(agent))
+        await send_json(ws, self._status(agent))
         return None
 
     async def _on_state(self, agent: str, ws: web.WebSocketResponse, message: dict[str, Any]) -> str | None:
@@ -213,7 +212,7 @@ class Desks:
             self._center.set_state(agent, state, reason)
         except StateError as exc:
             return str(exc)
-        await ws.send_json(self._status(agent))
+        await send_json(ws, self._status(agent))
         return None
 
     def _leg(self, agent: str, message: dict[str, Any]) -> BrowserLeg | None:
@@ -231,7 +230,7 @@ class Desks:
         except WebRtcError as exc:
             event(log, "desk.accept_failed", logging.WARNING, agent=agent, leg=leg.id, error=str(exc))
             return str(exc)
-        await ws.send_json({"type": "answer", "leg": leg.id, "sdp": answer})
+        await send_json(ws, {"type": "answer", "leg": leg.id, "sdp": answer})
         return None
 
     async def _on_decline(self, agent: str, _: web.WebSocketResponse, message: dict[str, Any]) -> str | None:
@@ -322,12 +321,26 @@ class Desks:
 
     def _tell(self, agent: str, message: dict[str, Any]) -> None:
         for ws in list(self._sockets.get(agent, ())):
-            self._tasks.spawn(_send(ws, message))
+            self._tasks.spawn(send_json(ws, message))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` with the desks' other tasks (a fault in it is counted, never lost)."""
+        self._tasks.spawn(work)
 
 
-async def _send(ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
-    with contextlib.suppress(ConnectionError, RuntimeError):  # that page went away: its handler cleans up
+async def send_json(ws: web.WebSocketResponse, message: dict[str, Any]) -> None:
+    """To a page; one that went away gets nothing (its socket's handler cleans up)."""
+    with contextlib.suppress(ConnectionError, RuntimeError):
         await ws.send_str(json.dumps(message, default=str))
+
+
+def origin_refused(request: web.Request, what: str) -> bool:
+    """A WebSocket opened by another site's page (the browser sends our cookie along): refused, logged."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin.split("://", 1)[-1] == request.host:
+        return False
+    event(log, "security.refused", logging.WARNING, what=what, origin=origin[:200], source=request.remote)
+    return True
 
 
 def _error(status: int, message: str) -> web.Response:

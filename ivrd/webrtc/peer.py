@@ -15,7 +15,6 @@ from typing import Final
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError
-from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from ..logs import event
@@ -24,12 +23,11 @@ from ..media.g711 import Codec
 from ..media.rtp_session import MediaSettings, RtpSession
 from ..sip.sdp import AudioSession
 from .ice import use_host_candidates
-from .media import BROWSER_SOURCE, BrowserMedia
+from .media import BROWSER_SOURCE, PAYLOAD_TYPES, BrowserMedia, receive_directly
 
 log = logging.getLogger("ivrd.webrtc")
 
 MAX_SDP: Final = 20_000  # bytes: a browser's audio offer is 2-5 kB
-PAYLOAD_TYPES: Final = {"PCMU": 0, "PCMA": 8}
 # how aiortc's SDP parser and offer/answer fail on an offer they cannot take (the parser asserts)
 REFUSALS: Final = (ValueError, IndexError, KeyError, TypeError, AttributeError, AssertionError, InvalidStateError)
 
@@ -54,19 +52,19 @@ class BrowserPeer:
     media flows, ``on_gone(reason)`` once when the browser is lost or closes."""
 
     def __init__(self, settings: PeerSettings, media: MediaSettings, clock: FrameClock, *, law: Codec,
-                 on_up: Callable[[], None], on_gone: Callable[[str], None]) -> None:  # fmt: skip
+                 on_up: Callable[[], None] = lambda: None,
+                 on_gone: Callable[[str], None] = lambda _: None) -> None:  # fmt: skip
         self.settings = settings
         self._media_settings = replace(media, latch="sdp", inband_dtmf="never")
         self._clock = clock
         self._law = law
-        self._on_up = on_up
-        self._on_gone = on_gone
+        self.on_up = on_up
+        self.on_gone = on_gone
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.media: BrowserMedia | None = None
         self.codec: str | None = None
-        self._inbound: MediaStreamTrack | None = None
         self._over = False
-        self.pc.on("track", self._track)
+        self._started = False
         self.pc.on("connectionstatechange", self._state)
 
     @property
@@ -99,6 +97,7 @@ class BrowserPeer:
         self.codec = chosen
         # the transceiver comes first so that the offer's stream takes it, with its codec and track
         transceiver = self.pc.addTransceiver(self.media.outbound, direction="sendrecv")
+        receive_directly(transceiver.receiver, self.media)
         capabilities = RTCRtpSender.getCapabilities("audio").codecs
         transceiver.setCodecPreferences([c for c in capabilities if c.name.lower() == chosen.lower()])
         use_host_candidates(self.pc, self.settings.addresses, self.settings.port_min, self.settings.port_max)
@@ -109,23 +108,20 @@ class BrowserPeer:
             raise WebRtcError(f"the offer was refused: {exc!r}"[:300]) from exc
         return self.pc.localDescription.sdp
 
-    def _track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio" and self._inbound is None:
-            self._inbound = track
-
     def _state(self) -> None:
         state = self.pc.connectionState
-        if state == "connected" and self.media is not None and self._inbound is not None and not self._over:
-            self.media.start(self._inbound, lambda: self._gone("media ended"))
+        if state == "connected" and self.media is not None and not self._over and not self._started:
+            self._started = True
+            self.media.start()
             event(log, "webrtc.up", codec=self.codec)
-            self._on_up()
+            self.on_up()
         elif state in ("failed", "closed"):
             self._gone(f"connection {state}")
 
     def _gone(self, reason: str) -> None:
         if not self._over:
             self._over = True
-            self._on_gone(reason)
+            self.on_gone(reason)
 
     async def close(self) -> None:
         """Stop the media and the connection (no ``on_gone`` after this)."""

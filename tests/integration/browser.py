@@ -53,6 +53,15 @@ def tone_wav(path: Path, hz: float, seconds: float = 30.0) -> Path:
     return path
 
 
+def speech_wav(text: str, path: Path, *, before: float = 1.0, after: float = 2.0) -> Path:
+    """``text`` said by espeak-ng with silence around it, as Chromium's fake microphone wants it (it loops)."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(raw), text], check=True, capture_output=True)
+    subprocess.run(["sox", str(raw), "-r", "48000", "-c", "1", "-b", "16", str(path), "pad", str(before), str(after)],
+                   check=True, capture_output=True)  # fmt: skip
+    return path
+
+
 @contextlib.contextmanager
 def chromium(microphone: Path | None = None) -> Iterator[Any]:
     """A headless Chromium with its own profile; ``microphone`` (a WAV) is what getUserMedia hears. It takes
