@@ -46,7 +46,7 @@ MAX_MESSAGE = 64 << 10  # bytes: an SDP offer is 2-5 kB
 MAX_NOTE = 2000  # characters of a wrap-up note
 DIGITS = frozenset("0123456789*#ABCD")
 PAGES = {"/desk": "desk.html", "/desk/desk.js": "desk.js", "/desk/desk.css": "desk.css", "/desk/phone": "phone.html",
-         "/desk/phone.js": "phone.js"}  # fmt: skip
+         "/desk/phone.js": "phone.js", "/desk/common.js": "common.js"}  # fmt: skip
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
 
@@ -61,8 +61,9 @@ class Desks:
 
     def __init__(self, config: Callable[[], Config], center: ContactCenter, desktops: Desktops, *,
                  clock: FrameClock, media: MediaSettings, records: CallRecords | None, tasks: TaskSet,
-                 on_closed: Callable[[RtpSession], None]) -> None:  # fmt: skip
+                 on_closed: Callable[[RtpSession], None], wall: Callable[[], float] = time.time) -> None:  # fmt: skip
         self._config = config
+        self._wall = wall
         self._center = center
         self._desktops = desktops
         self._clock = clock
@@ -110,7 +111,7 @@ class Desks:
         self._forget_expired()
         token = secrets.token_urlsafe(32)
         http = self._config().http
-        self._sessions[token] = Session(agent_id, time.time() + http.desk_session_hours * 3600)
+        self._sessions[token] = Session(agent_id, self._wall() + http.desk_session_hours * 3600)
         event(log, "desk.signed_in", agent=agent_id, source=request.remote)
         response = web.json_response({"agent": agent_id})
         response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=http.tls, path="/desk",
@@ -129,12 +130,12 @@ class Desks:
     def session(self, request: web.Request) -> Session | None:
         """The request's signed-in session, if it has one that has not expired."""
         session = self._sessions.get(request.cookies.get(COOKIE, ""))
-        if session is None or session.expires < time.time():
+        if session is None or session.expires < self._wall():
             return None
         return session
 
     def _forget_expired(self) -> None:
-        now = time.time()
+        now = self._wall()
         for token in [t for t, s in self._sessions.items() if s.expires < now]:
             del self._sessions[token]
 
@@ -156,7 +157,7 @@ class Desks:
             async for message in ws:
                 if message.type is not WSMsgType.TEXT:
                     break
-                if session.expires < time.time() or session not in self._sessions.values():
+                if session.expires < self._wall() or session not in self._sessions.values():
                     await ws.close(code=4001, message=b"session over")
                     break
                 await self._handle(agent, ws, message.data)

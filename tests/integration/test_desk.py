@@ -10,11 +10,17 @@ import json
 import threading
 import urllib.error
 import urllib.request
+import wave
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+import numpy as np
 import pytest
 
+from ivrd.media import g711
+from ivrd.media.dtmf import parse_event
+from tests.audio import tone_level
 from tests.integration.browser import chromium, self_signed, tone_wav, until
 from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
@@ -22,16 +28,22 @@ from tests.integration.rtp_caller import RtpCaller
 
 pytestmark = pytest.mark.peers
 
+AGENT_HZ = 1300  # the agent's microphone: a tone the hold music never plays
+HOLD_MUSIC = Path(__file__).resolve().parents[2] / "etc" / "flows" / "prompts" / "hold.wav"
 ROUTING = """routing:
   offer_timeout: 20
   queues:
-    billing: { skills: "billing >= 1", wrap_up: 30, dispositions: [resolved, "call back", escalated] }
+    billing:
+      skills: "billing >= 1"
+      wrap_up: 30
+      dispositions: [resolved, "call back", escalated]
+      hold_music: HOLD_MUSIC
   agents:
     "ada": { name: Ada, skills: { billing: 3 }, contact: browser, password: "desk-pass-1", logged_in: true }
     "bob": { name: Bob, skills: { billing: 3 }, contact: browser, password: "desk-pass-2" }
 webrtc:
   addresses: [127.0.0.1]
-"""
+""".replace("HOLD_MUSIC", str(HOLD_MUSIC))
 STEPS = """  menu:
     menu: "Press 1 for billing."
     choices:
@@ -42,6 +54,22 @@ STEPS = """  menu:
   nobody:
     hangup: "Nobody is there."
 """
+
+
+def _sine(hz: float, seconds: float) -> np.ndarray:
+    return (np.sin(2 * np.pi * hz * np.arange(int(8000 * seconds)) / 8000) * 8000).astype(np.int16)
+
+
+def _heard(caller: RtpCaller, hz: float, *, music: bool = False) -> float:
+    """How much of the next second the caller hears is ``hz`` (``music``: the queue's hold music instead)."""
+    if music:
+        with wave.open(str(HOLD_MUSIC)) as wav:
+            samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        return tone_level(samples, 8000, hz)
+    start = len(caller.received)
+    caller.wait_for_packets(start + 60)
+    heard = b"".join(p.payload for p in caller.received[start + 10 :] if p.payload_type == 0)
+    return tone_level(g711.decode(heard, "PCMU"), 8000, hz)
 
 
 def _tone_heard(page: Any, hz: float) -> dict[str, float] | None:
@@ -61,7 +89,7 @@ def test_a_caller_reaches_an_agent_on_the_desk_with_their_path_and_audio_both_wa
     """Over HTTPS, as agents on other machines than the daemon's need it for the microphone."""
     config = one_flow(tmp_path / "flows", STEPS) + ROUTING
     cert, key = self_signed(tmp_path)
-    microphone = tone_wav(tmp_path / "mic.wav", 440)
+    microphone = tone_wav(tmp_path / "mic.wav", AGENT_HZ)
     with daemon_running(config, http_section=f"  tls_cert: {cert}\n  tls_key: {key}\n") as daemon, \
             chromium(microphone) as page:  # fmt: skip
         base = f"https://127.0.0.1:{daemon.http_port}"
@@ -90,14 +118,30 @@ def test_a_caller_reaches_an_agent_on_the_desk_with_their_path_and_audio_both_wa
             daemon.wait_for_event("queue.bridged")
             until(lambda: page.find_element("id", "talking-actions").is_displayed(), "the call up in the page")
 
-            # the caller says 1 kHz; the browser's microphone says 440 Hz
-            heard: list[float] = []
-            talking = threading.Thread(target=lambda: heard.append(caller.talk_to_agent()))
+            # the caller says 1 kHz; the browser's microphone says AGENT_HZ
+            talking = threading.Thread(target=caller.stream, args=(_sine(1000, 2.0),))
             talking.start()
             in_page = until(lambda: _tone_heard(page, 1000), "the caller's tone in the page", timeout=10)
             talking.join()
-            assert heard[0] > 0.5, f"the agent's 440 Hz reached the caller at {heard[0]:.2f} of its energy"
             assert abs(in_page["hz"] - 1000) < 30
+            heard = _heard(caller, AGENT_HZ)
+            assert heard > 0.5, f"the agent's tone reached the caller at {heard:.2f} of its energy"
+
+            # a key from the desk's keypad reaches the caller as RFC 4733 events
+            before = len(caller.received)
+            page.find_element("xpath", "//div[@id='keypad']/button[text()='5']").click()
+            until(lambda: any(p.payload_type == 101 and parse_event(p.payload).end
+                              for p in caller.received[before:]), "the agent's key at the caller")  # fmt: skip
+            assert {parse_event(p.payload).event for p in caller.received[before:] if p.payload_type == 101} == {5}
+            # on hold the caller hears the queue's music, not the agent; then the agent again
+            page.find_element("id", "hold").click()
+            daemon.wait_for_event("queue.hold")
+            held = _heard(caller, AGENT_HZ)
+            page.find_element("id", "hold").click()
+            daemon.wait_for_event("queue.hold", 2)
+            back = _heard(caller, AGENT_HZ)
+            assert held < 0.1 and back > 0.5, (held, back)
+            assert _heard(caller, AGENT_HZ, music=True) < 0.1  # (guard: the music itself holds no such tone)
 
             page.find_element("id", "hangup").click()
             caller.wait_bye()

@@ -2,7 +2,6 @@
 // whose phone is this page) the call itself over WebRTC. One WebSocket to ivrd carries everything.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const desk = {
   socket: null, agent: null, browser: false, iceServers: [], dispositions: {},
   leg: null, call: null, pc: null, mic: null, analyser: null, statusTimer: null,
@@ -24,24 +23,16 @@ function text(parent, tag, content, className) {
 
 // ---- sign-in and the socket -------------------------------------------------------------------
 
-async function signIn(event) {
+async function signInForm(event) {
   event.preventDefault();
-  $("sign-in-error").textContent = "";
-  const response = await fetch("/desk/signin", {
-    method: "POST", headers: {"Content-Type": "application/json"}, credentials: "same-origin",
-    body: JSON.stringify({agent: $("agent").value, password: $("password").value}),
-  });
+  const problem = await signIn($("agent").value, $("password").value);
   $("password").value = "";
-  if (!response.ok) {
-    $("sign-in-error").textContent = (await response.json()).error || "could not sign in";
-    return;
-  }
-  connect();
+  $("sign-in-error").textContent = problem || "";
+  if (!problem) connect();
 }
 
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${scheme}//${location.host}/desk/socket`);
+  const socket = new WebSocket(socketUrl("/desk/socket"));
   desk.socket = socket;
   socket.onmessage = (event) => handle(JSON.parse(event.data));
   socket.onclose = () => {
@@ -114,16 +105,7 @@ function showCall(call, title) {
   const caller = call.caller || {};
   $("call-caller").textContent = [caller.name, caller.number].filter(Boolean).join(" ") || "unknown caller";
   $("call-meta").textContent = `dialed ${call.dialed || "-"}, queue ${call.queue || "-"}, flow ${call.flow || "-"}`;
-  const path = $("call-path");
-  path.replaceChildren();
-  for (const step of call.path || []) {
-    let line = `${step.step}: ${step.event}`;
-    if (step.key) line += ` key ${step.key}`;
-    if (step.said !== undefined) line += ` said "${step.said}" (${Math.round((step.confidence || 0) * 100)}% sure)`;
-    if (step.goto) line += ` → ${step.goto}`;
-    if (step.queue) line += ` ${step.queue}`;
-    text(path, "li", line, step.said !== undefined ? "speech" : "");
-  }
+  showPath($("call-path"), call.path || []);
   const variables = $("call-variables");
   variables.replaceChildren();
   for (const [name, value] of Object.entries(call.variables || {})) {
@@ -177,19 +159,7 @@ async function accept() {
       $("talking-actions").hidden = false;
     }
   };
-  await pc.setLocalDescription(await pc.createOffer());
-  await gathered(pc);
-  send({type: "accept", leg, sdp: pc.localDescription.sdp});
-}
-
-function gathered(pc) {
-  // ivrd takes the offer whole, candidates included: wait for them (a second at most)
-  return new Promise((resolve) => {
-    if (pc.iceGatheringState === "complete") return resolve();
-    const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
-    pc.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, 1000);
-  });
+  send({type: "accept", leg, sdp: await offerWithCandidates(pc)});
 }
 
 function listen(track) {
@@ -215,6 +185,8 @@ function ended(reason) {
   $("call").classList.remove("ringing");
   $("ringing-actions").hidden = true;
   $("talking-actions").hidden = true;
+  toggle($("mute"), false);
+  toggle($("hold"), false);
   endMedia();
   if (desk.answered && desk.call) {
     $("call-title").textContent = `Call over (${reason})`;
@@ -248,7 +220,7 @@ function keypad() {
 
 window.addEventListener("DOMContentLoaded", () => {
   keypad();
-  $("sign-in").onsubmit = signIn;
+  $("sign-in").onsubmit = signInForm;
   $("sign-out").onclick = signOut;
   $("state-choice").onchange = () => { $("away-reason").hidden = $("state-choice").value !== "away"; };
   $("set-state").onclick = () => send({type: "state", state: $("state-choice").value, reason: $("away-reason").value});

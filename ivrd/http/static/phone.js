@@ -1,7 +1,6 @@
 // The browser phone: call a flow, press keys, talk, and watch the path the flow takes.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const phone = {socket: null, pc: null, mic: null, pathTimer: null};
 window.phone = phone;
 
@@ -10,8 +9,7 @@ function send(message) {
 }
 
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  phone.socket = new WebSocket(`${scheme}//${location.host}/desk/phone/socket`);
+  phone.socket = new WebSocket(socketUrl("/desk/phone/socket"));
   phone.socket.onmessage = (event) => handle(JSON.parse(event.data));
   phone.socket.onclose = () => { hangUpMedia(); $("phone").hidden = true; $("sign-in").hidden = false; };
 }
@@ -36,25 +34,9 @@ function handle(message) {
       $("status").textContent = "Connected to the flow.";
       phone.pathTimer = setInterval(() => send({type: "path"}), 1000);
       break;
-    case "path": showPath(message.call.path || []); break;
+    case "path": showPath($("path"), message.call.path || []); break;
     case "ended": $("status").textContent = `Call ended (${message.reason}).`; send({type: "path"}); hangUpMedia(); break;
     case "error": $("phone-error").textContent = message.message; break;
-  }
-}
-
-function showPath(path) {
-  const list = $("path");
-  list.replaceChildren();
-  for (const step of path) {
-    const item = document.createElement("li");
-    let line = `${step.step}: ${step.event}`;
-    if (step.key) line += ` key ${step.key}`;
-    if (step.said !== undefined) line += ` said "${step.said}" (${Math.round((step.confidence || 0) * 100)}% sure)`;
-    if (step.heard) line += ` heard ${step.heard.join(", ")}`;
-    if (step.goto) line += ` → ${step.goto}`;
-    if (step.queue) line += ` ${step.queue}`;
-    item.textContent = line;
-    list.appendChild(item);
   }
 }
 
@@ -70,15 +52,10 @@ async function dial() {
   const pc = phone.pc = new RTCPeerConnection();
   for (const track of phone.mic.getAudioTracks()) pc.addTrack(track, phone.mic);
   pc.ontrack = (event) => { $("remote").srcObject = event.streams[0] || new MediaStream([event.track]); };
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((resolve) => {
-    if (pc.iceGatheringState === "complete") return resolve();
-    pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") resolve(); });
-    setTimeout(resolve, 1000);
-  });
+  const sdp = await offerWithCandidates(pc);
   $("status").textContent = `Calling ${$("number").value}...`;
   $("dial").disabled = true; $("hangup").disabled = false;
-  send({type: "call", number: $("number").value, sdp: pc.localDescription.sdp});
+  send({type: "call", number: $("number").value, sdp});
 }
 
 function hangUpMedia() {
@@ -100,12 +77,10 @@ window.addEventListener("DOMContentLoaded", () => {
   $("hangup").onclick = () => send({type: "hangup"});
   $("sign-in").onsubmit = async (event) => {
     event.preventDefault();
-    const response = await fetch("/desk/signin", {
-      method: "POST", headers: {"Content-Type": "application/json"}, credentials: "same-origin",
-      body: JSON.stringify({agent: $("agent").value, password: $("password").value}),
-    });
+    const problem = await signIn($("agent").value, $("password").value);
     $("password").value = "";
-    if (response.ok) connect(); else $("sign-in-error").textContent = (await response.json()).error;
+    $("sign-in-error").textContent = problem || "";
+    if (!problem) connect();
   };
   connect();
 });
