@@ -116,6 +116,9 @@ class DaemonState(Protocol):
     def udp_errors(self) -> tuple[int, int] | None:
         """The kernel's UDP receive errors and buffer overflows (None: not readable here)."""
 
+    def desks(self) -> tuple[int, int, int]:
+        """Agents with a desk open, browser legs ringing, and browser legs up (/desk)."""
+
 
 class AdmissionFigures(NamedTuple):
     rate: float | None  # calls/s admitted while limiting; None: not limiting
@@ -335,6 +338,13 @@ class _Snapshot(Collector):
             yield CounterMetricFamily("ivrd_udp_receive_buffer_errors", "Of those, datagrams dropped because a "
                                       "socket's receive buffer was full (RcvbufErrors)", value=udp[1])  # fmt: skip
         yield GaugeMetricFamily("ivrd_calls_active", "Incoming calls in progress", value=self.state.calls_active())
+        desks, ringing, up = self.state.desks()
+        yield GaugeMetricFamily("ivrd_desks_open", "Agents with the desk (/desk) open in a browser", value=desks)
+        legs = GaugeMetricFamily("ivrd_browser_legs", "Calls to agents' browsers, by state: ringing (offered on "
+                                 "the desk) or up (talking over WebRTC)", labels=["state"])  # fmt: skip
+        legs.add_metric(["ringing"], ringing)
+        legs.add_metric(["up"], up)
+        yield legs
         open_now, dropped = self.state.tcp_connections()
         yield GaugeMetricFamily("ivrd_sip_tcp_connections", "SIP TCP connections open", value=open_now)
         closed = CounterMetricFamily("ivrd_sip_tcp_dropped", "SIP TCP connections refused or closed by ivrd, by "

@@ -437,6 +437,9 @@ class _State:
     def calls_active(self) -> int:
         return len(self._daemon.calls)
 
+    def desks(self) -> tuple[int, int, int]:
+        return self._daemon.desks.figures()
+
     def tcp_connections(self) -> tuple[int, Mapping[str, int]]:
         sip = self._daemon.sip
         return sip.tcp_open(), sip.tcp_dropped

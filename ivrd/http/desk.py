@@ -172,10 +172,12 @@ class Desks:
     def _hello(self, agent: str) -> dict[str, Any]:
         config = self._config()
         queues = {name: list(q.dispositions) for name, q in config.routing.queues.items()}
+        wrap_up = {name: q.wrap_up for name, q in config.routing.queues.items()}
         servers = [{"urls": list(s.urls), **({"username": s.username} if s.username else {}),
                     **({"credential": s.credential} if s.credential else {})}
                    for s in config.webrtc.ice_servers]  # fmt: skip
-        return {"type": "hello", "agent": self._status(agent)["agent"], "dispositions": queues, "ice_servers": servers,
+        return {"type": "hello", "agent": self._status(agent)["agent"], "dispositions": queues, "wrap_up": wrap_up,
+                "ice_servers": servers,
                 "browser": self._center.router.agents[agent].contact == "browser"}  # fmt: skip
 
     def _status(self, agent: str) -> dict[str, Any]:
@@ -284,6 +286,12 @@ class Desks:
         "hold": _on_hold, "dtmf": _on_dtmf, "wrap_up": _on_wrap_up}  # fmt: skip
 
     # ---- the center's BrowserDesks -----------------------------------------------------------------
+
+    def figures(self) -> tuple[int, int, int]:
+        """Agents with a desk open, legs ringing, legs up (for the metrics)."""
+        states = [leg.state for leg in self._legs.values()]
+        return (sum(1 for sockets in self._sockets.values() if sockets), states.count(LegState.RINGING),
+                states.count(LegState.UP))  # fmt: skip
 
     def is_open(self, agent: str) -> bool:
         return bool(self._sockets.get(agent))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 import urllib.request
 
@@ -10,11 +11,14 @@ from prometheus_client.parser import text_string_to_metric_families
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def scrape(daemon, token: str | None = None) -> Samples:
-    request = urllib.request.Request(f"http://127.0.0.1:{daemon.http_port}/metrics")
+def scrape(daemon, token: str | None = None, *, tls: bool = False) -> Samples:
+    """``tls``: the daemon serves HTTPS, with the tests' self-signed certificate (not checked)."""
+    scheme = "https" if tls else "http"
+    request = urllib.request.Request(f"{scheme}://127.0.0.1:{daemon.http_port}/metrics")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as answer:
+    context = ssl._create_unverified_context() if tls else None
+    with urllib.request.urlopen(request, timeout=10, context=context) as answer:
         text = answer.read().decode()
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip

@@ -25,6 +25,7 @@ from tests.integration.browser import chromium, self_signed, tone_wav, until
 from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
 from tests.integration.rtp_caller import RtpCaller
+from tests.integration.scrape import scrape, value
 
 pytestmark = pytest.mark.peers
 
@@ -117,6 +118,10 @@ def test_a_caller_reaches_an_agent_on_the_desk_with_their_path_and_audio_both_wa
             page.find_element("id", "accept").click()
             daemon.wait_for_event("queue.bridged")
             until(lambda: page.find_element("id", "talking-actions").is_displayed(), "the call up in the page")
+            samples = scrape(daemon, tls=True)
+            assert value(samples, "ivrd_desks_open") == 1
+            assert value(samples, "ivrd_browser_legs", state="up") == 1
+            assert value(samples, "ivrd_browser_legs", state="ringing") == 0
 
             # the caller says 1 kHz; the browser's microphone says AGENT_HZ
             talking = threading.Thread(target=caller.stream, args=(_sine(1000, 2.0),))
@@ -146,6 +151,8 @@ def test_a_caller_reaches_an_agent_on_the_desk_with_their_path_and_audio_both_wa
             page.find_element("id", "hangup").click()
             caller.wait_bye()
             until(lambda: page.find_element("id", "wrap-up").is_displayed(), "the wrap-up form")
+            countdown = until(lambda: page.find_element("id", "wrap-countdown").text, "the wrap-up countdown")
+            assert countdown.endswith(" s left") and 25 <= int(countdown.split()[0]) <= 30  # the queue's wrap_up: 30
             options = [o.text for o in page.find_elements("css selector", "#disposition option")]
             assert options == ["resolved", "call back", "escalated"]
             page.find_element("css selector", "#disposition option[value='call back']").click()

@@ -8,6 +8,7 @@ const desk = {
   answered: false, wrapUntil: 0,
 };
 window.desk = desk;  // what the page knows, for a look from the browser's console
+const BUILT_IN = new Set(["caller", "dialed", "call", "now"]);  // every flow's own variables
 
 function send(message) {
   if (desk.socket && desk.socket.readyState === WebSocket.OPEN) desk.socket.send(JSON.stringify(message));
@@ -54,13 +55,14 @@ function handle(message) {
   switch (message.type) {
     case "hello":
       desk.agent = message.agent; desk.browser = message.browser;
-      desk.iceServers = message.ice_servers; desk.dispositions = message.dispositions;
+      desk.iceServers = message.ice_servers; desk.dispositions = message.dispositions; desk.wrapUp = message.wrap_up;
       $("sign-in").hidden = true; $("desk").hidden = false; $("who").hidden = false;
       showAgent(message.agent);
+      send({type: "status"});
       desk.statusTimer = setInterval(() => send({type: "status"}), 2000);
       break;
     case "status": showAgent(message.agent); showQueues(message.queues); break;
-    case "ring": ring(message); break;
+    case "ring": ring(message); send({type: "status"}); break;
     case "history": if (message.leg === desk.leg) showHistory(message.calls); break;
     case "answer": if (desk.pc && message.leg === desk.leg) desk.pc.setRemoteDescription({type: "answer", sdp: message.sdp}); break;
     case "ended": if (message.leg === desk.leg) ended(message.reason); break;
@@ -83,6 +85,10 @@ function showAgent(agent) {
   state.textContent = agent.state.replace("_", "-") + (agent.reason ? `: ${agent.reason}` : "");
   state.className = `state ${agent.state}`;
   state.dataset.state = agent.state;
+  // wrap-up counts down the last call's queue's time; the router makes the agent available after it
+  const wrap = desk.call ? desk.wrapUp[desk.call.queue] : undefined;
+  $("wrap-countdown").textContent = agent.state === "wrap_up" && wrap !== undefined
+    ? `${Math.max(0, Math.ceil(wrap - agent.seconds_in_state))} s left` : "";
 }
 
 function showQueues(queues) {
@@ -109,6 +115,7 @@ function showCall(call, title) {
   const variables = $("call-variables");
   variables.replaceChildren();
   for (const [name, value] of Object.entries(call.variables || {})) {
+    if (BUILT_IN.has(name)) continue;  // shown above, or the clock
     text(variables, "dt", name);
     text(variables, "dd", typeof value === "object" ? JSON.stringify(value) : String(value));
   }
