@@ -19,7 +19,7 @@ from asr.base import AsrError
 from flows.interpreter import CallInfo
 from flows.loader import Deployment, load_deployment
 
-from . import __version__
+from . import __version__, kpi
 from .config import Config, ConfigError, load_config
 from .flowset import BUILTIN
 from .logs import setup
@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_argument("--disposition", help="what the agent said of the call at wrap-up, exactly")
     calls.add_argument("--limit", type=int, default=50, help="at most this many (default: %(default)s)")
     calls.add_argument("--json", action="store_true", help="one JSON object per record, every field")
+    calls.add_argument("--kpi", action="store_true", help="instead of the calls: service level, ASA, abandonment, "
+                       "AHT, CSAT and FCR per queue and agent over --since/--until (default: the last 24 hours)")
     return parser
 
 
@@ -83,16 +85,20 @@ def _when(text: str) -> float:
 
 
 def _calls(args: argparse.Namespace) -> int:
+    config = Config()
     if args.config:
         try:
-            path = Path(load_config(args.config).calls.records)
+            config = load_config(args.config)
         except ConfigError as exc:
             return _report(exc)
+        path = Path(config.calls.records)
     else:
-        path = args.db or Path(Config().calls.records)
+        path = args.db or Path(config.calls.records)
     if not path.is_file():
         print(f"ivrd: no call records at {path}", file=sys.stderr)
         return 1
+    if args.kpi:
+        return _kpi(args, path, config)
     query = Query(since=args.since, until=args.until, caller=args.caller, outcome=args.outcome, queue=args.queue,
                   text=args.text, disposition=args.disposition, limit=args.limit)  # fmt: skip
     try:
@@ -103,6 +109,25 @@ def _calls(args: argparse.Namespace) -> int:
         return 1
     for record in found:
         print(json.dumps(record, ensure_ascii=False) if args.json else describe(record))
+    return 0
+
+
+def _kpi(args: argparse.Namespace, path: Path, config: Config) -> int:
+    until = args.until if args.until is not None else time.time()
+    since = args.since if args.since is not None else until - 86400
+    try:
+        found = kpi.read(connect(path, readonly=True), since, until, config.routing.queues,
+                         frozenset(config.kpi.resolved))  # fmt: skip
+    except (RecordsError, sqlite3.Error) as exc:
+        print(f"ivrd: {path}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({f"{kind} {name}".strip(): {"offered": f.offered, "service_level": f.service_level,
+                                                      "asa": f.asa, "abandonment": f.abandonment, "aht": f.aht,
+                                                      "csat": None, "fcr": f.fcr, "disposed": f.disposed}
+                          for (kind, name), f in found.items()}))  # fmt: skip
+    else:
+        print(kpi.table(found))
     return 0
 
 

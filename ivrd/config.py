@@ -144,9 +144,12 @@ class CallsConfig:
     record: bool = False
     recordings_dir: str = "recordings"
     records: str = "calls.db"  # the call-record database (SQLite); "" keeps none
+    keep_days: float = 0.0  # records, recordings and messages older than this are deleted (0: kept)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
 
     def check(self) -> str | None:
+        if not 0 <= self.keep_days <= 36500:
+            return "keep_days: expected 0 (keep everything) to 36500 days"
         if self.max_concurrent < 1:
             return "max_concurrent: expected at least 1"
         if self.max_duration <= 0:
@@ -397,6 +400,19 @@ class RoutingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class KpiConfig:
+    """How the center's numbers are counted beyond the queues' own (first-call resolution)."""
+
+    repeat_window: float = 7.0  # days: a caller who calls again within this unsettles their last resolved call
+    resolved: tuple[str, ...] = ("resolved",)  # the dispositions that say the caller's matter was settled
+
+    def check(self) -> str | None:
+        if not 0 < self.repeat_window <= 90:
+            return "repeat_window: expected 0-90 days"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -411,6 +427,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     webrtc: WebRtcConfig = field(default_factory=WebRtcConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    kpi: KpiConfig = field(default_factory=KpiConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def check(self) -> str | None:
@@ -455,20 +472,24 @@ def live_part(running: Config, fresh: Config) -> tuple[Config, list[str]]:
     """``fresh`` with what cannot change while serving (listeners, media ports and settings, speech
     models, the HTTP listener, the call limit, the file watch) kept from ``running``; and the names
     of the settings that differ there, which take a restart."""
-    restart = [name for name in ("sip", "media", "asr", "webrtc") if getattr(fresh, name) != getattr(running, name)]
+    restart = [name for name in ("sip", "media", "asr", "webrtc", "kpi")
+               if getattr(fresh, name) != getattr(running, name)]  # fmt: skip
     routing = dataclasses.replace(fresh.routing, backend=running.routing.backend, cluster=running.routing.cluster)
     if routing != fresh.routing:
         restart.append("routing.backend/cluster")
     http = dataclasses.replace(fresh.http, address=running.http.address, port=running.http.port,
                                tls_cert=running.http.tls_cert, tls_key=running.http.tls_key)  # fmt: skip
-    calls = dataclasses.replace(fresh.calls, max_concurrent=running.calls.max_concurrent)
+    limit = dataclasses.replace(fresh.calls, max_concurrent=running.calls.max_concurrent)
+    calls = dataclasses.replace(limit, keep_days=running.calls.keep_days)
     flows = dataclasses.replace(fresh.flows, watch_seconds=running.flows.watch_seconds)
     for name, value, given in (("http.address/port/tls", http, fresh.http),
-                               ("calls.max_concurrent", calls, fresh.calls),
+                               ("calls.max_concurrent", limit, fresh.calls),
+                               ("calls.keep_days", calls, limit),
                                ("flows.watch_seconds", flows, fresh.flows)):  # fmt: skip
         if value != given:
             restart.append(name)
     return dataclasses.replace(fresh, sip=running.sip, media=running.media, asr=running.asr, webrtc=running.webrtc,
+                               kpi=running.kpi,
                                http=http, calls=calls,
                                flows=flows, routing=routing), restart
 

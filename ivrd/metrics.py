@@ -33,6 +33,7 @@ from routing.estimate import expected_wait
 from .config import QueueConfig, RoutingConfig
 from .media.pacer import Lateness
 from .media.rtp_session import PacketCounts, RtpSession
+from .records import Resolution
 from .sip.counts import SipCounts
 
 WAIT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 1800.0,
@@ -187,6 +188,12 @@ class Metrics:
         self.handle_seconds = Histogram("ivrd_queue_handle_seconds", "Agent handle time per call, by phase: talk, "
                                         "hold, wrap_up", ["queue", "phase"], buckets=HANDLE_BUCKETS,
                                         registry=registry)  # fmt: skip
+        self.fcr_dispositions = Counter("ivrd_fcr_dispositions", "Calls agents gave a disposition (their first), "
+                                        "by queue, agent and whether it says resolved (kpi.resolved)",
+                                        ["queue", "agent", "resolved"], registry=registry)  # fmt: skip
+        self.fcr_repeats = Counter("ivrd_fcr_repeats", "Calls disposed resolved whose caller called again within "
+                                   "kpi.repeat_window: not resolved on the first call after all",
+                                   ["queue", "agent"], registry=registry)  # fmt: skip
         self.agent_offers = Counter("ivrd_agent_offers", "Calls offered to agents' phones, by result: answered, "
                                     "missed, failed (unreachable)", ["queue", "result"], registry=registry)
         self.backend_rtt = Histogram("ivrd_routing_backend_rtt_seconds", "Round trip of each write of this node's "
@@ -240,6 +247,14 @@ class Metrics:
         self._wait_bounds = buckets
         return Histogram("ivrd_queue_wait_seconds", "Time in queue, by outcome: answered, abandoned, overflowed",
                          ["queue", "outcome"], buckets=buckets, registry=self.registry)  # fmt: skip
+
+    def resolution(self, counted: Resolution) -> None:
+        """A first disposition, or a repeat call unsettling a resolved one (counted as the records are written)."""
+        queue, agent = counted.queue or "", counted.agent or ""
+        if counted.disposition is None:
+            self.fcr_repeats.labels(queue, agent).inc()
+        else:
+            self.fcr_dispositions.labels(queue, agent, "yes" if counted.resolved else "no").inc()
 
     def session_closed(self, media: RtpSession) -> None:
         """A media session ends: its counts move into the totals, its jitter into the histogram."""

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -70,6 +70,7 @@ class CallRecord:
     rtp: str = "{}"  # JSON: packets, loss, jitter, RTCP figures both ways
     disposition: str | None = None  # what the agent said of the call at wrap-up (the queue's list)
     note: str | None = None  # the agent's own words at wrap-up
+    repeated: str | None = None  # the id of the same caller's next call within kpi.repeat_window, if any
 
 
 COLUMNS = tuple(f.name for f in fields(CallRecord))
@@ -84,9 +85,24 @@ CREATE INDEX IF NOT EXISTS calls_outcome ON calls (outcome, started);
 _INSERT = f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
-ADDED_COLUMNS = ("disposition", "note")  # columns later than the first schema: added to older databases
+ADDED_COLUMNS = ("disposition", "note", "repeated")  # columns later than the first schema: added to older databases
 NOTE_TRIES = 150  # batches a wrap-up note waits for its call's record (30 s) before it is given up
 _ANNOTATE = "UPDATE calls SET disposition = ?, note = ? WHERE id = ?"
+_BEFORE = "SELECT queue, agent, disposition FROM calls WHERE id = ?"
+# the caller's last call disposed resolved within the window before this one, not already repeated
+_REPEATED = ("SELECT id, queue, agent FROM calls WHERE caller = ? AND started >= ? AND started < ? AND id != ? "
+             "AND repeated IS NULL AND disposition IN ({}) ORDER BY started DESC LIMIT 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What first-call resolution counts as records are written: a call's first disposition (resolved or
+    not), or a resolved call whose caller called again within the window."""
+
+    queue: str | None
+    agent: str | None
+    disposition: str | None  # None: a repeat call
+    resolved: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +144,20 @@ class CallRecords:
     """The daemon's writer: :meth:`add` on the loop, the writing on one thread, in batches at most every
     ``BATCH_SECONDS`` (each batch one synced transaction: a few a second, not one per call)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, resolved: frozenset[str] = frozenset({"resolved"}),
+                 repeat_window: float = 7 * 86400.0,
+                 on_resolution: Callable[[Resolution], None] = lambda _: None) -> None:  # fmt: skip
+        """``resolved``: the dispositions that say the caller's matter was settled; a caller who calls again
+        within ``repeat_window`` seconds unsettles it (each reported to ``on_resolution``)."""
         self.path = path
+        self._resolved = tuple(sorted(resolved))
+        self._repeat_window = repeat_window
+        self._on_resolution = on_resolution
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ivrd-records")
         self._connection: sqlite3.Connection | None = None
         self._pending: list[CallRecord] = []
         self._notes: list[WrapUp] = []
-        self._writing: asyncio.Future[list[WrapUp]] | None = None
+        self._writing: asyncio.Future[tuple[list[WrapUp], list[Resolution]]] | None = None
         self._due: asyncio.TimerHandle | None = None
         self.written = 0
         self.failed = 0
@@ -159,6 +182,15 @@ class CallRecords:
         return await loop.run_in_executor(self._executor, lambda: list(find(self._read(), Query(caller=caller,
                                                                                                   limit=limit))))
 
+    async def prune(self, before: float) -> int:
+        """Delete the records of calls that started before ``before``; how many went."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._prune, before)
+
+    def _prune(self, before: float) -> int:
+        assert self._connection is not None
+        with self._connection:
+            return self._connection.execute("DELETE FROM calls WHERE started < ?", (before,)).rowcount
+
     def _read(self) -> sqlite3.Connection:
         assert self._connection is not None
         return self._connection
@@ -174,19 +206,44 @@ class CallRecords:
         self._writing = asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch, notes)
         self._writing.add_done_callback(lambda done: self._written(done, len(batch)))
 
-    def _write(self, batch: Sequence[CallRecord], notes: Sequence[WrapUp]) -> list[WrapUp]:
-        """Write the batch and the notes; the notes whose record is not there yet come back."""
-        assert self._connection is not None
-        with self._connection:  # one transaction, committed (and synced) here
-            self._connection.executemany(_INSERT, [[getattr(r, name) for name in COLUMNS] for r in batch])
-            return [note for note in notes
-                    if not self._connection.execute(_ANNOTATE, (note.disposition, note.note, note.id)).rowcount]
+    def _write(self, batch: Sequence[CallRecord], notes: Sequence[WrapUp]) -> tuple[list[WrapUp], list[Resolution]]:
+        """Write the batch and the notes: the notes whose record is not there yet come back, with what
+        first-call resolution counts (first dispositions, and resolved calls their callers called again
+        about: each found through the caller index, never a scan)."""
+        connection = self._connection
+        assert connection is not None
+        waiting, counted = [], []
+        with connection:  # one transaction, committed (and synced) here
+            connection.executemany(_INSERT, [[getattr(r, name) for name in COLUMNS] for r in batch])
+            for note in notes:
+                before = connection.execute(_BEFORE, (note.id,)).fetchone()
+                if before is None:
+                    waiting.append(note)
+                    continue
+                connection.execute(_ANNOTATE, (note.disposition, note.note, note.id))
+                if before["disposition"] is None and note.disposition is not None:
+                    counted.append(Resolution(before["queue"], before["agent"], note.disposition,
+                                              note.disposition in self._resolved))  # fmt: skip
+            marks = ",".join("?" * len(self._resolved))
+            for record in batch if self._resolved else ():
+                if not record.caller:
+                    continue
+                first = connection.execute(_REPEATED.format(marks), (
+                    record.caller, record.started - self._repeat_window, record.started, record.id,
+                    *self._resolved)).fetchone()  # fmt: skip
+                if first is not None:
+                    connection.execute("UPDATE calls SET repeated = ? WHERE id = ?", (record.id, first["id"]))
+                    counted.append(Resolution(first["queue"], first["agent"], None, False))
+        return waiting, counted
 
-    def _written(self, done: asyncio.Future[list[WrapUp]], count: int) -> None:
+    def _written(self, done: asyncio.Future[tuple[list[WrapUp], list[Resolution]]], count: int) -> None:
         error = None if done.cancelled() else done.exception()
         if error is None:
             self.written += count
-            for note in done.result():
+            waiting, counted = done.result()
+            for resolution in counted:
+                self._on_resolution(resolution)
+            for note in waiting:
                 if note.tries < NOTE_TRIES:
                     self._notes.append(dataclasses.replace(note, tries=note.tries + 1))
                 else:

@@ -18,7 +18,7 @@ from typing import Any
 from routing.agents import Agent
 from routing.matcher import ReconfigureError
 
-from . import heap
+from . import heap, retention
 from .admission import Admission, Load
 from .call import BYE_GRACE, Call
 from .center.center import ContactCenter, load_hold_music, queue_specs
@@ -95,7 +95,10 @@ class Daemon:
         self.flows = FlowSet(flow_settings(config), check_phrases=self.speech.check_phrases)
         self.lookups = Lookups(config.flows.lookup_max_bytes)
         self.metrics = Metrics(config.routing)
-        self.records = CallRecords(Path(config.calls.records)) if config.calls.records else None
+        kpi = config.kpi
+        self.records = CallRecords(Path(config.calls.records), resolved=frozenset(kpi.resolved),
+                                   repeat_window=kpi.repeat_window * 86400,
+                                   on_resolution=self.metrics.resolution) if config.calls.records else None  # fmt: skip
         self.accepting = True  # False once stopping: /readyz says so
         self.admission = Admission(config.calls.admission.limits(), asyncio.get_running_loop().time())
         self.admission_limited = 0
@@ -142,7 +145,7 @@ class Daemon:
                         clock=self.frame_clock, media=settings, find_call=self._find_sip_call)  # fmt: skip
         self.http = HttpServer(lambda: self.config.http, self.center, desktops=self.desktops, metrics=self.metrics,
                                find_call=self._find_call, readiness=self._readiness, desks=self.desks,
-                               phones=phones)  # fmt: skip
+                               phones=phones, records=self.records, routing=lambda: self.config.routing)  # fmt: skip
         self.metrics.observe(_State(self))
 
     def _cluster(self, routing: RoutingConfig) -> ClusterLink:
@@ -186,6 +189,9 @@ class Daemon:
         self.metrics.watch_collector()
         heap.settle()  # the start-up heap frozen, collections paced for the audio
         self._helpers.spawn(heap.pace())
+        if self.config.calls.keep_days:
+            folders = (Path(self.config.calls.recordings_dir), Path(self.config.flows.voicemail_dir))
+            self._helpers.spawn(retention.keep(self.config.calls.keep_days, self.records, folders, self.disk))
         scheduling, inherited = loop_scheduling()
         if inherited:
             event(log, "scheduling.inherited", logging.WARNING, scheduling=scheduling,

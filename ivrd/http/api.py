@@ -25,9 +25,11 @@ from routing.agents import StateError
 
 from ..center.center import ContactCenter
 from ..center.model import Caller
-from ..config import AgentConfig, HttpConfig
+from ..config import AgentConfig, HttpConfig, RoutingConfig
+from ..logs import event
 from ..metrics import Metrics
-from .desk import Desks
+from ..records import CallRecords, WrapUp
+from .desk import MAX_NOTE, Desks
 from .desktops import Desktops
 from .phone import Phones
 
@@ -55,13 +57,16 @@ class HttpServer:
 
     def __init__(self, config: Callable[[], HttpConfig], center: ContactCenter, *, desktops: Desktops, metrics: Metrics,
                  find_call: Callable[[str], Caller | None], readiness: Callable[[], tuple[bool, dict[str, Any]]],
-                 desks: Desks | None = None, phones: Phones | None = None) -> None:  # fmt: skip
+                 desks: Desks | None = None, phones: Phones | None = None, records: CallRecords | None = None,
+                 routing: Callable[[], RoutingConfig] | None = None) -> None:  # fmt: skip
         self._config = config
         self._center = center
         self._desktops = desktops
         self._metrics = metrics
         self._find_call = find_call
         self._readiness = readiness
+        self._records = records
+        self._routing = routing or (lambda: center.config)
         app = web.Application(middlewares=[self._authorize], client_max_size=64 << 10)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
@@ -73,6 +78,7 @@ class HttpServer:
         app.router.add_get("/agents/{agent}/events", self.agent_events)
         app.router.add_get("/queues", self.queues)
         app.router.add_get("/calls/{call}", self.call_context)
+        app.router.add_post("/calls/{call}/disposition", self.disposition)
         for pages in (desks, phones):
             if pages is not None:
                 pages.routes(app)
@@ -171,6 +177,26 @@ class HttpServer:
         if context is None:
             return _error(404, "no such call (or it has ended)")
         return web.json_response(context, dumps=_dumps)
+
+    async def disposition(self, request: web.Request) -> web.Response:
+        """``{"disposition": "resolved", "note": "..."}``: what the agent says of a call after it (a phone
+        agent's CRM, say), kept in its record as the desk's wrap-up is."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "expected a JSON body")
+        allowed = {d for queue in self._routing().queues.values() for d in queue.dispositions}
+        disposition = body.get("disposition") if isinstance(body, dict) else None
+        note = body.get("note", "") if isinstance(body, dict) else None
+        if disposition not in allowed or not isinstance(note, str) or len(note) > MAX_NOTE:
+            return _error(400, f'expected {{"disposition": one of {sorted(allowed)}, "note": "..."}} '
+                               f"(a note of at most {MAX_NOTE} characters)")  # fmt: skip
+        if self._records is None:
+            return _error(409, "call records are off (calls.records)")
+        call = request.match_info["call"]
+        self._records.annotate(WrapUp(call, disposition, note or None))
+        event(log, "call.disposition", call=call, disposition=disposition, source=request.remote)
+        return web.json_response({"call": call, "disposition": disposition}, status=202)
 
     async def metrics(self, _: web.Request) -> web.Response:
         """The Prometheus text format (version 0.0.4)."""

@@ -71,6 +71,11 @@ class FakeMedia:
     def stop(self) -> None:
         pass
 
+    def unbridge(self) -> None:
+        if self.bridged_to is not None:
+            self.bridged_to.bridged_to = None
+        self.bridged_to = None
+
     def summary(self) -> dict[str, object]:
         return {}
 

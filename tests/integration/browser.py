@@ -9,8 +9,7 @@ import ipaddress
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +83,3 @@ the tests' self-signed certificates."""
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-
-
-def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    """Poll the page until ``check`` returns something true (a page has no event to await from here)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 import wave
@@ -21,9 +22,12 @@ import pytest
 from ivrd.media import g711
 from ivrd.media.dtmf import parse_event
 from tests.audio import tone_level
-from tests.integration.browser import chromium, self_signed, tone_wav, until
+from tests.integration.baresip import CONFIG_DIR, Baresip
+from tests.integration.browser import chromium, self_signed, tone_wav
 from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
+from tests.integration.peers import require
+from tests.integration.polling import until
 from tests.integration.rtp_caller import RtpCaller
 from tests.integration.scrape import scrape, value
 
@@ -229,3 +233,34 @@ def test_the_desk_refuses_wrong_passwords_other_sites_and_no_session():
             urllib.request.urlopen(urllib.request.Request(f"{base}/agents", headers={"Cookie": session}))
         assert refused.value.code == 401
 
+
+
+@pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")
+def test_a_baresip_caller_reaches_an_agent_in_the_browser_and_each_hears_the_other(tmp_path):
+    """A real softphone as the caller (its microphone a 440 Hz sine), the browser's a 1300 Hz one."""
+    require("baresip")
+    config = one_flow(tmp_path / "flows", STEPS) + ROUTING
+    with daemon_running(config) as daemon, chromium(tone_wav(tmp_path / "mic.wav", AGENT_HZ)) as page:
+        _sign_in(page, f"http://127.0.0.1:{daemon.http_port}", "ada", "desk-pass-1")
+        until(lambda: page.find_element("id", "agent-state").get_attribute("data-state") == "available", "signed in")
+        phone = Baresip(hears=True)
+        try:
+            phone.command("dial", f"sip:ivr@127.0.0.1:{daemon.port}")
+            phone.wait_event("CALL_ESTABLISHED")
+            daemon.wait_for_event("call.flow")
+            phone.command("sndcode", "1")
+            until(lambda: page.find_element("id", "call").is_displayed(), "the offer in the page")
+            page.find_element("id", "accept").click()
+            daemon.wait_for_event("queue.bridged")
+            until(lambda: _tone_heard(page, 440), "the softphone's 440 Hz in the page", timeout=10)
+            time.sleep(2)  # two seconds of the browser's tone go to the softphone
+            page.find_element("id", "hangup").click()
+            phone.wait_event("CALL_CLOSED")
+            (dump,) = phone.dir.glob("dump-*-dec.wav")
+            with wave.open(str(dump)) as wav:
+                rate, channels = wav.getframerate(), wav.getnchannels()
+                heard = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")[::channels]
+            last = heard[-int(1.5 * rate) :]  # the agent's last words: the browser's tone
+            assert tone_level(last, rate, AGENT_HZ) > 0.5, tone_level(last, rate, AGENT_HZ)
+        finally:
+            phone.close()

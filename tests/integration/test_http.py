@@ -15,7 +15,9 @@ import pytest
 from tests.integration.daemon import daemon_running, free_port, one_flow, start_daemon
 from tests.integration.logfmt import events
 from tests.integration.peers import held_calls, require, sipp
+from tests.integration.polling import until
 from tests.integration.rtp_caller import RtpCaller
+from tests.integration.scrape import value, wait_for
 
 
 def test_health_and_readiness_over_http():
@@ -168,3 +170,36 @@ def test_an_agent_defined_through_the_api_takes_calls_outlives_a_reload_and_can_
     (answered,) = events(daemon.final_log, "queue.answered")
     assert answered["agent"] == "9"
     assert [e["agent"] for e in events(daemon.final_log, "agent.removed")] == ["9"]
+
+
+def test_a_disposition_given_through_the_api_counts_for_first_call_resolution_until_the_caller_calls_again():
+    config = ("routing:\n  queues:\n    billing: {dispositions: [resolved, 'call back']}\n"
+              "kpi:\n  repeat_window: 1\n")  # fmt: skip
+    with daemon_running(config) as daemon:
+        first = RtpCaller(daemon.port, user="+4930111")
+        try:
+            first.call()
+            assert first.bye() == 200
+        finally:
+            first.close()
+        (record,) = daemon.records(1)
+        with pytest.raises(urllib.error.HTTPError) as refused:  # not one of the queues' dispositions
+            daemon.api("POST", f"/calls/{record['id']}/disposition", {"disposition": "whatever"})
+        assert refused.value.code == 400
+        answer = daemon.api("POST", f"/calls/{record['id']}/disposition", {"disposition": "resolved", "note": "ok"})
+        assert answer == {"call": record["id"], "disposition": "resolved"}
+        daemon.wait_for_event("call.disposition")
+        (noted,) = until(lambda: [r for r in daemon.records(1) if r["id"] == record["id"] and r["disposition"]],
+                         "the disposition in the record")  # fmt: skip
+        assert (noted["disposition"], noted["note"]) == ("resolved", "ok")
+        again = RtpCaller(daemon.port, user="+4930111")  # the same caller, within the day
+        try:
+            again.call()
+            assert again.bye() == 200
+        finally:
+            again.close()
+        samples = wait_for(daemon, "ivrd_fcr_repeats_total", 1, queue="", agent="")
+        assert value(samples, "ivrd_fcr_dispositions_total", queue="", agent="", resolved="yes") == 1
+        repeated = [r for r in daemon.records(2) if r["id"] == record["id"]]
+        assert repeated[0]["repeated"] not in (None, record["id"])
+

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from tests.integration.baresip import CONFIG_DIR, agent_phone
-from tests.integration.browser import chromium, speech_wav, until
+from tests.integration.browser import chromium, speech_wav
 from tests.integration.daemon import daemon_running
 from tests.integration.logfmt import events
 from tests.integration.peers import require
+from tests.integration.polling import until
 
 MICROPHONE_CYCLE = 3.7  # seconds: the WAV Chromium loops (1 s of silence, "billing", 2 s of silence)
 pytestmark = [pytest.mark.peers, pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")]
