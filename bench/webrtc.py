@@ -34,6 +34,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ivrd import heap
 from ivrd.media import g711
 from ivrd.media.clock import FrameClock
 from ivrd.media.player import prompt_from_samples
@@ -52,6 +53,8 @@ def serve(port: int, core: int, codec: str) -> None:
 
 
 async def _serve(port: int, codec: str) -> None:
+    heap.settle()  # the garbage collector paced for the audio, as in the daemon
+    pacing = asyncio.ensure_future(heap.pace())
     clock = FrameClock()
     prompt = prompt_from_samples("tone", TONE)
     peers: list[BrowserPeer] = []
@@ -90,6 +93,7 @@ async def _serve(port: int, codec: str) -> None:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await asyncio.Event().wait()
+    pacing.cancel()
 
 
 # ---- the browsers ------------------------------------------------------------------------------------
