@@ -240,11 +240,23 @@ class Call:
         calls = self.services.config.calls
         if calls.record:
             path = recording_path(Path(calls.recordings_dir), self.leg.call_id, time.time())
-            media.record(Recorder(path, self.services.disk))
+            media.record(Recorder(path, self.services.disk, channels=2))
         self.media = media
         self.prompting.attach(media)
-        self._start_flow()  # first: a prompt it plays at once starts with the first frame
+        if calls.record and calls.record_announcement:  # the caller is told before anything else
+            self.prompting.preface(calls.record_announcement, self._start_flow)
+        else:
+            self._start_flow()  # first: a prompt it plays at once starts with the first frame
         media.start()
+
+    def pause_recording(self, paused: bool) -> bool:
+        """Silence in the recording from now on (a card number being read out), or the audio again; False
+        when the call is not recorded or already was so."""
+        recorder = self.media.recorder if self.media is not None else None
+        if recorder is None or not recorder.pause(paused):
+            return False
+        event(log, "call.recording", call_id=self.leg.call_id, paused=paused, at=recorder.frames * 0.02)
+        return True
 
     # ---- the flow ---------------------------------------------------------------------------------
 
@@ -255,7 +267,8 @@ class Call:
         info = CallInfo(leg.call_id, leg.caller_number, leg.caller_name, leg.dialed_number)
         self.flow_run = FlowRun(deployment, info, zone=LOCAL_ZONE)
         self.flow_run.start(time.time())
-        event(log, "call.flow", call_id=leg.call_id, flow=self.flow_run.flow.name, version=deployment.version)
+        event(log, "call.flow", call_id=leg.call_id, flow=self.flow_run.flow.name, version=deployment.version,
+              context=self.id)  # fmt: skip
         self.services.metrics.flow_calls.labels(self.flow_run.flow.name, deployment.version).inc()
         self._drive()
 
@@ -553,6 +566,7 @@ class Call:
             variables=as_json(flow.get("variables", {})),
             queue=self.joined, wait=self.waited, agent=self.agent, talk=talk, hold=hold, wrap_up=wrap_up,
             recording=str(recorder.path) if recorder else None,
+            recording_paused=as_json(recorder.paused_spans) if recorder and recorder.paused_spans else None,
             message=str(self._capture.recorder.path) if self._capture else None, rtp=as_json(media))  # fmt: skip
 
     def _close_media(self) -> None:

@@ -142,6 +142,7 @@ class CallsConfig:
     max_duration: float = 3600.0
     drain_seconds: float = 0.0
     record: bool = False
+    record_announcement: str | None = None  # said to each caller before anything else when calls are recorded
     recordings_dir: str = "recordings"
     records: str = "calls.db"  # the call-record database (SQLite); "" keeps none
     keep_days: float = 0.0  # records, recordings and messages older than this are deleted (0: kept)

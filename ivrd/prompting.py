@@ -30,6 +30,7 @@ class Prompting:
         self._serial = 0  # counts prompts asked for and stopped: a late synthesis for a stopped one is dropped
         self._interruptible = False  # whether what plays now may be cut short by the caller
         self._hold: Clip | None = None  # looped while the caller waits in a queue
+        self._then: Callable[[], None] | None = None  # what comes once a preface has played
 
     def attach(self, media: MediaSession) -> None:
         """The call's media, once open."""
@@ -60,8 +61,29 @@ class Prompting:
         if self._media is not None and self._interruptible and self._media.player.stop() is not None:
             event(log, "call.barge_in", call_id=self._call_id, **why)
 
+    def preface(self, text: str, then: Callable[[], None]) -> None:
+        """Say ``text`` before anything else (the recording announcement), then ``then()`` (the flow
+        starts); a synthesis that fails goes straight on, logged."""
+
+        async def say() -> None:
+            try:
+                clip = await self._speaker.say(text, None)
+            except TtsError as exc:
+                event(log, "call.preface_failed", logging.WARNING, call_id=self._call_id, error=str(exc))
+                then()
+                return
+            if self._media is not None:
+                self._then = then
+                self._media.player.play(clip)
+
+        self._tasks.spawn(say())
+
     def finished(self) -> None:
         """The player has played all it was given (the media session's ``on_prompt_done``)."""
+        if self._then is not None:
+            then, self._then = self._then, None
+            then()
+            return
         if self._hold is not None and self._media is not None:
             self._media.player.play(self._hold)  # hold music loops; the flow waits for the queue, not prompts
             return

@@ -66,6 +66,7 @@ class CallRecord:
     hold: float | None = None
     wrap_up: float | None = None
     recording: str | None = None
+    recording_paused: str | None = None  # JSON: [from, to] seconds of the recording that are silence by request
     message: str | None = None  # a voicemail left at a record step
     rtp: str = "{}"  # JSON: packets, loss, jitter, RTCP figures both ways
     disposition: str | None = None  # what the agent said of the call at wrap-up (the queue's list)
@@ -85,7 +86,8 @@ CREATE INDEX IF NOT EXISTS calls_outcome ON calls (outcome, started);
 _INSERT = f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
-ADDED_COLUMNS = ("disposition", "note", "repeated")  # columns later than the first schema: added to older databases
+# columns later than the first schema: added to older databases when they are opened
+ADDED_COLUMNS = ("recording_paused", "disposition", "note", "repeated")
 NOTE_TRIES = 150  # batches a wrap-up note waits for its call's record (30 s) before it is given up
 _ANNOTATE = "UPDATE calls SET disposition = ?, note = ? WHERE id = ?"
 _BEFORE = "SELECT queue, agent, disposition FROM calls WHERE id = ?"

@@ -17,6 +17,14 @@ def read_wav(path: Path) -> np.ndarray:
         return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").copy()
 
 
+def read_stereo(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A call's recording: the caller (left) and what they heard (right)."""
+    with wave.open(str(path), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 2, 2)
+        both = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    return both[0::2].copy(), both[1::2].copy()
+
+
 def speech(text: str, folder: Path, voice: str = "en-us", speed: int = 175) -> np.ndarray:
     """``text`` spoken by espeak-ng (``speed`` in words a minute), as 8 kHz 16-bit mono samples."""
     raw, out = folder / f"speech-{voice}.wav", folder / f"speech-{voice}-8k.wav"

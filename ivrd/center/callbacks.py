@@ -306,6 +306,9 @@ class Remembered:
     def bridge(self, media: RtpSession) -> RtpSession | None:
         return None
 
+    def pause_recording(self, paused: bool) -> bool:
+        return False
+
     def agent_gone(self, talk: float, hold: float, wrap_up: float) -> None:
         pass
 

@@ -30,7 +30,7 @@ from .callbacks import Callbacks
 from .dialer import Dialer
 from .line import Line
 from .model import BrowserDesks, Caller, Clock, Desktops, Waiting
-from .offers import Offers
+from .offers import AgentCall, Offers
 
 if TYPE_CHECKING:
     from ..cluster.link import ClusterLink
@@ -197,9 +197,17 @@ class ContactCenter:
             return self.desks is not None and self.desks.is_open(agent.id)
         return self.dialer.reach(agent) is not None
 
+    def _talking_on(self, leg: BrowserLeg) -> AgentCall | None:
+        return next((o for o in self.offers.connected.values() if o.placed is leg), None)
+
+    def pause_recording(self, leg: BrowserLeg, paused: bool) -> bool:
+        """The agent on ``leg`` pauses the recording of their call (a card number coming), or resumes it."""
+        offer = self._talking_on(leg)
+        return offer is not None and offer.caller.pause_recording(paused)
+
     def hold(self, leg: BrowserLeg, on: bool) -> None:
         """The agent on ``leg`` puts their caller on hold (the queue's music) or takes them back."""
-        offer = next((o for o in self.offers.connected.values() if o.placed is leg), None)
+        offer = self._talking_on(leg)
         agent_media = leg.media
         if offer is None or agent_media is None or (offer.held_since is not None) == on:
             return

@@ -71,6 +71,9 @@ class Caller(Protocol):
     def agent_gone(self, talk: float, hold: float, wrap_up: float) -> None:
         """The agent's call ended: the call is over for the caller too."""
 
+    def pause_recording(self, paused: bool) -> bool:
+        """Silence in the call's recording from now on, or the audio again (False: not recorded, or no change)."""
+
 
 class Desktops(Protocol):
     """Where agents' desktops hear of offers and calls (the HTTP server's WebSockets)."""

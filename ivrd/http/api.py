@@ -79,6 +79,7 @@ class HttpServer:
         app.router.add_get("/queues", self.queues)
         app.router.add_get("/calls/{call}", self.call_context)
         app.router.add_post("/calls/{call}/disposition", self.disposition)
+        app.router.add_post("/calls/{call}/recording", self.recording)
         for pages in (desks, phones):
             if pages is not None:
                 pages.routes(app)
@@ -177,6 +178,22 @@ class HttpServer:
         if context is None:
             return _error(404, "no such call (or it has ended)")
         return web.json_response(context, dumps=_dumps)
+
+    async def recording(self, request: web.Request) -> web.Response:
+        """``{"paused": true}``: silence in the call's recording until ``{"paused": false}`` (an agent taking a
+        card number, PCI DSS); the paused spans are kept in the call's record."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "expected a JSON body")
+        paused = body.get("paused") if isinstance(body, dict) else None
+        if not isinstance(paused, bool):
+            return _error(400, 'expected {"paused": true | false}')
+        call = self._find_call(request.match_info["call"])
+        if call is None:
+            return _error(404, "no such call in progress")
+        changed = call.pause_recording(paused)
+        return web.json_response({"paused": paused, "changed": changed})
 
     async def disposition(self, request: web.Request) -> web.Response:
         """``{"disposition": "resolved", "note": "..."}``: what the agent says of a call after it (a phone

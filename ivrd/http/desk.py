@@ -255,6 +255,14 @@ class Desks:
         self._center.hold(leg, on)
         return None
 
+    async def _on_recording(self, agent: str, _: web.WebSocketResponse, message: dict[str, Any]) -> str | None:
+        leg, paused = self._leg(agent, message), message.get("paused")
+        if leg is None or leg.state is not LegState.UP or not isinstance(paused, bool):
+            return 'expected {"type": "recording", "leg": "<a call in progress>", "paused": true | false}'
+        if not self._center.pause_recording(leg, paused):
+            return "the call is not recorded" if not paused else "the recording is paused already"
+        return None
+
     async def _on_dtmf(self, agent: str, _: web.WebSocketResponse, message: dict[str, Any]) -> str | None:
         leg, digit = self._leg(agent, message), message.get("digit")
         media = leg.media if leg is not None else None
@@ -283,7 +291,7 @@ class Desks:
 
     _handlers: ClassVar[dict[str, Callable[..., Awaitable[str | None]]]] = {
         "status": _on_status, "state": _on_state, "accept": _on_accept, "decline": _on_decline, "hangup": _on_hangup,
-        "hold": _on_hold, "dtmf": _on_dtmf, "wrap_up": _on_wrap_up}  # fmt: skip
+        "hold": _on_hold, "dtmf": _on_dtmf, "wrap_up": _on_wrap_up, "recording": _on_recording}  # fmt: skip
 
     # ---- the center's BrowserDesks -----------------------------------------------------------------
 

@@ -85,9 +85,3 @@ TRANSCODE = {(source, target): encode(DECODE[source][np.arange(256)], target) fo
 def transcode(payload: bytes, source: Codec, target: Codec) -> bytes:
     """One law's bytes in the other's (unchanged when they are the same law)."""
     return payload if source == target else payload.translate(TRANSCODE[(source, target)])
-
-
-def mix(a: Samples, b: Samples) -> Samples:
-    """Two 16-bit signals summed, clipped rather than wrapped."""
-    total: npt.NDArray[np.int32] = a.astype(np.int32) + b
-    return np.clip(total, -32768, 32767).astype(np.int16)

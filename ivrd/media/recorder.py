@@ -1,5 +1,10 @@
 """Recording a call's audio to a WAV file without touching the disk on the event loop.
 
+A call's recording is stereo: the caller on the left, what they heard on the right (prompts, hold
+music, the agent), so each side can be listened to, and transcribed, on its own. A voicemail message
+is mono. While a recording is paused (a card number being read out), silence is written in its place,
+and the paused spans are kept for the call's record.
+
 Frames are gathered in memory and handed, about once a second, to the daemon's disk executor
 (one thread, so one file's writes stay in order). ``wave`` rewrites the header on every write,
 so the file on disk is always a valid WAV of everything written so far. :meth:`Recorder.close`
@@ -15,9 +20,12 @@ import wave
 from concurrent.futures import Executor
 from pathlib import Path
 
+import numpy as np
+
 from .g711 import Samples
 
-FLUSH_BYTES = 16000  # one second of 8 kHz 16-bit audio
+FLUSH_BYTES = 16000  # half a second of 8 kHz 16-bit stereo audio, a second of mono
+FRAME_SECONDS = 0.02
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -29,17 +37,53 @@ def recording_path(folder: Path, call_id: str, started: float) -> Path:
 
 
 class Recorder:
-    def __init__(self, path: Path, executor: Executor) -> None:
+    """See the module docstring. ``channels``: 1 (a message) or 2 (a call: :meth:`add_pair`)."""
+
+    def __init__(self, path: Path, executor: Executor, *, channels: int = 1) -> None:
         self.path = path
+        self.channels = channels
         self._executor = executor
         self._buffer = bytearray()
         self._wav: wave.Wave_write | None = None
         self._closing: asyncio.Future[None] | None = None
         self.frames = 0
+        self.paused_spans: list[list[float]] = []  # [from, to] in seconds of the recording; to None: still paused
+        self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self, paused: bool) -> bool:
+        """Silence from now on (True), or the audio again; False when it already was so."""
+        if paused == self._paused:
+            return False
+        self._paused = paused
+        at = round(self.frames * FRAME_SECONDS, 2)
+        if paused:
+            self.paused_spans.append([at, at])
+        else:
+            self.paused_spans[-1][1] = at
+        return True
 
     def add(self, samples: Samples) -> None:
-        self._buffer += samples.astype("<i2").tobytes()
+        """One frame of a mono recording."""
+        self._take(b"\0" * (2 * len(samples)) if self._paused else samples.astype("<i2").tobytes())
+
+    def add_pair(self, left: Samples, right: Samples) -> None:
+        """One frame of a stereo recording: the caller, and what they heard."""
+        if self._paused:
+            self._take(b"\0" * (4 * len(left)))
+            return
+        both = np.empty(2 * len(left), dtype="<i2")
+        both[0::2], both[1::2] = left, right
+        self._take(both.tobytes())
+
+    def _take(self, data: bytes) -> None:
+        self._buffer += data
         self.frames += 1
+        if self._paused:
+            self.paused_spans[-1][1] = round(self.frames * FRAME_SECONDS, 2)
         if len(self._buffer) >= FLUSH_BYTES:
             chunk, self._buffer = bytes(self._buffer), bytearray()
             self._executor.submit(self._write, chunk)
@@ -48,7 +92,7 @@ class Recorder:
         if self._wav is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._wav = wave.open(str(self.path), "wb")  # noqa: SIM115 - open for as long as the call lasts
-            self._wav.setnchannels(1)
+            self._wav.setnchannels(self.channels)
             self._wav.setsampwidth(2)
             self._wav.setframerate(8000)
         return self._wav

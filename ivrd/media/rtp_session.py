@@ -23,7 +23,7 @@ import numpy as np
 from ..sip.sdp import AudioSession
 from .capture import Capture
 from .dtmf import Digit, DtmfError, InbandDetector, Rfc4733Receiver, Rfc4733Sender
-from .g711 import Codec, Samples, decode, mix, transcode
+from .g711 import Codec, Samples, decode, transcode
 from .jitter import JitterBuffer
 from .player import FRAME_SAMPLES, Player
 from .recorder import Recorder
@@ -119,7 +119,7 @@ class RtpSession:
         self.speech = speech
 
     def record(self, recorder: Recorder | None) -> None:
-        """Record the whole call (both sides once bridged) from the caller's first packet."""
+        """Record the whole call from the caller's first packet: the caller left, what they hear right."""
         self.recorder = recorder
 
     def capture_message(self, capture: Capture | None) -> None:
@@ -198,8 +198,8 @@ class RtpSession:
             if peer is not None:  # the same law is relayed as it came; the other is mapped byte by byte
                 peer.player.relay(transcode(frame, self.player.codec, peer.player.codec))
         if self.inband is not None or self.recorder is not None or self.capture is not None or self.speech is not None:
-            # once bridged, the recording holds both sides: what the caller says and what they hear
-            self._listen(frame, payload if self.bridged_to is not None and event is None else None, now)
+            # the recording holds both sides: what the caller says, and what they hear (no key events)
+            self._listen(frame, payload if event is None else None, now)
         return packet
 
     def sent_packet(self, packet: bytes) -> None:
@@ -219,10 +219,10 @@ class RtpSession:
 
     def _listen(self, frame: bytes | None, heard: bytes | None, now: float) -> None:
         """The consumers of the caller's audio, one 20 ms frame (decoded once) per tick; ``heard`` is
-        what went out to the caller in the same tick, mixed into the recording."""
+        what went out to the caller in the same tick, the recording's other channel."""
         samples = decode(frame, self.player.codec) if frame else SILENT_FRAME  # lost or not there: silence
         if self.recorder is not None and self.stats.received:  # real time, from the caller's first packet
-            self.recorder.add(mix(samples, decode(heard, self.player.codec)) if heard else samples)
+            self.recorder.add_pair(samples, decode(heard, self.player.codec) if heard else SILENT_FRAME)
         if self.capture is not None:
             self.capture.add(samples)
         if self.speech is not None:
@@ -238,7 +238,7 @@ class RtpSession:
         """The session ends: the caller's audio still in the jitter buffer goes to the recorder."""
         if self.recorder is not None and self.stats.received:
             for frame in self.jitter.drain():
-                self.recorder.add(decode(frame, self.player.codec) if frame else SILENT_FRAME)
+                self.recorder.add_pair(decode(frame, self.player.codec) if frame else SILENT_FRAME, SILENT_FRAME)
 
     # ---- RTCP ---------------------------------------------------------------------------------------
 

@@ -164,6 +164,7 @@ class FakeCaller:
         self.notices: list[Notice] = []
         self.media = FakeMedia()
         self.gone: tuple[float, float, float] | None = None
+        self.recording_paused = False
 
     def context(self) -> dict[str, object]:
         return {"id": self.id}
@@ -186,6 +187,11 @@ class FakeCaller:
 
     def agent_gone(self, talk: float, hold: float, wrap_up: float) -> None:
         self.gone = (talk, hold, wrap_up)
+
+    def pause_recording(self, paused: bool) -> bool:
+        changed = paused != self.recording_paused
+        self.recording_paused = paused
+        return changed
 
 
 class FakeDesktops:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import pytest
 
 from ivrd.media import g711
 from ivrd.media.rtcp import ReportBlock, SenderReport, build_report, parse_rtcp
-from tests.audio import read_wav, speech, with_tones
+from tests.audio import read_stereo, speech, tone_level, with_tones
 from tests.integration.baresip import CONFIG_DIR, Baresip
 from tests.integration.daemon import PROMPT, daemon_running, free_port, one_flow
 from tests.integration.logfmt import events
@@ -155,11 +156,12 @@ def test_the_callers_audio_is_recorded_frame_for_frame(tmp_path):
     (path,) = (tmp_path / "rec").iterdir()
     assert end["recording"] == str(path)
     sent = [g711.encode(audio[i : i + 160], "PCMU") for i in range(0, len(audio) - 159, 160)]
-    recorded = read_wav(path)
+    recorded, heard = read_stereo(path)
     frames = {recorded[i : i + 160].tobytes() for i in range(0, len(recorded) - 159, 160)}
     spoken = [g711.decode(f, "PCMU").tobytes() for f in sent if f != SILENCE_PCMU]
-    assert all(frame in frames for frame in spoken)  # every frame the caller spoke, sample for sample
+    assert all(frame in frames for frame in spoken)  # every frame the caller spoke, sample for sample, on the left
     assert len(recorded) >= len(sent) * 160
+    assert not heard.any()  # on the right what the caller heard: no flows, so the line's silence
 
 
 def test_rtcp_reports_both_ways(tmp_path):
@@ -228,3 +230,37 @@ def test_a_caller_who_falls_silent_is_hung_up_and_one_who_talks_or_reports_is_no
     assert ends[gone_id]["reason"] == "media-timeout" and ends[talking_id]["reason"] == "bye"
     (timeout,) = events(daemon.final_log, "call.media_timeout")
     assert timeout["call_id"] == gone_id and float(timeout["silent"]) > 2
+
+
+def test_a_recorded_call_is_announced_and_a_pause_through_the_api_leaves_silence_in_its_place(tmp_path):
+    """The caller hears the announcement before the flow starts; while an agent's CRM has the recording
+    paused (a card number), both channels hold silence, and the record says when."""
+    config = (one_flow(tmp_path / "flows", "  hold:\n    wait: 3600\n    next: hold\n")
+              + f"calls:\n  record: true\n  recordings_dir: {tmp_path / 'rec'}\n"
+              "  record_announcement: This call is recorded.\n")  # fmt: skip
+    tone = (np.sin(2 * np.pi * 1000 * np.arange(8000) / 8000) * 8000).astype(np.int16)  # a second of it
+    with daemon_running(config) as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            daemon.wait_for_event("call.flow")  # once the announcement has played
+            record_id = events(daemon.log, "call.flow")[0]["context"]  # the call's id in the API
+            announced = b"".join(p.payload for p in caller.received)  # what came before the flow started
+            caller.stream(tone)
+            assert daemon.api("POST", f"/calls/{record_id}/recording", {"paused": True})["changed"] is True
+            caller.stream(tone)
+            assert daemon.api("POST", f"/calls/{record_id}/recording", {"paused": False})["changed"] is True
+            caller.stream(tone)
+            assert caller.bye() == 200
+        finally:
+            caller.close()
+        (record,) = daemon.records(1)
+    said, heard = read_stereo(record["recording"])
+    (span,) = json.loads(record["recording_paused"])
+    start, end = (int(t * 8000) for t in span)
+    assert 0.9 < (end - start) / 8000 < 1.3  # the second streamed between the two requests
+    assert not said[start:end].any() and not heard[start:end].any()
+    assert tone_level(said[start - 6000 : start - 400], 8000, 1000) > 0.9  # the tone before the pause ...
+    assert tone_level(said[end + 400 : end + 6000], 8000, 1000) > 0.9  # ... and after it
+    assert np.abs(g711.decode(announced, "PCMU")).max() > 2000, "the announcement, before the flow's first step"
+

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ivrd.media.dtmf import parse_event
-from tests.audio import tone_level
+from tests.audio import read_stereo, tone_level
 from tests.integration.baresip import CONFIG_DIR, agent_phone
 from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
@@ -83,8 +83,7 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
             daemon.wait_for_event("queue.call_end")
             assert daemon.api("GET", "/agents")[0]["state"] in ("wrap_up", "available")
             daemon.wait_for_event("call.end")
-            with wave.open(events(daemon.log, "call.end")[0]["recording"]) as wav:
-                recorded = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+            said, heard = read_stereo(events(daemon.log, "call.end")[0]["recording"])
 
             # support: 2002 has been idle longest and is offered first; it never answers, so after the offer
             # timeout it is a miss and 2001 (after its wrap-up) gets the caller
@@ -145,5 +144,6 @@ def test_callers_are_bridged_to_the_skilled_agent_and_a_missed_offer_goes_to_the
         assert rec["talk"] > 0 and rec["path"][-1]["event"] in ("agent", "hangup")
     # the agent's key reached the caller as one RFC 4733 event, ended
     assert keys and {k.event for k in keys} == {7} and keys[-1].end
-    # the recording holds both sides once bridged: the caller's 1 kHz and the agent's 440 Hz
-    assert tone_level(recorded, 8000, 1000) > 0.15 and tone_level(recorded, 8000, 440) > 0.15
+    # the recording holds each side on its own channel: the caller's 1 kHz left, the agent's 440 Hz right
+    assert tone_level(said, 8000, 1000) > 0.5 and tone_level(said, 8000, 440) < 0.05
+    assert tone_level(heard, 8000, 440) > 0.15 and tone_level(heard, 8000, 1000) < 0.05

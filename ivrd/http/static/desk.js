@@ -194,6 +194,7 @@ function ended(reason) {
   $("talking-actions").hidden = true;
   toggle($("mute"), false);
   toggle($("hold"), false);
+  toggle($("pause-recording"), false);
   endMedia();
   if (desk.answered && desk.call) {
     $("call-title").textContent = `Call over (${reason})`;
@@ -243,6 +244,11 @@ window.addEventListener("DOMContentLoaded", () => {
     const on = $("hold").getAttribute("aria-pressed") !== "true";
     send({type: "hold", leg: desk.leg, on});
     toggle($("hold"), on);
+  };
+  $("pause-recording").onclick = () => {
+    const paused = $("pause-recording").getAttribute("aria-pressed") !== "true";
+    send({type: "recording", leg: desk.leg, paused});
+    toggle($("pause-recording"), paused);
   };
   $("wrap-up").onsubmit = (event) => {
     event.preventDefault();
