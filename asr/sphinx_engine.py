@@ -27,13 +27,14 @@ _decoder: Decoder | None = None  # in a worker process: its decoder
 _grammars: set[str] = set()  # ... and the grammars given to it so far
 
 
-def _new_decoder() -> Decoder:
+def new_decoder() -> Decoder:
+    """PocketSphinx's US English decoder, for 16 kHz audio (half a second to make)."""
     return Decoder(samprate=16000, loglevel="FATAL")
 
 
 def _start_worker() -> None:
     global _decoder
-    _decoder = _new_decoder()
+    _decoder = new_decoder()
 
 
 def _ready() -> bool:
@@ -118,7 +119,7 @@ class SphinxEngine:
         if language != "en":
             raise AsrError(f"the built-in PocketSphinx model is US English, not {language!r}")
         self.language = language
-        self._dictionary = _new_decoder()  # for vocabulary checks, here
+        self._dictionary = new_decoder()  # for vocabulary checks, here
         # spawn: a fork of a process running threads and an event loop is not safe
         context = multiprocessing.get_context("spawn")
         self._pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_start_worker)

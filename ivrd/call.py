@@ -216,6 +216,8 @@ class Call:
             try:
                 if recorder is not None:
                     await recorder.close()  # on the disk thread; the daemon waits for that thread at exit too
+                    if self.services.transcription is not None:
+                        self.services.transcription.submit(self.id, recorder.path, recorder.paused_spans)
                 if self._capture is not None:
                     await self._capture.recorder.close()
             finally:

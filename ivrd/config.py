@@ -146,11 +146,17 @@ class CallsConfig:
     recordings_dir: str = "recordings"
     records: str = "calls.db"  # the call-record database (SQLite); "" keeps none
     keep_days: float = 0.0  # records, recordings and messages older than this are deleted (0: kept)
+    transcribe: bool = False  # recorded calls to text once over, searchable (needs record and records)
+    transcribe_workers: int = 1  # processes transcribing, at the lowest priority
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
 
     def check(self) -> str | None:
         if not 0 <= self.keep_days <= 36500:
             return "keep_days: expected 0 (keep everything) to 36500 days"
+        if self.transcribe and (not self.record or not self.records):
+            return "transcribe: the calls' recordings are transcribed: it needs record: true and records"
+        if not 1 <= self.transcribe_workers <= 64:
+            return "transcribe_workers: expected 1-64"
         if self.max_concurrent < 1:
             return "max_concurrent: expected at least 1"
         if self.max_duration <= 0:

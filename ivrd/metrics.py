@@ -120,6 +120,9 @@ class DaemonState(Protocol):
     def desks(self) -> tuple[int, int, int]:
         """Agents with a desk open, browser legs ringing, and browser legs up (/desk)."""
 
+    def transcriptions(self) -> tuple[int, int, int] | None:
+        """Recordings waiting to be transcribed (or being), transcribed, failed; None: transcription off."""
+
 
 class AdmissionFigures(NamedTuple):
     rate: float | None  # calls/s admitted while limiting; None: not limiting
@@ -360,6 +363,16 @@ class _Snapshot(Collector):
         legs.add_metric(["ringing"], ringing)
         legs.add_metric(["up"], up)
         yield legs
+        transcribing = self.state.transcriptions()
+        if transcribing is not None:
+            backlog, done, failed = transcribing
+            yield GaugeMetricFamily("ivrd_transcription_backlog", "Recorded calls waiting to be transcribed (or "
+                                    "being): a busy day grows it, live calls never wait for it", value=backlog)
+            counted = CounterMetricFamily("ivrd_transcriptions", "Recorded calls transcribed, by result",
+                                          labels=["result"])  # fmt: skip
+            counted.add_metric(["done"], done)
+            counted.add_metric(["failed"], failed)
+            yield counted
         open_now, dropped = self.state.tcp_connections()
         yield GaugeMetricFamily("ivrd_sip_tcp_connections", "SIP TCP connections open", value=open_now)
         closed = CounterMetricFamily("ivrd_sip_tcp_dropped", "SIP TCP connections refused or closed by ivrd, by "

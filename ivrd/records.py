@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS calls ({", ".join(f"{name} {kind}" for name, kind in 
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started);
 CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller, started);
 CREATE INDEX IF NOT EXISTS calls_outcome ON calls (outcome, started);
+CREATE VIRTUAL TABLE IF NOT EXISTS transcripts USING fts5(text, call UNINDEXED, side UNINDEXED, start UNINDEXED,
+                                                           finish UNINDEXED, words UNINDEXED);
 """
 _INSERT = f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
@@ -105,6 +107,22 @@ class Resolution:
     agent: str | None
     disposition: str | None  # None: a repeat call
     resolved: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptLine:
+    """One utterance of a call's conversation: which side, when (seconds into the recording), the text,
+    and its words with their times (JSON)."""
+
+    side: str  # "caller" or "agent"
+    start: float
+    end: float
+    text: str
+    words: str = "[]"
+
+
+Transcript = tuple[str, Sequence[TranscriptLine]]  # a call's id, and its lines
+_TRANSCRIBED = "INSERT INTO transcripts (text, call, side, start, finish, words) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +177,7 @@ class CallRecords:
         self._connection: sqlite3.Connection | None = None
         self._pending: list[CallRecord] = []
         self._notes: list[WrapUp] = []
+        self._transcripts: list[Transcript] = []
         self._writing: asyncio.Future[tuple[list[WrapUp], list[Resolution]]] | None = None
         self._due: asyncio.TimerHandle | None = None
         self.written = 0
@@ -178,6 +197,15 @@ class CallRecords:
         self._notes.append(wrap_up)
         self._schedule()
 
+    def add_transcript(self, call: str, lines: Sequence[TranscriptLine]) -> None:
+        """A call's conversation as text, written with the next batch."""
+        self._transcripts.append((call, lines))
+        self._schedule()
+
+    async def transcript(self, call: str) -> list[dict[str, Any]]:
+        """A call's conversation, line by line in time order (empty: none, or not yet)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, transcript, self._read(), call)
+
     async def history(self, caller: str, limit: int = 5) -> list[dict[str, Any]]:
         """The caller's last ``limit`` calls, newest first (read on the writer's thread, between batches)."""
         loop = asyncio.get_running_loop()
@@ -191,6 +219,8 @@ class CallRecords:
     def _prune(self, before: float) -> int:
         assert self._connection is not None
         with self._connection:
+            self._connection.execute("DELETE FROM transcripts WHERE call IN (SELECT id FROM calls WHERE started < ?)",
+                                     (before,))  # fmt: skip
             return self._connection.execute("DELETE FROM calls WHERE started < ?", (before,)).rowcount
 
     def _read(self) -> sqlite3.Connection:
@@ -205,10 +235,13 @@ class CallRecords:
         self._due = None
         batch, self._pending = self._pending, []
         notes, self._notes = self._notes, []
-        self._writing = asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch, notes)
+        transcripts, self._transcripts = self._transcripts, []
+        self._writing = asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch, notes,
+                                                                   transcripts)  # fmt: skip
         self._writing.add_done_callback(lambda done: self._written(done, len(batch)))
 
-    def _write(self, batch: Sequence[CallRecord], notes: Sequence[WrapUp]) -> tuple[list[WrapUp], list[Resolution]]:
+    def _write(self, batch: Sequence[CallRecord], notes: Sequence[WrapUp],
+               transcripts: Sequence[Transcript] = ()) -> tuple[list[WrapUp], list[Resolution]]:  # fmt: skip
         """Write the batch and the notes: the notes whose record is not there yet come back, with what
         first-call resolution counts (first dispositions, and resolved calls their callers called again
         about: each found through the caller index, never a scan)."""
@@ -217,6 +250,8 @@ class CallRecords:
         waiting, counted = [], []
         with connection:  # one transaction, committed (and synced) here
             connection.executemany(_INSERT, [[getattr(r, name) for name in COLUMNS] for r in batch])
+            connection.executemany(_TRANSCRIBED, [(line.text, call, line.side, line.start, line.end, line.words)
+                                                  for call, lines in transcripts for line in lines])  # fmt: skip
             for note in notes:
                 before = connection.execute(_BEFORE, (note.id,)).fetchone()
                 if before is None:
@@ -254,12 +289,12 @@ class CallRecords:
             self.failed += count
             event(log, "records.write_failed", logging.ERROR, records=count, error=repr(error))
         self._writing = None
-        if (self._pending or self._notes) and self._due is None:
+        if (self._pending or self._notes or self._transcripts) and self._due is None:
             self._due = asyncio.get_running_loop().call_later(BATCH_SECONDS, self._write_pending)
 
     async def close(self) -> None:
         """Write what is pending, then close the database."""
-        while self._writing is not None or self._pending or any(n.tries == 0 for n in self._notes):
+        while self._writing is not None or self._pending or self._transcripts or any(n.tries == 0 for n in self._notes):
             if self._writing is None:  # not waiting for the batch's time: written now
                 assert self._due is not None
                 self._due.cancel()
@@ -300,15 +335,32 @@ def find(connection: sqlite3.Connection, query: Query) -> Iterator[dict[str, Any
             values.append(value)
     if query.text:
         pattern = "%" + query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append("(transcript LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\' OR note LIKE ? ESCAPE '\\')")
-        values += [pattern, pattern, pattern]
+        where.append("(transcript LIKE ? ESCAPE '\\' OR path LIKE ? ESCAPE '\\' OR note LIKE ? ESCAPE '\\' "
+                     "OR id IN (SELECT call FROM transcripts WHERE transcripts MATCH ?))")
+        values += [pattern, pattern, pattern, _phrase(query.text)]
     sql = "SELECT * FROM calls" + (" WHERE " + " AND ".join(where) if where else "")
     sql += " ORDER BY started DESC LIMIT ?"
     for row in connection.execute(sql, [*values, query.limit]):
         record = dict(row)
         for column in ("path", "variables", "rtp"):
             record[column] = json.loads(record[column] or "null")
+        if query.text:  # the lines of the conversation that say it, with their time in the call
+            record["said"] = [dict(line) for line in connection.execute(
+                "SELECT side, start, finish AS end, text FROM transcripts WHERE call = ? AND transcripts MATCH ? "
+                "ORDER BY start", (record["id"], _phrase(query.text)))]  # fmt: skip
         yield record
+
+
+def _phrase(text: str) -> str:
+    """Words to find as a phrase in the transcripts' full-text index (never its query syntax)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def transcript(connection: sqlite3.Connection, call: str) -> list[dict[str, Any]]:
+    """A call's conversation, line by line in time order."""
+    rows = connection.execute("SELECT side, start, finish AS end, text, words FROM transcripts WHERE call = ? "
+                              "ORDER BY start", (call,))  # fmt: skip
+    return [{**dict(row), "words": json.loads(row["words"])} for row in rows]
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -332,4 +384,7 @@ def describe(record: dict[str, Any]) -> str:
         parts.append(f"disposition {record['disposition']}")
     if record.get("note"):
         parts.append(f'note "{record["note"]}"')
+    for line in record.get("said", ()):
+        minutes, seconds = divmod(int(line["start"]), 60)
+        parts.append(f'\n    {line["side"]:>6} {minutes}:{seconds:02d}  {line["text"]}')
     return " ".join([*parts, f"[{record['id']}]"])

@@ -67,6 +67,7 @@ from .sip.transaction import Timers
 from .sip.ua import UserAgent
 from .speech import Speech
 from .tasks import TaskSet
+from .transcription import Transcription
 from .transport import SipTransport, TcpLimits
 from .yaml_loader import ConfigError, Problem
 
@@ -99,6 +100,9 @@ class Daemon:
         self.records = CallRecords(Path(config.calls.records), resolved=frozenset(kpi.resolved),
                                    repeat_window=kpi.repeat_window * 86400,
                                    on_resolution=self.metrics.resolution) if config.calls.records else None  # fmt: skip
+        self.transcription = Transcription(self.records, workers=config.calls.transcribe_workers,
+                                           model_dir=config.asr.models.get(config.asr.language)) \
+            if config.calls.transcribe and self.records is not None else None  # fmt: skip
         self.accepting = True  # False once stopping: /readyz says so
         self.admission = Admission(config.calls.admission.limits(), asyncio.get_running_loop().time())
         self.admission_limited = 0
@@ -163,7 +167,8 @@ class Daemon:
 
     def _services(self, config: Config) -> CallServices:
         return CallServices(config, self.sip, self.media, self.flows, self.speech, self.speaker, self.lookups,
-                            self.records, self.metrics, self.disk, self.center, self.faults)  # fmt: skip
+                            self.records, self.metrics, self.disk, self.center, self.faults,
+                            self.transcription)  # fmt: skip
 
     async def start(self) -> None:
         """Load the flows (a :class:`ConfigError` stops the start), bind the listeners, tell systemd."""
@@ -321,6 +326,8 @@ class Daemon:
             if pending:
                 await asyncio.wait(pending, timeout=5)
         await asyncio.get_running_loop().run_in_executor(None, self.disk.shutdown, True)  # every recording closed
+        if self.transcription is not None:
+            await self.transcription.close()
         if self.records is not None:
             await self.records.close()  # every call's record committed
         for helper in self._helpers:
@@ -445,6 +452,10 @@ class _State:
 
     def desks(self) -> tuple[int, int, int]:
         return self._daemon.desks.figures()
+
+    def transcriptions(self) -> tuple[int, int, int] | None:
+        work = self._daemon.transcription
+        return None if work is None else (work.backlog, work.done, work.failed)
 
     def tcp_connections(self) -> tuple[int, Mapping[str, int]]:
         sip = self._daemon.sip

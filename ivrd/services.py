@@ -16,6 +16,7 @@ from .media.tts import Speaker
 from .metrics import Metrics
 from .records import CallRecords
 from .speech import Speech
+from .transcription import Transcription
 from .transport import SipTransport
 
 
@@ -33,3 +34,4 @@ class CallServices:
     disk: Executor  # recordings are written here, in order
     center: ContactCenter
     faults: Faults
+    transcription: Transcription | None = None  # recorded calls to text, once over

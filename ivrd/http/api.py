@@ -80,6 +80,7 @@ class HttpServer:
         app.router.add_get("/calls/{call}", self.call_context)
         app.router.add_post("/calls/{call}/disposition", self.disposition)
         app.router.add_post("/calls/{call}/recording", self.recording)
+        app.router.add_get("/calls/{call}/transcript", self.transcript)
         for pages in (desks, phones):
             if pages is not None:
                 pages.routes(app)
@@ -178,6 +179,15 @@ class HttpServer:
         if context is None:
             return _error(404, "no such call (or it has ended)")
         return web.json_response(context, dumps=_dumps)
+
+    async def transcript(self, request: web.Request) -> web.Response:
+        """The call's conversation as text, line by line: side, start, end, text, words with their times."""
+        if self._records is None:
+            return _error(409, "call records are off (calls.records)")
+        lines = await self._records.transcript(request.match_info["call"])
+        if not lines:
+            return _error(404, "no transcript of that call (not recorded, not transcribed yet, or no such call)")
+        return web.json_response({"call": request.match_info["call"], "lines": lines})
 
     async def recording(self, request: web.Request) -> web.Response:
         """``{"paused": true}``: silence in the call's recording until ``{"paused": false}`` (an agent taking a
