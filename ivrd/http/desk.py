@@ -45,6 +45,7 @@ COOKIE = "ivrd_desk"
 MAX_MESSAGE = 64 << 10  # bytes: an SDP offer is 2-5 kB
 MAX_NOTE = 2000  # characters of a wrap-up note
 DIGITS = frozenset("0123456789*#ABCD")
+HISTORY_LINES = 20  # of each previous call's conversation, on the desk
 PAGES = {"/desk": "desk.html", "/desk/desk.js": "desk.js", "/desk/desk.css": "desk.css", "/desk/phone": "phone.html",
          "/desk/phone.js": "phone.js", "/desk/common.js": "common.js"}  # fmt: skip
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
@@ -334,7 +335,11 @@ class Desks:
         assert self._records is not None
         calls = [c for c in await self._records.history(number, 6) if c["id"] != call][:5]
         keep = ("id", "started", "ended", "outcome", "queue", "agent", "disposition", "note", "transcript")
-        self._tell(agent, {"type": "history", "leg": leg.id, "calls": [{k: c.get(k) for k in keep} for c in calls]})
+        previous = [{k: c.get(k) for k in keep} for c in calls]
+        for entry in previous:  # what was said on them, when transcribed (the first lines)
+            lines = await self._records.transcript(str(entry["id"]))
+            entry["conversation"] = [{k: line[k] for k in ("side", "start", "text")} for line in lines[:HISTORY_LINES]]
+        self._tell(agent, {"type": "history", "leg": leg.id, "calls": previous})
 
     def _tell(self, agent: str, message: dict[str, Any]) -> None:
         for ws in list(self._sockets.get(agent, ())):

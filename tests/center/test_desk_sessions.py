@@ -5,7 +5,7 @@ agent only (state, wrap-ups of their own calls)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
@@ -15,8 +15,10 @@ from ivrd.http.desk import Desks
 from ivrd.http.desktops import Desktops
 from ivrd.media.clock import FrameClock
 from ivrd.media.rtp_session import MediaSettings
+from ivrd.records import BATCH_SECONDS, CallRecords, TranscriptLine
 from ivrd.tasks import TaskSet
-from tests.center.fakes import make_center
+from tests.center.fakes import FakeCaller, make_center
+from tests.test_records import record
 
 ROUTING = RoutingConfig(queues={"billing": QueueConfig(dispositions=("resolved",))}, agents={
     "ada": AgentConfig(name="Ada", skills={"billing": 2}, contact="browser", password="ada-password"),
@@ -106,3 +108,40 @@ def test_a_desk_acts_for_its_own_agent_and_refuses_what_it_does_not_understand()
             await client.close()
 
     asyncio.run(run())
+
+
+def test_an_offer_rings_on_the_desk_with_the_callers_previous_calls_and_what_was_said_on_them(tmp_path):
+    async def run() -> dict[str, Any]:
+        records = CallRecords(tmp_path / "calls.db")
+        await records.open()
+        records.add(record(1, caller="+4930123456", outcome="agent", queue="billing", agent="bob", note="router"))
+        records.add_transcript("id1", [TranscriptLine("caller", 2.0, 3.5, "my internet is not working"),
+                                       TranscriptLine("agent", 4.0, 5.0, "let me check")])  # fmt: skip
+        await asyncio.sleep(BATCH_SECONDS * 2)
+        config = Config(routing=ROUTING)
+        desks = Desks(lambda: config, make_center(ROUTING).center, Desktops(TaskSet(Faults(), "push")),
+                      clock=FrameClock(), media=MediaSettings(), records=records, tasks=TaskSet(Faults(), "desk"),
+                      on_closed=lambda _: None)  # fmt: skip
+        app = web.Application()
+        desks.routes(app)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            assert await _sign_in(client, "ada", "ada-password") == 200
+            ws = await client.ws_connect("/desk/socket")
+            await ws.receive_json()
+            leg = desks.ring("ada", FakeCaller("c2"))
+            assert leg is not None
+            ring = await ws.receive_json()
+            assert ring["type"] == "ring" and ring["leg"] == leg.id
+            return cast(dict[str, Any], await ws.receive_json())
+        finally:
+            await client.close()
+            await records.close()
+
+    history = asyncio.run(run())
+    assert history["type"] == "history"
+    (previous,) = history["calls"]
+    assert (previous["id"], previous["agent"], previous["note"]) == ("id1", "bob", "router")
+    assert previous["conversation"] == [{"side": "caller", "start": 2.0, "text": "my internet is not working"},
+                                        {"side": "agent", "start": 4.0, "text": "let me check"}]

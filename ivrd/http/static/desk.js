@@ -131,6 +131,17 @@ function showHistory(calls) {
     for (const value of [when, call.outcome, call.queue, call.agent, call.disposition, call.note]) {
       row.insertCell().textContent = value || "";
     }
+    if (call.conversation && call.conversation.length) {  // what was said, when it was transcribed
+      const said = body.insertRow().insertCell();
+      said.colSpan = 6;
+      const details = document.createElement("details");
+      text(details, "summary", "What was said");
+      for (const line of call.conversation) {
+        const minutes = Math.floor(line.start / 60), seconds = String(Math.floor(line.start % 60)).padStart(2, "0");
+        text(details, "p", `${minutes}:${seconds} ${line.side}: ${line.text}`, "said");
+      }
+      said.appendChild(details);
+    }
   }
 }
 
