@@ -282,8 +282,16 @@ class AgentConnected:
     waited: float
 
 
+@dataclass(frozen=True, slots=True)
+class AgentDone:
+    """The agent hung up while the caller stays on: the queue step's survey runs, if it names one."""
+
+    agent: str
+    queue: str
+
+
 FlowEvent = (KeyPressed | PromptDone | SpeechStarted | SpeechHeard | LookupDone | RecordingDone | TransferFailed
-         | Transferred | QueueLeft | AgentConnected)  # fmt: skip
+         | Transferred | QueueLeft | AgentConnected | AgentDone)  # fmt: skip
 
 # ---- the run --------------------------------------------------------------------------------------
 
@@ -529,6 +537,20 @@ class FlowRun:
             return None
         raise AssertionError(f"unknown step {step!r}")
 
+    def _survey(self, step: Queue, done: AgentDone, now: float) -> None:
+        """The agent hung up: the caller goes on to the step's survey flow (told ``survey.agent``,
+        ``survey.queue``, ``survey.call``; its answer in ``csat``), or the call is over."""
+        if step.survey is None:
+            self._hang_up(now, "agent")
+            return
+        flow = self.deployment.flows[step.survey.name]
+        call = self.variables.get("call")
+        self.variables["survey"] = {"agent": done.agent, "queue": done.queue,
+                                    "call": call.get("id") if isinstance(call, dict) else None}  # fmt: skip
+        self._record(now, "survey", to=flow.name, agent=done.agent)
+        self._stack = [_Frame(flow, None)]
+        self._go(flow.start, now)
+
     def _call_flow(self, step: GoFlow | SubFlow, now: float) -> str | None:
         target = step.flow if isinstance(step, GoFlow) else step.subflow
         flow = self.deployment.flows[target.name]
@@ -578,7 +600,10 @@ class FlowRun:
             self._record(now, "queue_left", reason=event.reason, callback=event.callback)
             self._continue(step.left.get(event.reason, step.next), now)
         elif isinstance(step, Queue) and isinstance(event, AgentConnected):
-            self._record(now, "agent", agent=event.agent, waited=round(event.waited, 1))  # then it waits for the end
+            self._record(now, "agent", agent=event.agent, waited=round(event.waited, 1))
+            self._waiting_for = AgentDone  # the caller talks to the agent until one of them hangs up
+        elif isinstance(step, Queue) and isinstance(event, AgentDone):
+            self._survey(step, event, now)
 
     def _on_key(self, key: str, now: float) -> None:
         step = self._current()

@@ -29,6 +29,7 @@ from .schema import (
     CalendarName,
     Collect,
     FlowFile,
+    FlowName,
     GoFlow,
     Goto,
     Hangup,
@@ -84,7 +85,7 @@ class Flow:
 
 def _targets(value: object) -> Iterator[Target]:
     """Every step reference held in a step (recursively through choices and branch cases)."""
-    if isinstance(value, (CalendarName, QueueName)):
+    if isinstance(value, (CalendarName, QueueName, FlowName)):
         return
     if isinstance(value, Target):
         yield value
@@ -211,6 +212,9 @@ def _check_flow(flow: Flow, flows: Mapping[str, Flow], calendars: Mapping[str, C
         problems.extend(_missing_targets(step_at, flow.steps))
         if isinstance(step, (GoFlow, SubFlow)):
             _check_call(step_at, step, flows, problems)
+        if isinstance(step, Queue) and step.survey is not None and step.survey.name not in flows:
+            problems.append(step.survey.at.problem(f"step {step_at.name}: no flow called {step.survey.name!r} "
+                                                   "for the survey"))  # fmt: skip
         if isinstance(step, Hours) and step.hours.name not in calendars:
             known = ", ".join(calendars) or f"none: write them in {CALENDARS}"
             message = f"step {step_at.name}: no calendar {step.hours.name!r} (known: {known})"

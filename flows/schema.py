@@ -106,6 +106,13 @@ class QueueName(Target):
 
 
 @dataclass(frozen=True, slots=True)
+class FlowName(Target):
+    """The name of another flow of the deployment (its file's name)."""
+
+    DESCRIPTION: ClassVar[str] = "a flow name"
+
+
+@dataclass(frozen=True, slots=True)
 class Name:
     """A variable a step stores into."""
 
@@ -537,6 +544,7 @@ class Queue:
     callback_number: Text | None = None  # where a callback goes (default: the caller's number)
     left: dict[str, Target] = field(default_factory=dict)  # the step per reason for leaving without an agent
     next: Target | None = None  # when the caller leaves without an agent, for a reason ``left`` does not name
+    survey: FlowName | None = None  # a flow the caller goes on to once the agent hangs up (CSAT)
 
     def check(self) -> str | None:
         unknown = sorted(set(self.left) - set(OVERFLOW_REASONS))

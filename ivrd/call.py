@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from asr.base import Result
 from flows.interpreter import (
     AgentConnected,
+    AgentDone,
     CallInfo,
     EndCall,
     Fetch,
@@ -224,6 +226,7 @@ class Call:
                 event(log, "call.end", call_id=leg.call_id, reason=record.end_reason, outcome=record.outcome,
                       digits=self.digits.text, recording=record.recording, **media, flow=record.flow,
                       flow_version=record.flow_version, path=record.path, variables=record.variables)  # fmt: skip
+                self._count_survey(record)
                 if self.services.records is not None:
                     self.services.records.add(record)
 
@@ -476,10 +479,14 @@ class Call:
         return self.media
 
     def agent_gone(self, talk: float, hold: float, wrap_up: float) -> None:
-        """The agent's call ended (their hang-up, or ours): the call is over for the caller too."""
+        """The agent's call ended (their hang-up, or ours): the flow's queue step goes on to its survey,
+        or the call is over for the caller too."""
         self.handled = (talk, hold, wrap_up)
-        self.queue = None
-        self._background.spawn(self.hangup())
+        queue, self.queue = self.queue or self.joined, None
+        if self.flow_run is None or self.flow_run.finished or self.agent is None or self.ended.is_set():
+            self._background.spawn(self.hangup())
+        else:
+            self._feed(AgentDone(self.agent, queue or ""))
 
     def context(self) -> dict[str, object]:
         """What the agent should know: who calls, what they did in the IVR, what the lookups found."""
@@ -560,6 +567,7 @@ class Call:
         elif self.agent is not None:  # the caller hung up first: the agent's call is ending now
             talk, hold, wrap_up = self.services.center.handled_so_far(self)
         transcript = " | ".join(str(entry["said"]) for entry in path if "said" in entry)
+        csat = survey_answer(flow.get("variables", {})) if "survey" in happened else None
         return CallRecord(
             id=self.id, call_id=leg.call_id, started=self.started, ended=time.time(), caller=leg.caller_number,
             caller_name=leg.caller_name, dialed=leg.dialed_number, outcome=outcome,
@@ -569,7 +577,12 @@ class Call:
             queue=self.joined, wait=self.waited, agent=self.agent, talk=talk, hold=hold, wrap_up=wrap_up,
             recording=str(recorder.path) if recorder else None,
             recording_paused=as_json(recorder.paused_spans) if recorder and recorder.paused_spans else None,
-            message=str(self._capture.recorder.path) if self._capture else None, rtp=as_json(media))  # fmt: skip
+            message=str(self._capture.recorder.path) if self._capture else None, rtp=as_json(media),
+            csat=csat)  # fmt: skip
+
+    def _count_survey(self, record: CallRecord) -> None:
+        if record.csat is not None:
+            self.services.metrics.csat.labels(record.queue or "", record.csat).inc()
 
     def _close_media(self) -> None:
         self.prompting.close()
@@ -577,3 +590,11 @@ class Call:
             self.services.media.close(self.media, self._ports)
         self.media = None  # counted in the totals now, not among the live sessions
         self._ports = None
+
+
+def survey_answer(variables: Mapping[str, Any]) -> str:
+    """The caller's score from the survey's ``csat`` variable: "1"-"5", or "none" (hung up, or no score)."""
+    score = variables.get("csat")
+    if isinstance(score, str) and score.strip().isdigit():
+        score = int(score.strip())
+    return str(score) if isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 5 else "none"

@@ -124,7 +124,8 @@ def _kpi(args: argparse.Namespace, path: Path, config: Config) -> int:
     if args.json:
         print(json.dumps({f"{kind} {name}".strip(): {"offered": f.offered, "service_level": f.service_level,
                                                       "asa": f.asa, "abandonment": f.abandonment, "aht": f.aht,
-                                                      "csat": None, "fcr": f.fcr, "disposed": f.disposed}
+                                                      "csat": f.csat, "surveyed": f.surveyed, "fcr": f.fcr,
+                                                      "disposed": f.disposed}
                           for (kind, name), f in found.items()}))  # fmt: skip
     else:
         print(kpi.table(found))

@@ -7,7 +7,8 @@ per agent and for the whole center.
 - AHT: the mean of talk + hold + wrap-up of those answered;
 - FCR: of the calls an agent gave a disposition, those disposed resolved (``kpi.resolved``) whose caller
   did not call again within ``kpi.repeat_window``;
-- CSAT: none yet (no survey results in the records).
+- CSAT: the mean score (1-5) of the surveys answered; callers who hung up or gave no score are counted
+  apart (``surveyed``), never as a score.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from .config import QueueConfig
 
-ROWS = ("SELECT queue, agent, outcome, wait, talk, hold, wrap_up, disposition, repeated FROM calls "
+ROWS = ("SELECT queue, agent, outcome, wait, talk, hold, wrap_up, disposition, repeated, csat FROM calls "
         "WHERE queue IS NOT NULL AND started >= ? AND started < ?")  # fmt: skip
 
 
@@ -34,6 +35,9 @@ class Figures:
     handled: float = 0.0  # the answered calls' talk + hold + wrap-up
     disposed: int = 0
     resolved: int = 0  # disposed resolved, and not called again about
+    surveyed: int = 0
+    scored: int = 0  # of those, the ones with a score
+    scores: int = 0  # their sum
 
     @property
     def service_level(self) -> float | None:
@@ -54,6 +58,10 @@ class Figures:
     @property
     def fcr(self) -> float | None:
         return self.resolved / self.disposed if self.disposed else None
+
+    @property
+    def csat(self) -> float | None:
+        return self.scores / self.scored if self.scored else None
 
 
 def figures(rows: Iterable[Mapping[str, object]], queues: Mapping[str, QueueConfig],
@@ -80,6 +88,12 @@ def figures(rows: Iterable[Mapping[str, object]], queues: Mapping[str, QueueConf
             if row["disposition"] is not None:
                 f.disposed += 1
                 f.resolved += row["disposition"] in resolved and row["repeated"] is None
+            score = row["csat"]
+            if score is not None:
+                f.surveyed += 1
+                if score != "none":
+                    f.scored += 1
+                    f.scores += int(str(score))
     return found
 
 
@@ -98,8 +112,13 @@ def table(found: Mapping[tuple[str, str], Figures]) -> str:
         label = "center" if kind == "center" else f"{kind} {name}"
         offered = str(f.offered) if kind != "agent" else "-"
         lines.append(f"{label[:22]:<22}{offered:>8}{_share(f.service_level):>7}{_seconds(f.asa):>7}"
-                     f"{_share(f.abandonment):>8}{_seconds(f.aht):>7}{'-':>6}{_share(f.fcr):>7}{f.disposed:>7}")
+                     f"{_share(f.abandonment):>8}{_seconds(f.aht):>7}{_score(f.csat):>6}{_share(f.fcr):>7}"
+                     f"{f.disposed:>7}")  # fmt: skip
     return "\n".join(lines)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _number(value: object) -> float:

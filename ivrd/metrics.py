@@ -191,6 +191,8 @@ class Metrics:
         self.handle_seconds = Histogram("ivrd_queue_handle_seconds", "Agent handle time per call, by phase: talk, "
                                         "hold, wrap_up", ["queue", "phase"], buckets=HANDLE_BUCKETS,
                                         registry=registry)  # fmt: skip
+        self.csat = Counter("ivrd_csat_responses", "Post-call surveys by queue and score: 1-5, or none (the caller "
+                            "hung up or gave no score)", ["queue", "score"], registry=registry)  # fmt: skip
         self.fcr_dispositions = Counter("ivrd_fcr_dispositions", "Calls agents gave a disposition (their first), "
                                         "by queue, agent and whether it says resolved (kpi.resolved)",
                                         ["queue", "agent", "resolved"], registry=registry)  # fmt: skip

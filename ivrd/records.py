@@ -72,6 +72,7 @@ class CallRecord:
     disposition: str | None = None  # what the agent said of the call at wrap-up (the queue's list)
     note: str | None = None  # the agent's own words at wrap-up
     repeated: str | None = None  # the id of the same caller's next call within kpi.repeat_window, if any
+    csat: str | None = None  # the survey's answer, "1"-"5"; "none": surveyed, no answer; None: no survey
 
 
 COLUMNS = tuple(f.name for f in fields(CallRecord))
@@ -89,7 +90,7 @@ _INSERT = f"INSERT OR REPLACE INTO calls ({', '.join(COLUMNS)}) VALUES ({', '.jo
 
 
 # columns later than the first schema: added to older databases when they are opened
-ADDED_COLUMNS = ("recording_paused", "disposition", "note", "repeated")
+ADDED_COLUMNS = ("recording_paused", "disposition", "note", "repeated", "csat")
 NOTE_TRIES = 150  # batches a wrap-up note waits for its call's record (30 s) before it is given up
 _ANNOTATE = "UPDATE calls SET disposition = ?, note = ? WHERE id = ?"
 _BEFORE = "SELECT queue, agent, disposition FROM calls WHERE id = ?"

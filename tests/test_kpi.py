@@ -58,15 +58,15 @@ def test_the_centers_numbers_per_queue_and_agent():
     queues = {"billing": QueueConfig(service_level=20, short_abandon=5)}
     rows = [
         dict(queue="billing", agent="ada", outcome="agent", wait=10, talk=100, hold=20, wrap_up=10,
-             disposition="resolved", repeated=None),
+             disposition="resolved", repeated=None, csat="5"),
         dict(queue="billing", agent="ada", outcome="agent", wait=30, talk=200, hold=0, wrap_up=10,
-             disposition="resolved", repeated="x"),
+             disposition="resolved", repeated="x", csat="none"),
         dict(queue="billing", agent="bob", outcome="agent", wait=5, talk=50, hold=0, wrap_up=10,
-             disposition="call back", repeated=None),
+             disposition="call back", repeated=None, csat="2"),
         dict(queue="billing", agent=None, outcome="abandoned", wait=40, talk=None, hold=None, wrap_up=None,
-             disposition=None, repeated=None),
+             disposition=None, repeated=None, csat=None),
         dict(queue="billing", agent=None, outcome="abandoned", wait=3, talk=None, hold=None, wrap_up=None,
-             disposition=None, repeated=None),  # a short abandon
+             disposition=None, repeated=None, csat=None),  # a short abandon
     ]  # fmt: skip
     found = kpi.figures(rows, queues, frozenset({"resolved"}))
     billing, ada = found[("queue", "billing")], found[("agent", "ada")]
@@ -75,6 +75,7 @@ def test_the_centers_numbers_per_queue_and_agent():
     assert billing.asa == 15.0 and billing.abandonment == 1 / 5 and billing.aht == (130 + 210 + 60) / 3
     assert billing.fcr == 1 / 3 and ada.fcr == 1 / 2 and found[("agent", "bob")].fcr == 0.0
     assert found[("center", "")].offered == 5
+    assert billing.csat == 3.5 and billing.surveyed == 3 and ada.csat == 5.0  # "none" is no score
     text = kpi.table(found)
     assert all(len(line) <= 80 for line in text.splitlines())
     assert text.splitlines()[1].startswith("center") and "queue billing" in text and "agent ada" in text

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from flows.interpreter import (
     AgentConnected,
+    AgentDone,
     CallInfo,
     EndCall,
     Fetch,
@@ -596,3 +597,49 @@ def test_a_queue_step_goes_on_at_the_step_named_for_the_reason_the_caller_left(t
         assert run.take_actions() == [PlayPrompt((Sound(text=said),), False)]
         left = next(entry for entry in run.path if entry["event"] == "queue_left")
         assert left["reason"] == reason and left.get("callback") == ("+15550100" if reason == "callback" else None)
+
+
+def test_once_the_agent_hangs_up_the_queue_steps_survey_runs_or_the_call_ends(tmp_path):
+    deployment = deploy(tmp_path, main="""\
+        default: true
+        steps:
+          q:
+            queue: billing
+            survey: survey
+          plain:
+            queue: billing
+        """, survey="""\
+        steps:
+          ask:
+            menu: "How did we do, from 1 to 5?"
+            choices:
+              - { key: 1, goto: score }
+              - { key: 5, goto: score }
+          score:
+            set: { csat: "menu" }
+          done:
+            hangup: "{{ survey.agent }} thanks you."
+        """)  # fmt: skip
+    run = start(deployment)
+    run.take_actions()
+    run.feed(AgentDone("2001", "billing"), T0 + 5)  # before an agent answered: not awaited
+    assert run.take_actions() == [] and not run.finished
+    run.feed(AgentConnected("2001", 4.0), T0 + 5)
+    run.feed(AgentDone("2001", "billing"), T0 + 60)
+    (ask,) = run.take_actions()
+    assert isinstance(ask, PlayPrompt) and ask.sounds[0].text == "How did we do, from 1 to 5?"
+    assert run.path[-1]["event"] == "menu" and run.path[-2] == {"at": 60.0, "flow": "main", "step": "q",
+                                                                 "event": "survey", "to": "survey", "agent": "2001"}
+    assert run.variables["survey"] == {"agent": "2001", "queue": "billing", "call": "call-1"}
+    run.feed(PromptDone(), T0 + 62)
+    run.feed(KeyPressed("5"), T0 + 63)
+    assert run.variables["csat"] == "5"
+    assert run.take_actions()[-1] == PlayPrompt((Sound(text="2001 thanks you."),), False)
+
+
+def test_without_a_survey_the_agents_hang_up_ends_the_flow(tmp_path):
+    run = start(deploy(tmp_path, main="default: true\nsteps:\n  q:\n    queue: billing\n"))
+    run.take_actions()
+    run.feed(AgentConnected("2001", 1.0), T0 + 1)
+    run.feed(AgentDone("2001", "billing"), T0 + 30)
+    assert run.take_actions() == [EndCall()] and run.finished and run.path[-1]["reason"] == "agent"

@@ -25,7 +25,7 @@ def problems_in(tmp_path: Path, **files: str) -> list[str]:
 
 def test_the_example_deployment_is_valid_and_versioned_by_content(tmp_path):
     deployment = load_deployment(ETC_FLOWS, load_wav)
-    assert set(deployment.flows) == {"main", "balance", "voicemail"}
+    assert set(deployment.flows) == {"main", "balance", "survey", "voicemail"}
     assert deployment.default.name == "main"
     copy = tmp_path / "flows"
     shutil.copytree(ETC_FLOWS, copy)
@@ -266,3 +266,10 @@ def test_a_queue_steps_exits_name_known_reasons_and_steps(tmp_path):
         "main.yaml:5:5: step q.left: bored: expected reasons among max_wait, full, no_agents, escalated, callback",
         "main.yaml:8:22: step after: no step called 'nowhere' in this flow",
     ]
+
+
+def test_a_survey_must_name_a_flow_of_the_deployment(tmp_path):
+    (tmp_path / "main.yaml").write_text("default: true\nsteps:\n  q:\n    queue: billing\n    survey: nope\n")
+    with pytest.raises(ConfigError) as refused:
+        load_deployment(tmp_path, load_wav)
+    assert "main.yaml:5:13: step q: no flow called 'nope' for the survey" in str(refused.value)

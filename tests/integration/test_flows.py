@@ -224,7 +224,7 @@ def test_check_reports_every_problem_and_exits_2(tmp_path):
     assert "Traceback" not in proc.stderr
     ok = subprocess.run([sys.executable, "-m", "ivrd.cli", "check", str(ROOT / "etc" / "ivrd.yaml")],
                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
-    assert ok.returncode == 0 and "flows balance, main, voicemail" in ok.stdout
+    assert ok.returncode == 0 and "flows balance, main, survey, voicemail" in ok.stdout
 
 
 def test_after_hours_the_caller_leaves_a_message_that_ends_on_silence(tmp_path):
