@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tests.audio import speech
 from tests.integration.baresip import CONFIG_DIR, agent_phone
 from tests.integration.daemon import daemon_running
 from tests.integration.peers import require
@@ -26,22 +29,7 @@ steps:
     queue: billing
     survey: survey
 """
-SURVEY = """description: After-call survey
-steps:
-  ask:
-    menu: "How did we do? Press 1 to 5."
-    choices:
-      - { key: 1, goto: score }
-      - { key: 2, goto: score }
-      - { key: 3, goto: score }
-      - { key: 4, goto: score }
-      - { key: 5, goto: score }
-    timeout: 10
-  score:
-    set: { csat: "menu" }
-  thanks:
-    hangup: "Thank you."
-"""
+SURVEY = (Path(__file__).resolve().parents[2] / "etc" / "flows" / "survey.yaml").read_text()  # the example's
 
 
 def _talk_then_agent_hangs_up(daemon, ada) -> RtpCaller:
@@ -55,12 +43,15 @@ def _talk_then_agent_hangs_up(daemon, ada) -> RtpCaller:
 
 
 def test_the_caller_stays_on_for_the_survey_and_their_score_is_kept(tmp_path):
-    require("baresip")
+    """By key, by hanging up (no score), and by voice ("four", PocketSphinx on the example's survey)."""
+    require("baresip", "espeak-ng", "sox")
+    four = speech("four", tmp_path)
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "main.yaml").write_text(MAIN)
     (flows / "survey.yaml").write_text(SURVEY)
-    with daemon_running(f"flows:\n  dir: {flows}\n" + ROUTING, sip_section=ACCOUNTS) as daemon:
+    config = f"flows:\n  dir: {flows}\n" + ROUTING + "log:\n  level: debug\n"  # call.listening is a debug event
+    with daemon_running(config, sip_section=ACCOUNTS) as daemon:
         ada = agent_phone(daemon.port, "2001", "pw-one", auto=True, codecs="PCMU")
         try:
             daemon.wait_for_event("sip.registered")
@@ -81,15 +72,27 @@ def test_the_caller_stays_on_for_the_survey_and_their_score_is_kept(tmp_path):
             finally:
                 gone.close()
             daemon.wait_for_event("call.end", 2)
+            spoken = _talk_then_agent_hangs_up(daemon, ada)  # this one says its score
+            try:
+                daemon.wait_for_event("queue.call_end", 3)
+                daemon.wait_for_event("call.listening", 1)  # the survey's menu hears speech
+                spoken.stream(np.zeros(1600, dtype=np.int16))
+                spoken.stream(four)
+                for _ in range(8):
+                    spoken.stream(np.zeros(1600, dtype=np.int16))
+                spoken.wait_bye()
+            finally:
+                spoken.close()
+            daemon.wait_for_event("call.end", 3)
             samples = scrape(daemon)
-            records = daemon.records(2)
+            records = daemon.records(3)
             kpi = json.loads(subprocess.run([sys.executable, "-m", "ivrd.cli", "calls", "--db",
                                              str(daemon.workdir / "calls.db"), "--kpi", "--json"],
                                             capture_output=True, text=True, check=True).stdout)  # fmt: skip
         finally:
             ada.close()
-    assert value(samples, "ivrd_csat_responses_total", queue="billing", score="4") == 1
+    assert value(samples, "ivrd_csat_responses_total", queue="billing", score="4") == 2
     assert value(samples, "ivrd_csat_responses_total", queue="billing", score="none") == 1
-    assert sorted(r["csat"] for r in records) == ["4", "none"]
+    assert sorted(r["csat"] for r in records) == ["4", "4", "none"]
     assert all(r["outcome"] == "agent" and r["agent"] == "2001" for r in records)
-    assert kpi["queue billing"]["csat"] == 4.0 and kpi["queue billing"]["surveyed"] == 2
+    assert kpi["queue billing"]["csat"] == 4.0 and kpi["queue billing"]["surveyed"] == 3
