@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--fixtures", type=Path, help="answers for lookups, by URL (YAML), instead of the network")
     sim.add_argument("--caller", default="+15555550123", help="the calling number (default: %(default)s)")
     sim.add_argument("--dialed", default="100", help="the dialed number (default: %(default)s)")
+    sim.add_argument("--at", type=_moment, help="the time the call comes, as the flow's calendars see it: "
+                     "2026-12-07 10:00 (this machine's zone, as the daemon's clock), or with an offset "
+                     "(2026-12-07T10:00-05:00); default: now")
     fetch = commands.add_parser("fetch-model", help="download, verify and unpack a Vosk model for asr.models")
     fetch.add_argument("url", help="the model archive (zip or tar), e.g. from https://alphacephei.com/vosk/models")
     fetch.add_argument("--sha256", required=True, help="the archive's SHA-256, as its publisher gives it")
@@ -70,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     calls.add_argument("--kpi", action="store_true", help="instead of the calls: service level, ASA, abandonment, "
                        "AHT, CSAT and FCR per queue and agent over --since/--until (default: the last 24 hours)")
     return parser
+
+
+def _moment(text: str) -> float:
+    """A moment on the command line: ISO 8601, local time unless it carries an offset."""
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time like 2026-12-07 10:00, got {text!r}") from None
 
 
 def _when(text: str) -> float:
@@ -180,7 +191,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"ivrd: no flow {args.flow!r} in {flows} (flows: {', '.join(sorted(deployment.flows))})",
               file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
-    simulate(deployment, args.flow, CallInfo("simulated", args.caller, "", args.dialed), fixtures)
+    simulate(deployment, args.flow, CallInfo("simulated", args.caller, "", args.dialed), fixtures, at=args.at)
     return 0
 
 

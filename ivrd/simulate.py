@@ -46,6 +46,7 @@ from flows.interpreter import (
 from flows.loader import Deployment
 from flows.schema import DTMF_KEYS
 
+from .call import LOCAL_ZONE
 from .lookup import Lookups
 from .yaml_loader import ConfigError, Problem, StrictLoader, compose_file
 
@@ -66,13 +67,14 @@ def load_fixtures(path: Path) -> dict[str, Any]:
 
 class Simulation:
     def __init__(self, deployment: Deployment, flow: str, info: CallInfo, *, fixtures: dict[str, Any] | None,
-                 out: TextIO, read_line: Callable[[], Awaitable[str]]) -> None:  # fmt: skip
-        self.run = FlowRun(deployment, info)
+                 out: TextIO, read_line: Callable[[], Awaitable[str]], at: float | None = None) -> None:  # fmt: skip
+        """``at``: when the call comes (default: now); the flow's clock runs from there."""
+        self.run = FlowRun(deployment, info, zone=LOCAL_ZONE)
         self.flow = deployment.flows[flow]
         self.fixtures = fixtures
         self.out = out
         self.read_line = read_line
-        self.now = time.time()
+        self.now = time.time() if at is None else at
         self.pending: deque[FlowEvent] = deque()
         self.fetching: deque[Fetch] = deque()
         self.lookups = Lookups(1 << 20)
@@ -184,10 +186,12 @@ class Simulation:
         return done
 
 
-def simulate(deployment: Deployment, flow: str, info: CallInfo, fixtures: dict[str, Any] | None) -> None:
-    """Run ``flow`` against standard input and output."""
+def simulate(deployment: Deployment, flow: str, info: CallInfo, fixtures: dict[str, Any] | None, *,
+             at: float | None = None) -> None:  # fmt: skip
+    """Run ``flow`` against standard input and output, the call coming ``at`` (default: now)."""
 
     async def read_line() -> str:
         return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
-    asyncio.run(Simulation(deployment, flow, info, fixtures=fixtures, out=sys.stdout, read_line=read_line).main())
+    asyncio.run(Simulation(deployment, flow, info, fixtures=fixtures, out=sys.stdout, read_line=read_line,
+                           at=at).main())  # fmt: skip

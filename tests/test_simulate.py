@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 from flows.interpreter import CallInfo
@@ -47,3 +49,20 @@ def test_a_spoken_menu_says_what_it_listens_for_and_an_answer_ends_the_listening
     assert "  listening for: billing" in lines
     assert lines.index("  listening for: billing") < lines.index("  say: Goodbye.")
     assert "  hang up" in lines
+
+
+def test_simulate_at_a_time_sees_the_calendars_then(tmp_path):
+    """The example deployment on a Sunday reaches only the after-hours voicemail; `--at` a Monday morning
+    (New York, the office calendar's zone) reaches the main menu; a time that is not one is refused."""
+    flows = Path(__file__).resolve().parents[1] / "etc" / "flows"
+
+    def simulate(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ivrd.cli", "simulate", "main", "--flows", str(flows), *args],
+                              input="", capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    sunday = simulate("--at", "2026-12-06T10:00-05:00")
+    monday = simulate("--at", "2026-12-07T10:00-05:00")
+    assert "Our office is closed" in sunday.stdout and "[main.main_menu]" not in sunday.stdout
+    assert "[main.main_menu] your turn" in monday.stdout and "Our office is closed" not in monday.stdout
+    wrong = simulate("--at", "next tuesday")
+    assert wrong.returncode == 2 and "expected a time like 2026-12-07 10:00" in wrong.stderr
