@@ -290,8 +290,13 @@ class QueueConfig:
     service_level: float = 20.0  # seconds: answered within it counts as served in time
     short_abandon: float = 5.0  # seconds: a caller who hangs up sooner is not counted against the service level
     dispositions: tuple[str, ...] = ()  # what an agent may say of a call at wrap-up (on /desk)
+    disposition_keys: dict[str, str] = field(default_factory=dict)  # on a desk phone: * then the key -> disposition
 
     def check(self) -> str | None:
+        for key, disposition in self.disposition_keys.items():
+            if key not in "0123456789#" or len(key) != 1 or disposition not in self.dispositions:
+                return (f"disposition_keys: expected single keys (0-9, #) for dispositions of this queue's list, "
+                        f"got {key!r}: {disposition!r}")
         for text in (self.skills, *(e.skills for e in self.escalations if e.skills)):
             try:
                 Requirement(text)

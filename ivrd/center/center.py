@@ -23,7 +23,7 @@ from ..logs import event
 from ..media.player import Clip, PromptError, load_wav
 from ..media.rtp_session import RtpSession
 from ..metrics import Metrics
-from ..records import CallRecords
+from ..records import CallRecords, WrapUp
 from ..yaml_loader import ConfigError, Problem
 from .announcements import Announcer
 from .callbacks import Callbacks
@@ -61,6 +61,8 @@ class ContactCenter:
         self.offers = Offers(line, dialer, metrics=metrics, desktops=desktops, callbacks=self.callbacks,
                              context_url=self.context_url, stop_waiting=self._stop_waiting)
         line.on_offer = self.offers.offer
+        self._records = records
+        self.offers.on_disposition = self._disposed
         line.on_left = self._left
         self.api_agents: dict[str, AgentConfig | None] = {}  # changed through the API (None: removed)
         self._defined: set[str] = set()  # the agents this node's configuration and API define
@@ -187,6 +189,12 @@ class ContactCenter:
                 "skills": agent.skills, "calls": agent.calls, "misses_in_a_row": agent.misses_in_a_row,
                 "seconds_in_state": round(now - agent.since, 1), "time_in_state": agent.time_in_state(now),
                 "reachable": self._reachable(agent)}  # fmt: skip
+
+    def _disposed(self, offer: AgentCall, disposition: str) -> None:
+        """An agent keyed a wrap-up code on their phone: the call's disposition."""
+        event(log, "queue.disposition", call_id=offer.caller.call_id, agent=offer.agent, disposition=disposition)
+        if self._records is not None:
+            self._records.annotate(WrapUp(offer.caller.id, disposition, None))
 
     def use_desks(self, desks: BrowserDesks) -> None:
         """Agents whose contact is ``browser`` are rung on ``desks`` from now on."""

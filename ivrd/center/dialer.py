@@ -15,6 +15,7 @@ from routing.agents import Agent
 
 from ..cluster.share import SharedBinding
 from ..logs import event
+from ..media.dtmf import Digit
 from ..media.ports import BoundPorts
 from ..media.rtp_session import RtpSession
 from ..media.service import MediaService
@@ -152,10 +153,11 @@ class Dialer:
         if not placed.ended:
             self._sip.hangup(placed.leg)
 
-    def open_media(self, placed: PlacedLeg) -> MediaSession:
-        """The answered leg's media, started."""
+    def open_media(self, placed: PlacedLeg, on_digit: Callable[[Digit], None] | None = None) -> MediaSession:
+        """The answered leg's media, started; ``on_digit``: told each key pressed on the leg (RFC 4733)."""
         assert placed.leg.audio is not None
-        placed.media = self._media.open(placed.leg.audio, placed.ports, signalling_host=placed.leg.flow.remote[0])
+        placed.media = self._media.open(placed.leg.audio, placed.ports, signalling_host=placed.leg.flow.remote[0],
+                                        on_digit=on_digit)  # fmt: skip
         placed.media.start()
         return placed.media
 

@@ -16,6 +16,7 @@ from flows.interpreter import AgentConnected
 from routing.matcher import Offer
 
 from ..logs import event
+from ..media.dtmf import Digit
 from ..media.rtp_session import RtpSession
 from ..metrics import Metrics
 from ..sip.events import CallAnswered, CallEnded, CallRinging, DtmfInfo, MediaChanged, SipEvent
@@ -48,6 +49,7 @@ class AgentCall:
     held_before: float = 0.0  # seconds the agent held the caller, holds over (their phone's re-INVITE: sendonly)
     held_since: float | None = None
     end: Callable[[], None] = lambda: None  # stop the agent's leg ringing, or end their call
+    last_key: str | None = None  # the agent's last key in the call (wrap-up codes: * then a key)
 
     @property
     def media(self) -> RtpSession | None:
@@ -72,6 +74,7 @@ class Offers:
         self._line = line
         self._dialer = dialer
         self.desks: BrowserDesks | None = None  # where agents whose contact is "browser" are rung
+        self.on_disposition: Callable[[AgentCall, str], None] = lambda offer, disposition: None
         self._metrics = metrics
         self._desktops = desktops
         self._callbacks = callbacks
@@ -155,8 +158,18 @@ class Offers:
             offer.on_hold(happened.audio.direction in ("sendonly", "inactive"), self._line.now())
         elif isinstance(happened, DtmfInfo) and offer.media is not None and offer.media.bridged_to is not None:
             offer.media.bridged_to.send_digit(happened.digit, happened.duration_ms)  # the agent's key, to the caller
+            self._agent_key(offer, Digit(happened.digit, happened.duration_ms, "info", self._line.now()))
         elif isinstance(happened, CallEnded):
             self._ended(offer, happened.reason)
+
+    def _agent_key(self, offer: AgentCall, digit: Digit) -> None:
+        """A key the agent pressed in the call: ``*`` then a key of the queue's ``disposition_keys`` is
+        their disposition of the call (a desk phone's wrap-up code)."""
+        keys = self._line.config.queues[offer.queue].disposition_keys if offer.queue in self._line.config.queues \
+            else {}  # fmt: skip
+        previous, offer.last_key = offer.last_key, digit.digit
+        if previous == "*" and digit.digit in keys:
+            self.on_disposition(offer, keys[digit.digit])
 
     def _answered(self, offer: AgentCall) -> None:
         line = self._line
@@ -172,7 +185,8 @@ class Offers:
         offer.answered_at = now
         self._metrics.agent_offers.labels(offer.queue, "answered").inc()
         self.push(offer.agent, "answered", offer.caller)
-        media = offer.placed.media if isinstance(offer.placed, BrowserLeg) else self._dialer.open_media(offer.placed)
+        media = offer.placed.media if isinstance(offer.placed, BrowserLeg) \
+            else self._dialer.open_media(offer.placed, on_digit=partial(self._agent_key, offer))  # fmt: skip
         assert media is not None
         if place.callback is not None:  # the agent is ready: now the caller's phone rings
             offer.callback = place

@@ -89,6 +89,7 @@ class FakeLeg:
     extra: tuple[tuple[str, str], ...]
     call_id: str
     on_event: Any = None
+    on_digit: Any = None  # what the center asked to be told of the agent's keys
     media: FakeMedia | None = None
     ended: bool = False
     confirmed: bool = False
@@ -131,8 +132,9 @@ class FakeDialer:
     def hang_up(self, placed: FakeLeg) -> None:
         placed.hung_up = True
 
-    def open_media(self, placed: FakeLeg) -> FakeMedia:
+    def open_media(self, placed: FakeLeg, on_digit: Any = None) -> FakeMedia:
         placed.media = FakeMedia()
+        placed.on_digit = on_digit
         return placed.media
 
     def close(self, placed: FakeLeg) -> None:
@@ -205,9 +207,13 @@ class FakeDesktops:
 class FakeRecords:
     def __init__(self) -> None:
         self.added: list[Any] = []
+        self.noted: list[Any] = []
 
     def add(self, record: Any) -> None:
         self.added.append(record)
+
+    def annotate(self, wrap_up: Any) -> None:
+        self.noted.append(wrap_up)
 
 
 @dataclass

@@ -9,6 +9,8 @@ import pytest
 from flows.interpreter import AgentConnected, JoinQueue, QueueLeft
 from flows.schema import Key
 from ivrd.config import AgentConfig, CallbackConfig, QueueConfig, RoutingConfig
+from ivrd.media.dtmf import Digit
+from ivrd.records import WrapUp
 from routing.matcher import Escalation
 from tests.center.fakes import FakeCaller, make_center
 
@@ -187,3 +189,15 @@ def test_a_callback_to_a_number_not_allowed_is_refused_and_the_caller_keeps_wait
     assert caller.events == [] and caller.heard == [
         "Sorry, we cannot call you back at this number. Please stay on the line."]
     assert c.center.booked("c1") is None and c.center.queue_view("billing")["waiting"] == 1
+
+
+def test_a_wrap_up_code_keyed_on_the_agents_phone_is_the_calls_disposition():
+    c = make_center(routing({"ada": ADA}, dispositions=("resolved", "call back"),
+                            disposition_keys={"1": "resolved", "2": "call back"}))  # fmt: skip
+    caller = FakeCaller("c1")
+    c.center.join(caller, JoinQueue("billing"))
+    (leg,) = c.dialer.placed
+    leg.answers()
+    for key in "12*9*2":  # keys for the caller, then * and an unknown key, then * 2: "call back"
+        leg.on_digit(Digit(key, 100, "rfc4733", 0.0))
+    assert c.records.noted == [WrapUp("c1", "call back", None)]

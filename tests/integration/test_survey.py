@@ -22,7 +22,12 @@ from tests.integration.scrape import scrape, value
 pytestmark = [pytest.mark.peers, pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")]
 
 ACCOUNTS = '  accounts: {"2001": "pw-one"}\n  digest_algorithms: [MD5]\n'
-ROUTING = 'routing:\n  queues:\n    billing: { wrap_up: 1 }\n  agents:\n    "2001": { skills: { billing: 4 } }\n'
+ROUTING = """routing:
+  queues:
+    billing: { wrap_up: 1, dispositions: [resolved], disposition_keys: {"1": resolved} }
+  agents:
+    "2001": { skills: { billing: 4 } }
+"""
 MAIN = """default: true
 steps:
   q:
@@ -32,18 +37,23 @@ steps:
 SURVEY = (Path(__file__).resolve().parents[2] / "etc" / "flows" / "survey.yaml").read_text()  # the example's
 
 
-def _talk_then_agent_hangs_up(daemon, ada) -> RtpCaller:
+def _talk_then_agent_hangs_up(daemon, ada, code: str = "") -> RtpCaller:
+    """A call the agent answers, keys ``code`` in (a wrap-up code), and hangs up."""
     caller = RtpCaller(daemon.port)
     caller.call()
     daemon.wait_for_event("call.flow")
     ada.wait_event("CALL_ESTABLISHED")
+    if code:
+        ada.command("sndcode", code)
+        daemon.wait_for_event("queue.disposition")
     ada.command("hangup")
     ada.wait_event("CALL_CLOSED")
     return caller
 
 
 def test_the_caller_stays_on_for_the_survey_and_their_score_is_kept(tmp_path):
-    """By key, by hanging up (no score), and by voice ("four", PocketSphinx on the example's survey)."""
+    """By key, by hanging up (no score), and by voice ("four", PocketSphinx on the example's survey); the
+    first call's agent keys a wrap-up code on their phone, its disposition."""
     require("baresip", "espeak-ng", "sox")
     four = speech("four", tmp_path)
     flows = tmp_path / "flows"
@@ -56,7 +66,7 @@ def test_the_caller_stays_on_for_the_survey_and_their_score_is_kept(tmp_path):
         try:
             daemon.wait_for_event("sip.registered")
             daemon.api("POST", "/agents/2001/state", {"state": "available"})
-            scored = _talk_then_agent_hangs_up(daemon, ada)
+            scored = _talk_then_agent_hangs_up(daemon, ada, "*1")  # the agent's phone: "resolved"
             try:
                 daemon.wait_for_event("queue.call_end")
                 scored.wait_for_packets(len(scored.received) + 50)  # the survey's question plays
@@ -94,5 +104,6 @@ def test_the_caller_stays_on_for_the_survey_and_their_score_is_kept(tmp_path):
     assert value(samples, "ivrd_csat_responses_total", queue="billing", score="4") == 2
     assert value(samples, "ivrd_csat_responses_total", queue="billing", score="none") == 1
     assert sorted(r["csat"] for r in records) == ["4", "4", "none"]
+    assert [(r["csat"], r["disposition"]) for r in records if r["disposition"]] == [("4", "resolved")]
     assert all(r["outcome"] == "agent" and r["agent"] == "2001" for r in records)
     assert kpi["queue billing"]["csat"] == 4.0 and kpi["queue billing"]["surveyed"] == 3
