@@ -187,6 +187,8 @@ def test_a_backend_that_is_not_redis_is_refused_with_where(tmp_path):
     ("webrtc:\n  codecs: [G729]\n", 2, "codecs"),
     ("webrtc:\n  addresses: [ivrd.example.com]\n", 2, "expected an IPv4 or IPv6 address"),
     ("webrtc:\n  ice_servers: [{urls: ['http://x']}]\n", 2, "stun:, turn: or turns: URLs"),
+    ("routing:\n  queues:\n    q: {dispositions: [a], disposition_keys: {'1': b}}\n", 3, "disposition_keys: expected"),
+    ("calls:\n  transcribe: true\n", 2, "it needs record: true and records"),
 ])  # fmt: skip
 def test_desk_and_webrtc_settings_are_checked_at_load(tmp_path, text, line, wanted):
     problem = the_problem(tmp_path, text)
