@@ -44,6 +44,7 @@ from .schema import (
     Prompt,
     Queue,
     Record,
+    Recording,
     Return,
     Say,
     SetVariables,
@@ -158,6 +159,13 @@ class EndCall:
 
 
 @dataclass(frozen=True, slots=True)
+class SetRecording:
+    """Silence in the call's recording from now on (``paused``), or its audio again."""
+
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something ops should know (an expression that failed on this call's values)."""
 
@@ -165,7 +173,7 @@ class Notice:
 
 
 Action = (PlayPrompt | StopPrompt | StartListening | StopListening | Fetch | StartRecording | StopRecording
-          | TransferCall | JoinQueue | EndCall | Notice)  # fmt: skip
+          | TransferCall | JoinQueue | EndCall | Notice | SetRecording)  # fmt: skip
 
 
 class ActionHandler(Protocol):
@@ -193,6 +201,8 @@ class ActionHandler(Protocol):
 
     def notice(self, action: Notice) -> None: ...
 
+    def set_recording(self, action: SetRecording) -> None: ...
+
 
 def carry_out(action: Action, handler: ActionHandler) -> None:
     """Hand ``action`` to the ``handler`` method for its kind (every kind has one)."""
@@ -218,6 +228,8 @@ def carry_out(action: Action, handler: ActionHandler) -> None:
         handler.end_call(action)
     elif isinstance(action, Notice):
         handler.notice(action)
+    elif isinstance(action, SetRecording):
+        handler.set_recording(action)
     else:
         assert_never(action)
 
@@ -471,6 +483,11 @@ class FlowRun:
             self._record(now, _kind(step))
             self._ask(step, None, now)
             return None
+        if isinstance(step, Recording):
+            paused = step.recording == "pause"
+            self._record(now, "recording", paused=paused)
+            self._actions.append(SetRecording(paused))
+            return after(step.next)
         if isinstance(step, SetVariables):
             values = {name: self._evaluate(cond.expression.evaluate, cond.at) for name, cond in step.set.items()}
             self.variables.update(values)

@@ -554,6 +554,14 @@ class Queue:
 
 
 @dataclass(frozen=True, slots=True)
+class Recording:
+    """Pause the call's recording (silence in its place: a card number comes next) or resume it."""
+
+    recording: Literal["pause", "resume"]
+    next: Target | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Wait:
     """Silence for some seconds."""
 
@@ -577,6 +585,7 @@ STEP_KINDS: dict[str, type[Any]] = {
     "play": Play, "say": Say, "menu": Menu, "collect": Collect, "listen": Listen, "set": SetVariables,
     "branch": Branch, "goto": Goto, "flow": GoFlow, "subflow": SubFlow, "return": Return, "lookup": Lookup,
     "hours": Hours, "record": Record, "transfer": Transfer, "queue": Queue, "wait": Wait, "hangup": Hangup,
+    "recording": Recording,
 }  # fmt: skip
 WAITS_FOR_CALLER = (Menu, Collect, Listen, Record)
 PASSES_TIME = (Play, Say, Wait, Lookup, Queue, Transfer)

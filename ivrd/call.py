@@ -33,6 +33,7 @@ from flows.interpreter import (
     PromptDone,
     QueueLeft,
     RecordingDone,
+    SetRecording,
     SpeechHeard,
     SpeechStarted,
     StartListening,
@@ -253,6 +254,10 @@ class Call:
         else:
             self._start_flow()  # first: a prompt it plays at once starts with the first frame
         media.start()
+
+    def set_recording(self, action: SetRecording) -> None:
+        """The flow pauses the recording (a card number comes next) or resumes it."""
+        self.pause_recording(action.paused)
 
     def pause_recording(self, paused: bool) -> bool:
         """Silence in the recording from now on (a card number being read out), or the audio again; False
@@ -581,8 +586,13 @@ class Call:
             csat=csat)  # fmt: skip
 
     def _count_survey(self, record: CallRecord) -> None:
-        if record.csat is not None:
-            self.services.metrics.csat.labels(record.queue or "", record.csat).inc()
+        if record.csat is None:
+            return
+        metrics, queue = self.services.metrics, record.queue or ""
+        metrics.csat.labels(queue, record.csat).inc()
+        if record.csat != "none":
+            metrics.csat_points.labels(queue, record.agent or "").inc(int(record.csat))
+            metrics.csat_scored.labels(queue, record.agent or "").inc()
 
     def _close_media(self) -> None:
         self.prompting.close()

@@ -193,6 +193,11 @@ class Metrics:
                                         registry=registry)  # fmt: skip
         self.csat = Counter("ivrd_csat_responses", "Post-call surveys by queue and score: 1-5, or none (the caller "
                             "hung up or gave no score)", ["queue", "score"], registry=registry)  # fmt: skip
+        self.csat_points = Counter("ivrd_csat_points", "The scores of the surveys answered, summed, by queue and "
+                                   "agent (over ivrd_csat_scored_total: the mean)", ["queue", "agent"],
+                                   registry=registry)  # fmt: skip
+        self.csat_scored = Counter("ivrd_csat_scored", "Surveys answered with a score, by queue and agent",
+                                   ["queue", "agent"], registry=registry)  # fmt: skip
         self.fcr_dispositions = Counter("ivrd_fcr_dispositions", "Calls agents gave a disposition (their first), "
                                         "by queue, agent and whether it says resolved (kpi.resolved)",
                                         ["queue", "agent", "resolved"], registry=registry)  # fmt: skip

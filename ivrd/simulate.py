@@ -33,6 +33,7 @@ from flows.interpreter import (
     PromptDone,
     QueueLeft,
     RecordingDone,
+    SetRecording,
     SpeechHeard,
     StartListening,
     StartRecording,
@@ -165,6 +166,9 @@ class Simulation:
 
     def end_call(self, action: EndCall) -> None:
         self.say("  hang up")
+
+    def set_recording(self, action: SetRecording) -> None:
+        self.say("  recording paused: silence in its place" if action.paused else "  recording resumed")
 
     def notice(self, action: Notice) -> None:
         self.say(f"  warning: {action.message}")

@@ -25,6 +25,7 @@ from flows.interpreter import (
     PromptDone,
     QueueLeft,
     RecordingDone,
+    SetRecording,
     Sound,
     SpeechHeard,
     SpeechStarted,
@@ -643,3 +644,27 @@ def test_without_a_survey_the_agents_hang_up_ends_the_flow(tmp_path):
     run.feed(AgentConnected("2001", 1.0), T0 + 1)
     run.feed(AgentDone("2001", "billing"), T0 + 30)
     assert run.take_actions() == [EndCall()] and run.finished and run.path[-1]["reason"] == "agent"
+
+
+def test_a_recording_step_pauses_and_resumes_the_calls_recording(tmp_path):
+    run = start(deploy(tmp_path, main="""\
+        default: true
+        steps:
+          hush:
+            recording: pause
+          card:
+            collect: "Your card number, please."
+            into: card
+            max_digits: 4
+          talk:
+            recording: resume
+          bye:
+            hangup: true
+        """))  # fmt: skip
+    assert run.take_actions()[0] == SetRecording(paused=True)
+    run.feed(PromptDone(), T0 + 3)
+    for key in "4242":
+        run.feed(KeyPressed(key), T0 + 4)
+    actions = run.take_actions()
+    assert SetRecording(paused=False) in actions and actions[-1] == EndCall()
+    assert [e["paused"] for e in run.path if e["event"] == "recording"] == [True, False]

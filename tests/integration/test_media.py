@@ -264,3 +264,25 @@ def test_a_recorded_call_is_announced_and_a_pause_through_the_api_leaves_silence
     assert tone_level(said[end + 400 : end + 6000], 8000, 1000) > 0.9  # ... and after it
     assert np.abs(g711.decode(announced, "PCMU")).max() > 2000, "the announcement, before the flow's first step"
 
+
+
+def test_a_flows_recording_step_leaves_silence_for_what_comes_between_pause_and_resume(tmp_path):
+    steps = ("  before:\n    wait: 1\n  hush:\n    recording: pause\n  card:\n    wait: 1\n"
+             "  talk:\n    recording: resume\n  hold:\n    wait: 3600\n    next: hold\n")  # fmt: skip
+    config = one_flow(tmp_path / "flows", steps) + f"calls:\n  record: true\n  recordings_dir: {tmp_path / 'rec'}\n"
+    tone = (np.sin(2 * np.pi * 1000 * np.arange(8000 * 3) / 8000) * 8000).astype(np.int16)
+    with daemon_running(config) as daemon:
+        caller = RtpCaller(daemon.port)
+        try:
+            caller.call()
+            caller.stream(tone)
+            assert caller.bye() == 200
+        finally:
+            caller.close()
+        (record,) = daemon.records(1)
+    said, _ = read_stereo(record["recording"])
+    (span,) = json.loads(record["recording_paused"])
+    start, end = (int(t * 8000) for t in span)
+    assert 0.8 < (end - start) / 8000 < 1.2 and not said[start:end].any()
+    assert tone_level(said[end + 400 : end + 4000], 8000, 1000) > 0.9
+    assert [e["paused"] for e in record["path"] if e["event"] == "recording"] == [True, False]

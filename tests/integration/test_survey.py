@@ -103,6 +103,8 @@ def test_the_caller_stays_on_for_the_survey_and_their_score_is_kept(tmp_path):
             ada.close()
     assert value(samples, "ivrd_csat_responses_total", queue="billing", score="4") == 2
     assert value(samples, "ivrd_csat_responses_total", queue="billing", score="none") == 1
+    assert value(samples, "ivrd_csat_points_total", queue="billing", agent="2001") == 8  # two fours
+    assert value(samples, "ivrd_csat_scored_total", queue="billing", agent="2001") == 2
     assert sorted(r["csat"] for r in records) == ["4", "4", "none"]
     assert [(r["csat"], r["disposition"]) for r in records if r["disposition"]] == [("4", "resolved")]
     assert all(r["outcome"] == "agent" and r["agent"] == "2001" for r in records)
