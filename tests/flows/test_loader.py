@@ -48,7 +48,7 @@ def test_unknown_step_kind_key_and_wrong_type(tmp_path):
         """)
     assert found == [
         "main.yaml:4:5: step hello: expected exactly one kind of step (play, say, menu, collect, listen, set, "
-        "branch, goto, flow, subflow, return, lookup, hours, record, transfer, queue, wait, hangup); "
+        "branch, goto, flow, subflow, return, lookup, hours, record, transfer, queue, wait, hangup, recording); "
         "found none (did you mean say?)",
         "main.yaml:8:14: step menu.timeout: expected a number, got 'soon'",
         "main.yaml:9:5: step menu.colour: unknown key (expected one of timeout, tries, noinput, nomatch, fallback, "
