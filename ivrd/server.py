@@ -149,7 +149,7 @@ class Daemon:
                         clock=self.frame_clock, media=settings, find_call=self._find_sip_call)  # fmt: skip
         self.http = HttpServer(lambda: self.config.http, self.center, desktops=self.desktops, metrics=self.metrics,
                                find_call=self._find_call, readiness=self._readiness, desks=self.desks,
-                               phones=phones, records=self.records, routing=lambda: self.config.routing)  # fmt: skip
+                               phones=phones, records=self.records)  # fmt: skip
         self.metrics.observe(_State(self))
 
     def _cluster(self, routing: RoutingConfig) -> ClusterLink:

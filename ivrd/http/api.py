@@ -25,7 +25,7 @@ from routing.agents import StateError
 
 from ..center.center import ContactCenter
 from ..center.model import Caller
-from ..config import AgentConfig, HttpConfig, RoutingConfig
+from ..config import AgentConfig, HttpConfig
 from ..logs import event
 from ..metrics import Metrics
 from ..records import CallRecords, WrapUp
@@ -57,8 +57,8 @@ class HttpServer:
 
     def __init__(self, config: Callable[[], HttpConfig], center: ContactCenter, *, desktops: Desktops, metrics: Metrics,
                  find_call: Callable[[str], Caller | None], readiness: Callable[[], tuple[bool, dict[str, Any]]],
-                 desks: Desks | None = None, phones: Phones | None = None, records: CallRecords | None = None,
-                 routing: Callable[[], RoutingConfig] | None = None) -> None:  # fmt: skip
+                 desks: Desks | None = None, phones: Phones | None = None,
+                 records: CallRecords | None = None) -> None:  # fmt: skip
         self._config = config
         self._center = center
         self._desktops = desktops
@@ -66,7 +66,6 @@ class HttpServer:
         self._find_call = find_call
         self._readiness = readiness
         self._records = records
-        self._routing = routing or (lambda: center.config)
         app = web.Application(middlewares=[self._authorize], client_max_size=64 << 10)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
@@ -212,7 +211,7 @@ class HttpServer:
             body = await request.json()
         except ValueError:
             return _error(400, "expected a JSON body")
-        allowed = {d for queue in self._routing().queues.values() for d in queue.dispositions}
+        allowed = {d for queue in self._center.config.queues.values() for d in queue.dispositions}  # as reloaded
         disposition = body.get("disposition") if isinstance(body, dict) else None
         note = body.get("note", "") if isinstance(body, dict) else None
         if disposition not in allowed or not isinstance(note, str) or len(note) > MAX_NOTE:

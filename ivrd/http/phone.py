@@ -120,8 +120,7 @@ class Phones:
         webrtc = self._config().webrtc
         settings = PeerSettings(webrtc.addresses or host_addresses(), webrtc.port_min, webrtc.port_max,
                                 tuple(webrtc.codecs))  # fmt: skip
-        call = PhoneCall(number, BrowserPeer(settings, self._media, self._clock, law="PCMU", on_up=lambda: None,
-                                             on_gone=lambda reason: None))  # fmt: skip
+        call = PhoneCall(number, BrowserPeer(settings, self._media, self._clock, law="PCMU"))
         call.peer.on_up = partial(self._dial, ws, agent, call)
         call.peer.on_gone = lambda reason: self._spawn_end(ws, call, reason)
         try:
