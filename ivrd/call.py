@@ -265,7 +265,7 @@ class Call:
         recorder = self.media.recorder if self.media is not None else None
         if recorder is None or not recorder.pause(paused):
             return False
-        event(log, "call.recording", call_id=self.leg.call_id, paused=paused, at=recorder.frames * 0.02)
+        event(log, "call.recording", call_id=self.leg.call_id, paused=paused, at=recorder.seconds)
         return True
 
     # ---- the flow ---------------------------------------------------------------------------------

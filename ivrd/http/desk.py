@@ -34,7 +34,6 @@ from ..media.clock import FrameClock
 from ..media.rtp_session import MediaSettings, RtpSession
 from ..records import CallRecords, WrapUp
 from ..tasks import TaskSet
-from ..webrtc.ice import host_addresses
 from ..webrtc.leg import BrowserLeg, LegState
 from ..webrtc.peer import BrowserPeer, PeerSettings, WebRtcError
 from .desktops import Desktops
@@ -326,10 +325,8 @@ class Desks:
             self._on_closed(leg.peer.session)
 
     def _peer(self, on_up: Callable[[], None], on_gone: Callable[[str], None]) -> BrowserPeer:
-        webrtc = self._config().webrtc
-        settings = PeerSettings(webrtc.addresses or host_addresses(), webrtc.port_min, webrtc.port_max,
-                                tuple(webrtc.codecs))  # fmt: skip
-        return BrowserPeer(settings, self._media, self._clock, law="PCMU", on_up=on_up, on_gone=on_gone)
+        return BrowserPeer(PeerSettings.of(self._config().webrtc), self._media, self._clock, law="PCMU", on_up=on_up,
+                           on_gone=on_gone)  # fmt: skip
 
     async def _history(self, agent: str, leg: BrowserLeg, number: str, call: str) -> None:
         assert self._records is not None

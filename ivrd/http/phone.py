@@ -28,7 +28,6 @@ from ..media.clock import FrameClock
 from ..media.rtp_session import MediaSettings
 from ..sip.events import CallAnswered, CallEnded, SipEvent
 from ..sip.uri import format_host
-from ..webrtc.ice import host_addresses
 from ..webrtc.peer import BrowserPeer, PeerSettings, WebRtcError
 from .desk import DIGITS, MAX_MESSAGE, Desks, origin_refused, send_json
 
@@ -117,10 +116,8 @@ class Phones:
         if not isinstance(number, str) or not NUMBER.fullmatch(number) or not isinstance(sdp, str):
             await send_json(ws, {"type": "error", "message": 'expected {"type": "call", "number", "sdp"}'})
             return None
-        webrtc = self._config().webrtc
-        settings = PeerSettings(webrtc.addresses or host_addresses(), webrtc.port_min, webrtc.port_max,
-                                tuple(webrtc.codecs))  # fmt: skip
-        call = PhoneCall(number, BrowserPeer(settings, self._media, self._clock, law="PCMU"))
+        peer = BrowserPeer(PeerSettings.of(self._config().webrtc), self._media, self._clock, law="PCMU")
+        call = PhoneCall(number, peer)
         call.peer.on_up = partial(self._dial, ws, agent, call)
         call.peer.on_gone = lambda reason: self._spawn_end(ws, call, reason)
         try:

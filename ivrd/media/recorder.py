@@ -51,6 +51,11 @@ class Recorder:
         self._paused = False
 
     @property
+    def seconds(self) -> float:
+        """How long the recording is so far."""
+        return round(self.frames * FRAME_SECONDS, 2)
+
+    @property
     def paused(self) -> bool:
         return self._paused
 
@@ -59,7 +64,7 @@ class Recorder:
         if paused == self._paused:
             return False
         self._paused = paused
-        at = round(self.frames * FRAME_SECONDS, 2)
+        at = self.seconds
         if paused:
             self.paused_spans.append([at, at])
         else:
@@ -83,7 +88,7 @@ class Recorder:
         self._buffer += data
         self.frames += 1
         if self._paused:
-            self.paused_spans[-1][1] = round(self.frames * FRAME_SECONDS, 2)
+            self.paused_spans[-1][1] = self.seconds
         if len(self._buffer) >= FLUSH_BYTES:
             chunk, self._buffer = bytes(self._buffer), bytearray()
             self._executor.submit(self._write, chunk)

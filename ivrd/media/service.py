@@ -14,7 +14,7 @@ from .session import MediaSession
 from .sockets import MediaSockets
 
 
-def _no_digit(_: object) -> None:
+def ignore_digit(_: object) -> None:
     """For legs whose keys are relayed by their media, not acted on."""
 
 
@@ -39,11 +39,11 @@ class MediaService:
         return None if ports is None else (address, ports)
 
     def open(self, audio: AudioSession, ports: BoundPorts, *, on_digit: Callable[[Digit], None] | None = None,
-             on_digit_start: Callable[[str], None] = _no_digit,
+             on_digit_start: Callable[[str], None] = ignore_digit,
              on_prompt_done: Callable[[], None] | None = None, signalling_host: str | None = None) -> MediaSession:
         """The session of an answered leg, on ``ports`` (which it owns from now on); not started yet.
         ``signalling_host``: where the leg's SIP comes from (behind NAT its media comes from there too)."""
-        media = MediaSession(audio, self.settings, self.clock, self.sockets, on_digit=on_digit or _no_digit,
+        media = MediaSession(audio, self.settings, self.clock, self.sockets, on_digit=on_digit or ignore_digit,
                              on_digit_start=on_digit_start, on_prompt_done=on_prompt_done,
                              signalling_host=signalling_host)  # fmt: skip
         if audio.rtcp_mux:  # RTCP comes on the RTP port: the odd one is not needed

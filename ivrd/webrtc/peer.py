@@ -17,12 +17,14 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.exceptions import InvalidStateError
 from aiortc.sdp import SessionDescription
 
+from ..config import WebRtcConfig
 from ..logs import event
 from ..media.clock import FrameClock
 from ..media.g711 import Codec
 from ..media.rtp_session import MediaSettings, RtpSession
+from ..media.service import ignore_digit
 from ..sip.sdp import AudioSession
-from .ice import use_host_candidates
+from .ice import host_addresses, use_host_candidates
 from .media import BROWSER_SOURCE, PAYLOAD_TYPES, BrowserMedia, receive_directly
 
 log = logging.getLogger("ivrd.webrtc")
@@ -44,6 +46,11 @@ class PeerSettings:
     port_min: int = 20000
     port_max: int = 20999
     codecs: tuple[str, ...] = ("PCMU", "PCMA", "opus")
+
+    @classmethod
+    def of(cls, webrtc: WebRtcConfig) -> PeerSettings:
+        """From the configuration's ``webrtc:`` (no addresses there: every address of the machine)."""
+        return cls(webrtc.addresses or host_addresses(), webrtc.port_min, webrtc.port_max, tuple(webrtc.codecs))
 
 
 class BrowserPeer:
@@ -92,7 +99,8 @@ class BrowserPeer:
         law: Codec = chosen if chosen in PAYLOAD_TYPES else self._law  # type: ignore[assignment]
         audio_session = AudioSession(BROWSER_SOURCE[0], BROWSER_SOURCE[1], PAYLOAD_TYPES[law], law, None, 20,
                                      "sendrecv", False)  # fmt: skip
-        session = RtpSession(audio_session, self._media_settings, on_digit=_ignore, on_digit_start=_ignore)
+        session = RtpSession(audio_session, self._media_settings, on_digit=ignore_digit,
+                             on_digit_start=ignore_digit)  # keys come over the page's socket
         self.media = BrowserMedia(session, chosen if chosen in PAYLOAD_TYPES else "opus", self._clock)
         self.codec = chosen
         # the transceiver comes first so that the offer's stream takes it, with its codec and track
@@ -130,6 +138,3 @@ class BrowserPeer:
             self.media.close()
         await self.pc.close()
 
-
-def _ignore(_: object) -> None:
-    """Keys from a browser come over its WebSocket, not as audio or events."""
