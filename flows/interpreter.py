@@ -345,6 +345,7 @@ class FlowRun:
     zone: zoneinfo.ZoneInfo | dt.tzinfo = dt.UTC
     variables: dict[str, Any] = field(default_factory=dict)
     path: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[tuple[str, str]] | None = None  # when a list: every (flow, step) entered, in order (flow tests)
     finished: bool = False
     deadline: float | None = None
     _actions: list[Action] = field(default_factory=list)
@@ -440,6 +441,8 @@ class FlowRun:
                 name = name_or_none
                 continue
             self._step = name
+            if self.trace is not None:
+                self.trace.append((self.flow.name, name))
             next_name = self._enter(self.flow.steps[name].step, now)
             if next_name is None:
                 return  # the step waits for something

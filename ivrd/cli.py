@@ -7,6 +7,7 @@ import asyncio
 import json
 import sqlite3
 import sys
+import textwrap
 import time
 from collections.abc import Coroutine
 from datetime import datetime
@@ -19,9 +20,12 @@ from asr.base import AsrError
 from flows.interpreter import CallInfo
 from flows.loader import Deployment, load_deployment
 
-from . import __version__, kpi
+from . import __version__, flowtests, kpi
 from .config import Config, ConfigError, load_config
 from .flowset import BUILTIN
+from .flowtests.cases import TESTS_DIR
+from .flowtests.coverage import percent as coverage_percent
+from .flowtests.coverage import report as coverage_report
 from .logs import setup
 from .media.player import load_wav
 from .models import FetchError, fetch_model
@@ -52,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--at", type=_moment, help="the time the call comes, as the flow's calendars see it: "
                      "2026-12-07 10:00 (this machine's zone, as the daemon's clock), or with an offset "
                      "(2026-12-07T10:00-05:00); default: now")
+    test = commands.add_parser("test", help="run the flow tests (tests/*.yaml beside the flows), with step coverage")
+    test.add_argument("dir", type=Path, nargs="?", metavar="DIR", help="the flows directory (default: the one in -c, "
+                      "else etc/flows)")
+    test.add_argument("-c", "--config", type=Path, help="take the flows from this configuration, and check their "
+                      "queues and transfer targets against it")
+    test.add_argument("--tests", type=Path, help="the test files' directory (default: DIR/tests)")
+    test.add_argument("-k", dest="only", help="only the tests whose name contains this")
+    test.add_argument("--min-coverage", type=float, metavar="PERCENT", help="fail when the tests reach fewer of "
+                      "the flows' steps")
     fetch = commands.add_parser("fetch-model", help="download, verify and unpack a Vosk model for asr.models")
     fetch.add_argument("url", help="the model archive (zip or tar), e.g. from https://alphacephei.com/vosk/models")
     fetch.add_argument("--sha256", required=True, help="the archive's SHA-256, as its publisher gives it")
@@ -195,6 +208,35 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config) if args.config else None
+        flows = args.dir or (_flows_of(config) if config else Path("etc/flows"))
+        deployment = load_deployment(flows, load_wav,
+                                     transfer_targets=config.flows.transfer_targets if config else None,
+                                     queues=config.routing.queues if config else None)  # fmt: skip
+        suite = flowtests.suite_of(deployment, args.tests, only=args.only)
+    except ConfigError as exc:
+        return _report(exc)
+    if not suite.results:
+        named = f" named *{args.only}*" if args.only else ""
+        print(f"ivrd: no flow tests in {args.tests or flows / TESTS_DIR}{named}", file=sys.stderr)
+        return 1
+    for result in suite.results:
+        case = result.case
+        print(f"{'FAIL' if result.failures else 'ok  '} {case.file}:{case.line} {case.name}")
+        for failure in result.failures:
+            print(textwrap.indent(str(failure), "  "))
+    failed = len(suite.failed)
+    print(f"{len(suite.results)} tests: {len(suite.results) - failed} passed, {failed} failed")
+    print("\n".join(coverage_report(suite.coverage)))
+    reached = coverage_percent(suite.coverage)
+    if args.min_coverage is not None and reached < args.min_coverage:
+        print(f"coverage {reached:.1f}% is under --min-coverage {args.min_coverage:g}%")
+        return 1
+    return 1 if failed else 0
+
+
 def _fetch(args: argparse.Namespace) -> int:
     try:
         model = fetch_model(args.url, args.sha256, args.to)
@@ -236,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args.paths)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "test":
+        return _test(args)
     if args.command == "fetch-model":
         return _fetch(args)
     if args.command == "calls":

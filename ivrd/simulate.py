@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -179,15 +179,19 @@ class Simulation:
             done = await self.lookups.fetch(request)
         else:
             self.say(f"  lookup (fixture): {request.method} {request.url}")
-            keys = [k for k in self.fixtures if request.url == k or request.url.startswith(k)]
-            if not keys:
-                done = LookupDone(error="no fixture for this URL")
-            else:
-                value = self.fixtures[max(keys, key=len)]
-                failed = isinstance(value, dict) and set(value) == {"error"}
-                done = LookupDone(error=str(value["error"])) if failed else LookupDone(result=value)
+            done = fixture_answer(self.fixtures, request)
         self.say(f"  -> {json.dumps(done.result) if done.error is None else 'failed: ' + done.error}")
         return done
+
+
+def fixture_answer(fixtures: Mapping[str, Any], request: Fetch) -> LookupDone:
+    """A lookup answered from fixtures: the longest URL (or URL prefix) that fits; ``{error: reason}`` fails it."""
+    keys = [k for k in fixtures if request.url == k or request.url.startswith(k)]
+    if not keys:
+        return LookupDone(error="no fixture for this URL")
+    value = fixtures[max(keys, key=len)]
+    failed = isinstance(value, dict) and set(value) == {"error"}
+    return LookupDone(error=str(value["error"])) if failed else LookupDone(result=value)
 
 
 def simulate(deployment: Deployment, flow: str, info: CallInfo, fixtures: dict[str, Any] | None, *,
