@@ -82,6 +82,18 @@ class Flow:
         elif not isinstance(step, (Menu, Hours, Goto, Branch)) and getattr(step, "next", None) is None:
             yield self.following[name]
 
+    def reachable(self) -> set[str]:
+        """The steps some way from the start leads to (END among them when the flow can end)."""
+        reached = {self.start}
+        todo = [self.start]
+        while todo:
+            name = todo.pop()
+            for nxt in self.successors(name) if name in self.steps else ():
+                if nxt not in reached:
+                    reached.add(nxt)
+                    todo.append(nxt)
+        return reached
+
 
 def _targets(value: object) -> Iterator[Target]:
     """Every step reference held in a step (recursively through choices and branch cases)."""
@@ -135,7 +147,8 @@ PhraseCheck = Callable[[str | None, Sequence[str]], str | None]
 
 def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
                     transfer_targets: Collection[str] | None = None, queues: Collection[str] | None = None,
-                    check_phrases: PhraseCheck | None = None) -> Deployment:  # fmt: skip
+                    check_phrases: PhraseCheck | None = None,
+                    unreachable_ok: bool = False) -> Deployment:  # fmt: skip
     """Read and check every flow under ``directory``; raise :class:`ConfigError` with all problems.
 
     ``load_prompt`` loads one prompt file (raising ``ValueError`` or ``OSError`` with a reason
@@ -144,7 +157,8 @@ def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
     None leaves transfer steps unchecked (when the daemon's configuration is not known); so do
     ``queues``, the names of the agent queues.
     ``check_phrases(language, phrases)`` says what is wrong with listening for those phrases
-    (no model for the language, words outside its vocabulary), or None.
+    (no model for the language, words outside its vocabulary), or None. ``unreachable_ok`` lets steps
+    that nothing leads to pass (to draw a flow being written).
     """
     problems: list[Problem] = []
     where_dir = str(directory)
@@ -179,7 +193,7 @@ def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
     if not flows and not problems:
         problems.append(Problem(where_dir, 1, 1, "no flows here (expected *.yaml files)"))
     for flow in flows.values():
-        _check_flow(flow, flows, calendars, problems)
+        _check_flow(flow, flows, calendars, problems, unreachable_ok)
     _check_deployment(flows, problems)
     prompts = _load_prompts(flows, load_prompt, problems, digest)
     _check_speech(flows, problems)
@@ -202,7 +216,7 @@ def _flow(path: Path, spec: FlowFile) -> Flow:
 
 
 def _check_flow(flow: Flow, flows: Mapping[str, Flow], calendars: Mapping[str, Calendar],
-                problems: list[Problem]) -> None:  # fmt: skip
+                problems: list[Problem], unreachable_ok: bool) -> None:  # fmt: skip
     seen: dict[str, Located] = {}
     for step_at in flow.spec.steps.steps:
         if step_at.name in seen:
@@ -223,7 +237,7 @@ def _check_flow(flow: Flow, flows: Mapping[str, Flow], calendars: Mapping[str, C
         problems.append(flow.spec.start.at.problem(f"start: no step called {flow.spec.start.name!r}"))
     if any(p.file == flow.file for p in problems):
         return  # the graph checks below need every target to exist
-    _check_graph(flow, problems)
+    _check_graph(flow, problems, unreachable_ok)
 
 
 def _missing_targets(step_at: StepAt, names: Container[str]) -> Iterator[Problem]:
@@ -261,18 +275,12 @@ def _check_call(step_at: StepAt, step: GoFlow | SubFlow, flows: Mapping[str, Flo
                                            f"{', '.join(sorted(missing))} (give them under with:)"))  # fmt: skip
 
 
-def _check_graph(flow: Flow, problems: list[Problem]) -> None:
-    """Unreachable steps, and loops the caller can never leave."""
+def _check_graph(flow: Flow, problems: list[Problem], unreachable_ok: bool) -> None:
+    """Unreachable steps (unless ``unreachable_ok``), and loops the caller can never leave."""
     graph = {name: set(flow.successors(name)) for name in flow.steps}
-    reached = {flow.start}
-    todo = [flow.start]
-    while todo:
-        for nxt in graph.get(todo.pop(), ()):
-            if nxt not in reached:
-                reached.add(nxt)
-                todo.append(nxt)
+    reached = flow.reachable()
     for name, step_at in flow.steps.items():
-        if name not in reached:
+        if name not in reached and not unreachable_ok:
             problems.append(step_at.at.problem(f"step {name}: unreachable (no step leads here)"))
     for component in _loops(graph):
         leaves = any(nxt not in component for name in component for nxt in graph[name])

@@ -83,7 +83,7 @@ class Call:
         self.services = services
         self.ended = asyncio.Event()
         self.end_reason = ""
-        self._timed_out = False
+        self._ended_by: str | None = None  # why we hung up, when not the flow: media-timeout, operator
         self.digits = DigitStream()
         self.media: MediaSession | None = None
         self._ports: BoundPorts | None = None  # bound at answer (the media session's once it opens)
@@ -127,7 +127,7 @@ class Call:
     # ---- events from the SIP core and the media session ---------------------------------------------
 
     def on_ended(self, reason: str) -> None:
-        self.end_reason = "media-timeout" if self._timed_out else reason  # not how our BYE fared
+        self.end_reason = self._ended_by or reason  # not how our BYE fared
         self.ended.set()
         if self.queue is not None:
             self.services.center.caller_gone(self)
@@ -138,11 +138,28 @@ class Call:
 
     def media_timed_out(self, silent: float) -> None:
         """The caller has sent nothing for ``silent`` seconds: they are gone; end the call."""
-        if self._timed_out or self.ended.is_set():
+        if self._ended_by is not None or self.ended.is_set():
             return
-        self._timed_out = True
+        self._ended_by = "media-timeout"
         event(log, "call.media_timeout", logging.WARNING, call_id=self.leg.call_id, silent=round(silent, 1))
         self.services.sip.hangup(self.leg)
+
+    def dismiss(self) -> None:
+        """Ops end the call (``ivrd hangup``, ``DELETE /calls/{id}``); the record says so."""
+        if self._ended_by is not None or self.ended.is_set():
+            return
+        self._ended_by = "operator"
+        event(log, "call.dismissed", logging.WARNING, call_id=self.leg.call_id)
+        self.services.sip.hangup(self.leg)
+
+    def summary(self, now: float) -> dict[str, object]:
+        """A line of the console: who, where in the flows, how long, queue and agent."""
+        run, leg = self.flow_run, self.leg
+        state = ("agent" if self.agent is not None and self.handled is None else "queue" if self.queue is not None
+                 else "ivr" if run is not None and not run.finished else leg.state.value)  # fmt: skip
+        return {"id": self.id, "call_id": leg.call_id, "caller": leg.caller_number, "dialed": leg.dialed_number,
+                "flow": run.flow.name if run else None, "step": run.step if run else None, "state": state,
+                "seconds": round(now - self.started, 1), "queue": self.queue or self.joined, "agent": self.agent}
 
     def on_confirmed(self) -> None:
         if self.media is None and self.leg.audio is not None and self._ports is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import uvloop
 
@@ -20,7 +22,7 @@ from asr.base import AsrError
 from flows.interpreter import CallInfo
 from flows.loader import Deployment, load_deployment
 
-from . import __version__, flowtests, kpi
+from . import __version__, flowtests, kpi, remote
 from .config import Config, ConfigError, load_config
 from .flowset import BUILTIN
 from .flowtests.cases import TESTS_DIR
@@ -29,6 +31,7 @@ from .flowtests.coverage import report as coverage_report
 from .logs import setup
 from .media.player import load_wav
 from .models import FetchError, fetch_model
+from .pictures import FORMATS, PictureError, flow_dot, render
 from .records import OUTCOMES, Query, RecordsError, connect, describe, find
 from .server import STRAY_GRACE, Daemon, StuckTasks
 from .simulate import load_fixtures, simulate
@@ -65,6 +68,33 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("-k", dest="only", help="only the tests whose name contains this")
     test.add_argument("--min-coverage", type=float, metavar="PERCENT", help="fail when the tests reach fewer of "
                       "the flows' steps")
+    graph = commands.add_parser("graph", help="draw a flow (Graphviz): steps, what they say, and where each goes")
+    graph.add_argument("flow", help="the flow's name (its file name without .yaml)")
+    where = graph.add_mutually_exclusive_group()
+    where.add_argument("--flows", type=Path, help="the flows directory (default: the one in -c, else etc/flows)")
+    where.add_argument("-c", "--config", type=Path, help="take the flows directory from this configuration")
+    graph.add_argument("-o", "--output", type=Path, help="the picture: .svg, .png, .pdf, or .dot for Graphviz's "
+                       "text (default: SVG on standard output)")
+    graph.add_argument("--no-coverage", action="store_true", help="do not run the flow tests to mark the steps "
+                       "they miss")
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("-c", "--config", type=Path, help="the daemon's configuration (its http address, port, "
+                        "token, certificate; default: the embedded defaults)")
+    remote.add_argument("--url", help="the daemon's API instead, e.g. http://10.0.0.5:9460")
+    remote.add_argument("--token", default=os.environ.get("IVRD_TOKEN"), help="the API's bearer token (default: "
+                        "IVRD_TOKEN, else http.token of -c)")
+    status = commands.add_parser("status", parents=[remote], help="the running daemon: calls, queues, agents")
+    status.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS", help="again and again "
+                        "(every 2 s unless given), until Ctrl-C")
+    status.add_argument("--json", action="store_true", help="the API's status document")
+    agent = commands.add_parser("agent", parents=[remote], help="log an agent in (available) or out (away)")
+    agent.add_argument("agent", help="the agent's id")
+    agent.add_argument("state", choices=("available", "away"))
+    agent.add_argument("--reason", default="", help="why away (a break, lunch, training)")
+    agent.add_argument("--json", action="store_true")
+    hangup = commands.add_parser("hangup", parents=[remote], help="end a call in progress (its id, or SIP Call-ID)")
+    hangup.add_argument("call")
+    commands.add_parser("reload", parents=[remote], help="read the configuration and flows again (as SIGHUP)")
     fetch = commands.add_parser("fetch-model", help="download, verify and unpack a Vosk model for asr.models")
     fetch.add_argument("url", help="the model archive (zip or tar), e.g. from https://alphacephei.com/vosk/models")
     fetch.add_argument("--sha256", required=True, help="the archive's SHA-256, as its publisher gives it")
@@ -193,17 +223,29 @@ def _check(paths: list[Path]) -> int:
     return EXIT_CONFIG if failed else 0
 
 
-def _simulate(args: argparse.Namespace) -> int:
+def _deployment_of_flow(args: argparse.Namespace, *, unreachable_ok: bool = False) -> Deployment | int:
+    """The deployment of ``--flows`` or ``-c`` (else etc/flows) holding flow ``args.flow``, or the exit code
+    after saying why not."""
     try:
         flows = args.flows or (_flows_of(load_config(args.config)) if args.config else Path("etc/flows"))
-        deployment: Deployment = load_deployment(flows, load_wav)
-        fixtures = load_fixtures(args.fixtures) if args.fixtures else None
+        deployment = load_deployment(flows, load_wav, unreachable_ok=unreachable_ok)
     except ConfigError as exc:
         return _report(exc)
     if args.flow not in deployment.flows:
         print(f"ivrd: no flow {args.flow!r} in {flows} (flows: {', '.join(sorted(deployment.flows))})",
               file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
+    return deployment
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    try:
+        fixtures = load_fixtures(args.fixtures) if args.fixtures else None
+    except ConfigError as exc:
+        return _report(exc)
+    deployment = _deployment_of_flow(args)
+    if isinstance(deployment, int):
+        return deployment
     simulate(deployment, args.flow, CallInfo("simulated", args.caller, "", args.dialed), fixtures, at=args.at)
     return 0
 
@@ -235,6 +277,64 @@ def _test(args: argparse.Namespace) -> int:
         print(f"coverage {reached:.1f}% is under --min-coverage {args.min_coverage:g}%")
         return 1
     return 1 if failed else 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    fmt = args.output.suffix.lstrip(".").lower() if args.output else "svg"
+    if fmt not in FORMATS:
+        print(f"ivrd: {args.output}: expected a file ending in {', '.join('.' + f for f in FORMATS)}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    deployment = _deployment_of_flow(args, unreachable_ok=True)
+    if isinstance(deployment, int):
+        return deployment
+    try:
+        picture = render(flow_dot(deployment, args.flow, coverage=not args.no_coverage), fmt)
+    except PictureError as exc:
+        print(f"ivrd: {exc}", file=sys.stderr)
+        return 1
+    if args.output:
+        args.output.write_bytes(picture)
+    else:
+        sys.stdout.buffer.write(picture)
+    return 0
+
+
+def _remote(args: argparse.Namespace) -> int:
+    """status, agent, hangup, reload: through the running daemon's API."""
+    try:
+        http = load_config(args.config).http if args.config else Config().http
+    except ConfigError as exc:
+        return _report(exc)
+    daemon = remote.Daemon.of(http)
+    if args.url:
+        daemon = remote.Daemon(args.url.rstrip("/"), daemon.token, daemon.context)
+    if args.token:
+        daemon = remote.Daemon(daemon.url, args.token, daemon.context)
+    try:
+        if args.command == "status" and args.watch:
+            try:
+                remote.watch(daemon, max(args.watch, 0.5), lambda text: print(text, flush=True))
+            except KeyboardInterrupt:
+                return 0
+        if args.command == "status":
+            found = daemon.call("GET", "/status")
+            print(json.dumps(found) if args.json else remote.status_text(found))
+        elif args.command == "agent":
+            view = daemon.call("POST", f"/agents/{quote(args.agent, safe='')}/state",
+                               {"state": args.state, "reason": args.reason})  # fmt: skip
+            print(json.dumps(view) if args.json else f"{view['id']}: {view['state']}"
+                  + (f" ({view['reason']})" if view.get("reason") else ""))  # fmt: skip
+        elif args.command == "hangup":
+            daemon.call("DELETE", f"/calls/{quote(args.call, safe='')}")
+            print(f"{args.call}: hanging up")
+        else:
+            done = daemon.call("POST", "/reload")
+            print(f"reloaded: flows {done['flows']}")
+    except remote.RemoteError as exc:
+        print(f"ivrd: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -278,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args.paths)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command in ("status", "agent", "hangup", "reload"):
+        return _remote(args)
+    if args.command == "graph":
+        return _graph(args)
     if args.command == "test":
         return _test(args)
     if args.command == "fetch-model":

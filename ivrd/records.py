@@ -13,13 +13,15 @@ import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import kpi
+from .config import QueueConfig
 from .logs import event
 
 log = logging.getLogger("ivrd.records")
@@ -218,6 +220,12 @@ class CallRecords:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: list(find(self._read(), Query(caller=caller,
                                                                                                   limit=limit))))
+
+    async def kpi(self, since: float, until: float, queues: Mapping[str, QueueConfig],
+                  resolved: frozenset[str]) -> dict[tuple[str, str], kpi.Figures]:  # fmt: skip
+        """The KPI figures of the calls that started between ``since`` and ``until`` (:mod:`ivrd.kpi`)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, kpi.read, self._read(), since, until,
+                                                                queues, resolved)  # fmt: skip
 
     async def prune(self, before: float) -> int:
         """Delete the records of calls that started before ``before``; how many went."""

@@ -29,6 +29,7 @@ from .config import Config, QueueConfig, RoutingConfig, live_part, load_config
 from .faults import Faults
 from .flowset import FlowSet, FlowSettings
 from .http import Desktops, HttpServer
+from .http.console import Console
 from .http.desk import Desks
 from .http.phone import Phones
 from .logs import event
@@ -147,9 +148,11 @@ class Daemon:
         self.center.use_desks(self.desks)
         phones = Phones(lambda: self.config, self.desks, dialer, self.flows, listeners=self.listeners,
                         clock=self.frame_clock, media=settings, find_call=self._find_sip_call)  # fmt: skip
+        console = Console(lambda: self.config, self.center, self.flows, calls=self.calls.values, reload=self.reload,
+                          records=self.records, node=self.cluster.node if self.cluster else socket.gethostname())
         self.http = HttpServer(lambda: self.config.http, self.center, desktops=self.desktops, metrics=self.metrics,
                                find_call=self._find_call, readiness=self._readiness, desks=self.desks,
-                               phones=phones, records=self.records)  # fmt: skip
+                               phones=phones, console=console, records=self.records)  # fmt: skip
         self.metrics.observe(_State(self))
 
     def _cluster(self, routing: RoutingConfig) -> ClusterLink:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
              if built.stat().st_mtime < (built.parent / f"{built.name.split('.')[0]}.py").stat().st_mtime]  # fmt: skip
     if stale:
         pytest.exit(f"compiled before their source last changed: {', '.join(stale)}; run scripts/setup", returncode=2)
+
+
+@pytest.fixture
+def example_flows(tmp_path: Path) -> Path:
+    """A copy of the example deployment's flows and their tests, to edit."""
+    copy = tmp_path / "flows"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "etc" / "flows", copy)
+    return copy

@@ -70,6 +70,15 @@ class Line:
         return sum(1 for a in self.router.agents.values() if a.state is not AgentState.AWAY
                    and requirement.matches(a.skills))  # fmt: skip
 
+    def agents_by_state(self, queue: str) -> dict[str, int]:
+        """The agents who can take the queue's callers (logged in or not), counted by state."""
+        requirement = self.router.requirement(queue)
+        counts = dict.fromkeys((state.value for state in AgentState), 0)
+        for agent in self.router.agents.values():
+            if requirement.matches(agent.skills):
+                counts[agent.state.value] += 1
+        return counts
+
     def position(self, place: Waiting) -> int:
         """Where ``place`` is in its queue's line (1: next), across every node sharing the queue; among
         this node's callers until the router has said."""

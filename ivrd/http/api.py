@@ -29,6 +29,7 @@ from ..config import AgentConfig, HttpConfig
 from ..logs import event
 from ..metrics import Metrics
 from ..records import CallRecords, WrapUp
+from .console import Console
 from .desk import MAX_NOTE, Desks
 from .desktops import Desktops
 from .phone import Phones
@@ -57,7 +58,7 @@ class HttpServer:
 
     def __init__(self, config: Callable[[], HttpConfig], center: ContactCenter, *, desktops: Desktops, metrics: Metrics,
                  find_call: Callable[[str], Caller | None], readiness: Callable[[], tuple[bool, dict[str, Any]]],
-                 desks: Desks | None = None, phones: Phones | None = None,
+                 desks: Desks | None = None, phones: Phones | None = None, console: Console | None = None,
                  records: CallRecords | None = None) -> None:  # fmt: skip
         self._config = config
         self._center = center
@@ -80,7 +81,7 @@ class HttpServer:
         app.router.add_post("/calls/{call}/disposition", self.disposition)
         app.router.add_post("/calls/{call}/recording", self.recording)
         app.router.add_get("/calls/{call}/transcript", self.transcript)
-        for pages in (desks, phones):
+        for pages in (desks, phones, console):
             if pages is not None:
                 pages.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
