@@ -66,11 +66,12 @@ class Flow:
     steps: Mapping[str, StepAt]
     following: Mapping[str, str]  # step -> the step written after it (END after the last)
     start: str
+    targets: Mapping[str, tuple[Target, ...]]  # step -> the steps it names (walked once: checks ask often)
 
     def successors(self, name: str) -> Iterator[str]:
         """The steps ``name`` may lead to (END when it may end the flow; other flows are not followed)."""
         step = self.steps[name].step
-        yield from (target.name for target in _targets(step))
+        yield from (target.name for target in self.targets[name])
         if isinstance(step, (Menu, Collect, Listen)) and step.fallback is None:
             yield END  # out of tries with nowhere to go: goodbye
         if isinstance(step, (Hangup, Return, GoFlow)):
@@ -95,20 +96,24 @@ class Flow:
         return reached
 
 
-def _targets(value: object) -> Iterator[Target]:
-    """Every step reference held in a step (recursively through choices and branch cases)."""
-    if isinstance(value, (CalendarName, QueueName, FlowName)):
-        return
-    if isinstance(value, Target):
-        yield value
-    elif isinstance(value, (tuple, dict)):
-        for item in value.values() if isinstance(value, dict) else value:
-            yield from _targets(item)
-    elif hasattr(value, "__dataclass_fields__") and not isinstance(value, (GoFlow, SubFlow)):
-        for name in value.__dataclass_fields__:
-            yield from _targets(getattr(value, name))
-    elif isinstance(value, SubFlow) and value.next is not None:
-        yield value.next
+def _targets(step: object) -> list[Target]:
+    """Every step reference held in a step (through choices and branch cases), in the order written."""
+    found: list[Target] = []
+    todo = [step]
+    while todo:
+        value = todo.pop()
+        if value is None or isinstance(value, (str, int, float, CalendarName, QueueName, FlowName)):
+            continue
+        if isinstance(value, Target):
+            found.append(value)
+        elif isinstance(value, (tuple, dict)):
+            todo.extend(reversed(list(value.values() if isinstance(value, dict) else value)))
+        elif isinstance(value, SubFlow):
+            if value.next is not None:
+                found.append(value.next)
+        elif hasattr(value, "__dataclass_fields__") and not isinstance(value, GoFlow):
+            todo.extend(getattr(value, name) for name in reversed(value.__dataclass_fields__))
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +148,13 @@ PromptLoader = Callable[[Path], Any]
 
 
 PhraseCheck = Callable[[str | None, Sequence[str]], str | None]
+StageProgress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
                     transfer_targets: Collection[str] | None = None, queues: Collection[str] | None = None,
                     check_phrases: PhraseCheck | None = None,
-                    unreachable_ok: bool = False) -> Deployment:  # fmt: skip
+                    unreachable_ok: bool = False, progress: StageProgress | None = None) -> Deployment:  # fmt: skip
     """Read and check every flow under ``directory``; raise :class:`ConfigError` with all problems.
 
     ``load_prompt`` loads one prompt file (raising ``ValueError`` or ``OSError`` with a reason
@@ -158,7 +164,8 @@ def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
     ``queues``, the names of the agent queues.
     ``check_phrases(language, phrases)`` says what is wrong with listening for those phrases
     (no model for the language, words outside its vocabulary), or None. ``unreachable_ok`` lets steps
-    that nothing leads to pass (to draw a flow being written).
+    that nothing leads to pass (to draw a flow being written). ``progress(stage, done, total)`` hears
+    how far the reading of the files ("reading flows") and the prompts ("loading prompts") is.
     """
     problems: list[Problem] = []
     where_dir = str(directory)
@@ -171,7 +178,9 @@ def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
     digest = hashlib.sha256()
     flows: dict[str, Flow] = {}
     calendars: dict[str, Calendar] = {}
-    for path in paths:
+    for done, path in enumerate(paths):
+        if progress is not None:
+            progress("reading flows", done, len(paths))
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         try:
             node = compose_file(path, problems)
@@ -190,12 +199,14 @@ def load_deployment(directory: Path, load_prompt: PromptLoader | None = None, *,
                 flows[path.stem] = _flow(path, spec)
             else:
                 _check_targets_of_broken(node, str(path), problems)
+    if progress is not None:
+        progress("reading flows", len(paths), len(paths))
     if not flows and not problems:
         problems.append(Problem(where_dir, 1, 1, "no flows here (expected *.yaml files)"))
     for flow in flows.values():
         _check_flow(flow, flows, calendars, problems, unreachable_ok)
     _check_deployment(flows, problems)
-    prompts = _load_prompts(flows, load_prompt, problems, digest)
+    prompts = _load_prompts(flows, load_prompt, problems, digest, progress)
     _check_speech(flows, problems)
     if transfer_targets is not None:
         _check_transfers(flows, transfer_targets, problems)
@@ -212,7 +223,9 @@ def _flow(path: Path, spec: FlowFile) -> Flow:
     names = [s.name for s in spec.steps.steps]
     following = dict(zip(names, [*names[1:], END], strict=True))
     start = spec.start.name if spec.start else names[0] if names else END
-    return Flow(path.stem, str(path), path.parent, spec, {s.name: s for s in spec.steps.steps}, following, start)
+    steps = {s.name: s for s in spec.steps.steps}
+    targets = {name: tuple(_targets(s.step)) for name, s in steps.items()}
+    return Flow(path.stem, str(path), path.parent, spec, steps, following, start, targets)
 
 
 def _check_flow(flow: Flow, flows: Mapping[str, Flow], calendars: Mapping[str, Calendar],
@@ -443,26 +456,30 @@ def _check_speech(flows: Mapping[str, Flow], problems: list[Problem]) -> None:
 
 
 def _load_prompts(flows: Mapping[str, Flow], load_prompt: PromptLoader | None, problems: list[Problem],
-                  digest: Any) -> dict[str, Any]:  # fmt: skip
-    prompts: dict[str, Any] = {}
+                  digest: Any, progress: StageProgress | None) -> dict[str, Any]:  # fmt: skip
+    # by the name the interpreter gives each file (playing it needs no file system access): the places
+    # that play it, each told when it cannot be loaded
+    wanted: dict[str, list[tuple[str, str, Located]]] = {}
     for flow in flows.values():
         for step_at in flow.steps.values():
             for part in _parts(step_at.step):
-                if part.play is None or part.at is None:
-                    continue
-                name, at = part.play, part.at
-                path = flow.directory / name
-                key = str(path)  # the name the interpreter gives it: playing it needs no file system access
-                if key in prompts:
-                    continue
-                try:
-                    digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-                    prompts[key] = load_prompt(path) if load_prompt else None
-                except FileNotFoundError:
-                    problems.append(at.problem(f"step {step_at.name}: no prompt file {name!r} "
-                                               f"(looked for {path.resolve()})"))  # fmt: skip
-                except (OSError, ValueError) as exc:
-                    problems.append(at.problem(f"step {step_at.name}: {exc}"))
+                if part.play is not None and part.at is not None:
+                    wanted.setdefault(str(flow.directory / part.play), []).append((step_at.name, part.play, part.at))
+    prompts: dict[str, Any] = {}
+    for done, (key, uses) in enumerate(wanted.items()):
+        if progress is not None:
+            progress("loading prompts", done, len(wanted))
+        path, name = Path(key), uses[0][1]
+        try:
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+            prompts[key] = load_prompt(path) if load_prompt else None
+        except FileNotFoundError:
+            problems.extend(at.problem(f"step {step}: no prompt file {name!r} (looked for {path.resolve()})")
+                            for step, name, at in uses)  # fmt: skip
+        except (OSError, ValueError) as exc:
+            problems.extend(at.problem(f"step {step}: {exc}") for step, _, at in uses)
+    if progress is not None and wanted:
+        progress("loading prompts", len(wanted), len(wanted))
     return prompts
 
 

@@ -32,12 +32,15 @@ from .logs import setup
 from .media.player import load_wav
 from .models import FetchError, fetch_model
 from .pictures import FORMATS, PictureError, flow_dot, render
+from .progress import Stages, on_stream
 from .records import OUTCOMES, Query, RecordsError, connect, describe, find
 from .server import STRAY_GRACE, Daemon, StuckTasks
 from .simulate import load_fixtures, simulate
 from .speech import Speech
 
 EXIT_CONFIG = 2
+NAMES_SHOWN = 12  # flows named in `ivrd check`'s answer
+PROGRESS_DELAY = 0.5  # seconds of work before it shows its progress
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -192,6 +195,17 @@ def _report(exc: ConfigError) -> int:
     return EXIT_CONFIG
 
 
+def _load(flows: Path, **checks: Any) -> Deployment:
+    """The flows under ``flows`` with their prompts (``checks`` as load_deployment takes them); how far the
+    loading is on standard error when it takes a while."""
+    stages = Stages(lambda stage, total: on_stream(sys.stderr, stage, total=total, unit="files",
+                                                   delay=PROGRESS_DELAY))  # fmt: skip
+    try:
+        return load_deployment(flows, load_wav, progress=stages, **checks)
+    finally:
+        stages.end()
+
+
 def _flows_of(config: Config) -> Path:
     return Path(config.flows.dir) if config.flows.dir else BUILTIN
 
@@ -205,10 +219,10 @@ def _check(paths: list[Path]) -> int:
             speech = Speech(config.asr)
             speech.load()
             try:
-                deployment = load_deployment(path if path.is_dir() else _flows_of(config), load_wav,
-                                             transfer_targets=None if path.is_dir() else config.flows.transfer_targets,
-                                             queues=None if path.is_dir() else config.routing.queues,
-                                             check_phrases=speech.check_phrases)  # fmt: skip
+                deployment = _load(path if path.is_dir() else _flows_of(config),
+                                   transfer_targets=None if path.is_dir() else config.flows.transfer_targets,
+                                   queues=None if path.is_dir() else config.routing.queues,
+                                   check_phrases=speech.check_phrases)  # fmt: skip
             finally:
                 speech.shutdown()
         except AsrError as exc:
@@ -219,7 +233,10 @@ def _check(paths: list[Path]) -> int:
             _report(exc)
             failed = True
             continue
-        print(f"{path}: ok (flows {', '.join(sorted(deployment.flows))}; version {deployment.version})")
+        names = sorted(deployment.flows)
+        listed = ", ".join(names[:NAMES_SHOWN]) + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN
+                                                     else "")  # fmt: skip
+        print(f"{path}: ok (flows {listed}; version {deployment.version})")
     return EXIT_CONFIG if failed else 0
 
 
@@ -228,7 +245,7 @@ def _deployment_of_flow(args: argparse.Namespace, *, unreachable_ok: bool = Fals
     after saying why not."""
     try:
         flows = args.flows or (_flows_of(load_config(args.config)) if args.config else Path("etc/flows"))
-        deployment = load_deployment(flows, load_wav, unreachable_ok=unreachable_ok)
+        deployment = _load(flows, unreachable_ok=unreachable_ok)
     except ConfigError as exc:
         return _report(exc)
     if args.flow not in deployment.flows:
@@ -254,9 +271,8 @@ def _test(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config) if args.config else None
         flows = args.dir or (_flows_of(config) if config else Path("etc/flows"))
-        deployment = load_deployment(flows, load_wav,
-                                     transfer_targets=config.flows.transfer_targets if config else None,
-                                     queues=config.routing.queues if config else None)  # fmt: skip
+        deployment = _load(flows, transfer_targets=config.flows.transfer_targets if config else None,
+                           queues=config.routing.queues if config else None)  # fmt: skip
         suite = flowtests.suite_of(deployment, args.tests, only=args.only)
     except ConfigError as exc:
         return _report(exc)

@@ -8,9 +8,9 @@ logged problem by problem and the old set goes on serving.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from flows.loader import Deployment, PhraseCheck, load_deployment
 
 from .logs import event
 from .media.player import load_wav
+from .progress import Stages, in_log
 from .yaml_loader import ConfigError
 
 log = logging.getLogger("ivrd.flows")
@@ -65,15 +66,25 @@ class FlowSet:
     def load(self) -> Deployment:
         """The first load, before the daemon serves (raises :class:`ConfigError`)."""
         self._seen = fingerprint(self.directory)
+        started = time.monotonic()
         self.current = self._load()
-        self._log_loaded(self.current, None, "start")
+        self._log_loaded(self.current, None, "start", time.monotonic() - started)
         return self.current
 
     def _loader(self, settings: FlowSettings) -> tuple[Path, Callable[[], Deployment]]:
         directory = settings.directory or BUILTIN
-        return directory, functools.partial(load_deployment, directory, load_wav,
-                                            transfer_targets=settings.transfer_targets, queues=settings.queues,
-                                            check_phrases=self._check_phrases)  # fmt: skip
+
+        def load() -> Deployment:
+            # a large set's loading logs how far it is (flows.loading) once it takes more than a moment
+            stages = Stages(lambda stage, total: in_log(log, "flows.loading", stage, total=total, unit="files"))
+            try:
+                return load_deployment(directory, load_wav, transfer_targets=settings.transfer_targets,
+                                       queues=settings.queues, check_phrases=self._check_phrases,
+                                       progress=stages)  # fmt: skip
+            finally:
+                stages.end()
+
+        return directory, load
 
     async def reload(self, reason: str, settings: FlowSettings | None = None) -> bool:
         """Load the directory again (or the one ``settings`` name, with what they allow); swap it in if
@@ -84,6 +95,7 @@ class FlowSet:
             seen = await loop.run_in_executor(self._executor, fingerprint, directory)
             if directory == self.directory:  # what the watcher compares against: only the directory in use
                 self._seen = seen
+            started = time.monotonic()
             try:
                 fresh = await loop.run_in_executor(self._executor, load)
             except Exception as exc:  # whatever goes wrong, the running set keeps serving
@@ -103,7 +115,7 @@ class FlowSet:
                 self.directory, self._load, self.builtin = directory, load, settings.directory is None
                 self._seen = seen
             self.reloads += 1
-            self._log_loaded(fresh, previous, reason)
+            self._log_loaded(fresh, previous, reason, time.monotonic() - started)
             return True
 
     async def watch(self, every: float) -> None:
@@ -115,7 +127,8 @@ class FlowSet:
             if now != self._seen:
                 await self.reload("files changed")
 
-    def _log_loaded(self, fresh: Deployment, previous: Deployment | None, reason: str) -> None:
+    def _log_loaded(self, fresh: Deployment, previous: Deployment | None, reason: str, seconds: float) -> None:
         event(log, "flows.loaded", version=fresh.version, previous=previous.version if previous else None,
+              count=len(fresh.flows), prompts=len(fresh.prompts), seconds=round(seconds, 3),
               flows=",".join(sorted(fresh.flows)), directory=str(self.directory), reason=reason,
               builtin=self.builtin)  # fmt: skip

@@ -21,6 +21,8 @@ from typing import BinaryIO, TextIO
 from asr.base import AsrError
 from asr.vosk_engine import VoskEngine
 
+from .progress import on_stream
+
 CHUNK = 1 << 16
 
 
@@ -29,30 +31,23 @@ class FetchError(Exception):
 
 
 def download(url: str, into: BinaryIO, progress: TextIO) -> str:
-    """Copy ``url`` into ``into`` with a progress line on ``progress``; the SHA-256 of what came."""
+    """Copy ``url`` into ``into``, its size, rate and time left shown on ``progress``; the SHA-256 of what
+    came."""
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=30) as response:  # the operator names the URL
-            total = int(response.headers.get("Content-Length") or 0)
+            length = int(response.headers.get("Content-Length") or 0)
+            shown = on_stream(progress, "downloading", total=length or None, unit="B")
             done = 0
             while chunk := response.read(CHUNK):
                 into.write(chunk)
                 digest.update(chunk)
                 done += len(chunk)
-                _show(progress, done, total)
+                shown.update(done)
+            shown.end()
     except (OSError, ValueError) as exc:
         raise FetchError(f"cannot download {url}: {exc}") from None
-    progress.write("\n")
     return digest.hexdigest()
-
-
-def _show(progress: TextIO, done: int, total: int) -> None:
-    if total:
-        bar = "#" * (30 * done // total)
-        progress.write(f"\r[{bar:<30}] {done / 1e6:7.1f} / {total / 1e6:.1f} MB {100 * done // total:3d}%")
-    else:
-        progress.write(f"\r{done / 1e6:7.1f} MB")
-    progress.flush()
 
 
 def _safe(name: str) -> bool:
@@ -103,8 +98,10 @@ def fetch_model(url: str, sha256: str, target: Path, *, progress: TextIO = sys.s
             raise FetchError(f"checksum mismatch: expected {sha256.lower()}, got {got} (nothing was unpacked)")
         unpacked = Path(work) / "unpacked"
         unpacked.mkdir()
+        print("unpacking", file=progress, flush=True)
         unpack(archive, unpacked)
         root = _model_root(unpacked)
+        print("checking that the model loads", file=progress, flush=True)
         try:
             VoskEngine(root, "check")
         except AsrError as exc:

@@ -83,6 +83,10 @@ def status_text(status: dict[str, Any]) -> str:
     clock = datetime.fromtimestamp(now).strftime("%Y-%m-%d %H:%M:%S")
     head = f"ivrd {status['node']}  flows {status['flows'] or '-'}  {clock}"
     lines = [_fit(f"{head}{len(calls):>{WIDTH - len(head) - 6}} calls")]
+    transcripts = status.get("transcription")
+    if transcripts:
+        lines.append(f"transcripts: {transcripts['waiting']} waiting, {transcripts['done']} done, "
+                     f"{transcripts['failed']} failed")  # fmt: skip
     lines += ["", _fit(f"{'CALLER':<16} {'FLOW.STEP':<24} {'STATE':<6} {'TIME':>6} {'QUEUE':<12} {'AGENT':<10}")]
     for call in calls:
         where = f"{call['flow']}.{call['step']}" if call["flow"] else "-"
@@ -91,7 +95,7 @@ def status_text(status: dict[str, Any]) -> str:
                           f"{_cut(call['agent'] or '-', 10):<10}"))  # fmt: skip
     if not calls:
         lines.append("(no calls)")
-    today = "today" if status.get("records") else "today (records off)"
+    today = "today" if status.get("records") else "no records"  # the day's figures come from them
     lines += ["", _fit(f"{'QUEUE':<14} {'WAIT':>4} {'OLDEST':>6} {'AVAIL':>5} {'BUSY':>4} {'WRAP':>4} {'AWAY':>4} "
                        f"{'OFFERED':>7} {'SL':>4} {'ABAND':>5}  {today}")]  # fmt: skip
     for queue in queues:

@@ -149,7 +149,8 @@ class Daemon:
         phones = Phones(lambda: self.config, self.desks, dialer, self.flows, listeners=self.listeners,
                         clock=self.frame_clock, media=settings, find_call=self._find_sip_call)  # fmt: skip
         console = Console(lambda: self.config, self.center, self.flows, calls=self.calls.values, reload=self.reload,
-                          records=self.records, node=self.cluster.node if self.cluster else socket.gethostname())
+                          records=self.records, transcription=self.transcription,
+                          node=self.cluster.node if self.cluster else socket.gethostname())  # fmt: skip
         self.http = HttpServer(lambda: self.config.http, self.center, desktops=self.desktops, metrics=self.metrics,
                                find_call=self._find_call, readiness=self._readiness, desks=self.desks,
                                phones=phones, console=console, records=self.records)  # fmt: skip

@@ -80,6 +80,14 @@ def test_alias_bombs_are_refused(tmp_path):
     assert "more than" in str(info.value)
 
 
+@pytest.mark.parametrize("text", ["sip: " + "[" * 20000, "sip: " + "{a: " * 20000, "- " * 20000 + "x"])
+def test_deeply_nested_yaml_is_one_problem_not_a_crash(tmp_path, text: str):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text + "\n"))
+    (problem,) = info.value.problems
+    assert problem.line == 1 and ("nest" in problem.message or "more than" in problem.message), problem
+
+
 def test_cli_refuses_a_bad_config_with_exit_2_and_no_traceback(tmp_path):
     path = write(tmp_path, "sip:\n  listen: 5060\n")
     for args in (["check", str(path)], ["run", "-c", str(path)]):

