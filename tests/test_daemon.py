@@ -6,7 +6,7 @@ import asyncio
 import socket
 
 from ivrd.call import Call
-from ivrd.cli import run_loop
+from ivrd.commands.daemon import run_loop
 from ivrd.config import Config, HttpConfig, Listen, SipConfig
 from ivrd.server import Daemon, cancel_strays
 from ivrd.sip.message import Response, parse_message
