@@ -3,7 +3,12 @@ the transcription backlog when there is one, and a daemon that cannot be reached
 
 from __future__ import annotations
 
-from ivrd.config import HttpConfig
+import asyncio
+
+import pytest
+
+from ivrd.config import Config, HttpConfig
+from ivrd.http.console import TODAY_SECONDS, Console
 from ivrd.remote import Daemon, RemoteError, status_text
 
 QUEUE = {"name": "billing-and-collections-overflow", "waiting": 12, "waiting_here": 12, "oldest_wait": 3725.0,
@@ -48,3 +53,30 @@ def test_a_daemon_that_is_not_there_is_one_line_not_a_traceback():
         assert str(exc).startswith("cannot reach the daemon at http://127.0.0.1:1: ")
     else:
         raise AssertionError("port 1 answered")
+
+
+def test_watching_consoles_share_one_reading_of_the_days_records():
+    class Records:
+        def __init__(self) -> None:
+            self.readings = 0
+
+        async def kpi(self, since: float, until: float, queues: object, resolved: object) -> dict[object, object]:
+            self.readings += 1
+            await asyncio.sleep(0)
+            if self.readings == 3:
+                raise OSError("disk gone")
+            return {("queue", "billing"): self.readings}
+
+    async def run() -> None:
+        records = Records()
+        console = Console(Config, None, None, calls=list, reload=None, records=records,  # type: ignore[arg-type]
+                          transcription=None, node="n")  # fmt: skip
+        now = 1796637600.0
+        first = await asyncio.gather(*(console._today(now + i) for i in range(5)))
+        assert records.readings == 1 and all(f == {("queue", "billing"): 1} for f in first)
+        assert await console._today(now + TODAY_SECONDS) == {("queue", "billing"): 2}
+        with pytest.raises(OSError):
+            await console._today(now + 2 * TODAY_SECONDS)
+        assert await console._today(now + 2 * TODAY_SECONDS + 1) == {("queue", "billing"): 4}  # tried again
+
+    asyncio.run(run())
