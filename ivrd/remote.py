@@ -83,6 +83,11 @@ def status_text(status: dict[str, Any]) -> str:
     clock = datetime.fromtimestamp(now).strftime("%Y-%m-%d %H:%M:%S")
     head = f"ivrd {status['node']}  flows {status['flows'] or '-'}  {clock}"
     lines = [_fit(f"{head}{len(calls):>{WIDTH - len(head) - 6}} calls")]
+    load = status.get("load")
+    if load:
+        taking = (f"LIMITING new calls to {load['rate']:g}/s ({load['why']})" if load["limiting"]
+                  else "taking every call")  # fmt: skip
+        lines.append(_fit(f"loop busy {load['busy'] * 100:.0f}%  lag {load['lag_ms']:g} ms  {taking}"))
     transcripts = status.get("transcription")
     if transcripts:
         lines.append(f"transcripts: {transcripts['waiting']} waiting, {transcripts['done']} done, "

@@ -149,7 +149,7 @@ class Daemon:
         phones = Phones(lambda: self.config, self.desks, dialer, self.flows, listeners=self.listeners,
                         clock=self.frame_clock, media=settings, find_call=self._find_sip_call)  # fmt: skip
         console = Console(lambda: self.config, self.center, self.flows, calls=self.calls.values, reload=self.reload,
-                          records=self.records, transcription=self.transcription,
+                          records=self.records, transcription=self.transcription, load=self._load_summary,
                           node=self.cluster.node if self.cluster else socket.gethostname())  # fmt: skip
         self.http = HttpServer(lambda: self.config.http, self.center, desktops=self.desktops, metrics=self.metrics,
                                find_call=self._find_call, readiness=self._readiness, desks=self.desks,
@@ -421,6 +421,13 @@ class Daemon:
 
     def _find_sip_call(self, call_id: str) -> Call | None:
         return next((call for call in self.calls.values() if call.call_id == call_id), None)
+
+    def _load_summary(self) -> dict[str, object]:
+        """The loop's last measures and admission control's state, for ``ivrd status``."""
+        admission, load = self.admission, self.load
+        return {"busy": round(load.busy, 3), "lag_ms": round(load.lag * 1000, 1), "late": round(load.late, 4),
+                "limiting": admission.limiting, "rate": round(admission.rate, 1) if admission.rate else None,
+                "why": admission.why or None}
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         """Whether to send calls here: listening, flows loaded and not stopping; and the figures behind it."""

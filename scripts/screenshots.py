@@ -12,6 +12,7 @@ import html
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -122,6 +123,7 @@ def console(out: Path, work: Path) -> None:
                     caller.press_rfc4733(key)
             daemon.wait_for_event("queue.bridged", 2)  # Ada talks to the first; Linus's phone rings for the second
             daemon.wait_for_event("queue.offer", 3)
+            time.sleep(8)  # times in the picture that read like a call's, not 0:00 (an offer rings 15 s)
             status = subprocess.run([*cli, "status", "--url", f"http://127.0.0.1:{daemon.http_port}"], check=True,
                                     capture_output=True, text=True).stdout  # fmt: skip
             screen = work / "status.html"

@@ -27,7 +27,8 @@ def status(**extra: object) -> dict[str, object]:
 
 
 def test_every_line_fits_80_columns_and_long_names_are_cut_visibly():
-    lines = status_text(status(transcription={"waiting": 3, "done": 40, "failed": 1})).splitlines()
+    load = {"busy": 0.312, "lag_ms": 0.4, "late": 0.0, "limiting": False, "rate": None, "why": None}
+    lines = status_text(status(transcription={"waiting": 3, "done": 40, "failed": 1}, load=load)).splitlines()
     assert max(len(line) for line in lines) <= 80 and all(line == line.rstrip() for line in lines)
     (call,) = [line for line in lines if line.startswith("+4930")]
     assert call.split()[:6] == ["+49301234567890~", "main_with_a_long_name.b~", "queue", "1:15", "billing-and~", "-"]
@@ -36,6 +37,13 @@ def test_every_line_fits_80_columns_and_long_names_are_cut_visibly():
     (agent,) = [line for line in lines if line.startswith("agent-")]
     assert agent.split()[:3] == ["agent-200~", "Ada", "Lovelace"] and " away " in agent and " 2h02 " in agent
     assert "transcripts: 3 waiting, 40 done, 1 failed" in lines
+    assert "loop busy 31%  lag 0.4 ms  taking every call" in lines
+
+
+def test_admission_control_limiting_new_calls_is_said_with_why():
+    load = {"busy": 0.93, "lag_ms": 12.5, "late": 0.02, "limiting": True, "rate": 84.3, "why": "busy,late"}
+    lines = status_text(status(load=load)).splitlines()
+    assert "loop busy 93%  lag 12.5 ms  LIMITING new calls to 84.3/s (busy,late)" in lines
 
 
 def test_nothing_going_on_is_said_and_no_backlog_line_without_transcription():
@@ -70,7 +78,7 @@ def test_watching_consoles_share_one_reading_of_the_days_records():
     async def run() -> None:
         records = Records()
         console = Console(Config, None, None, calls=list, reload=None, records=records,  # type: ignore[arg-type]
-                          transcription=None, node="n")  # fmt: skip
+                          transcription=None, load=dict, node="n")  # fmt: skip
         now = 1796637600.0
         first = await asyncio.gather(*(console._today(now + i) for i in range(5)))
         assert records.readings == 1 and all(f == {("queue", "billing"): 1} for f in first)

@@ -1,6 +1,7 @@
 """The operator's side of the API, what ``ivrd status`` and its friends use: the calls in progress
 (``GET /calls``; ``DELETE /calls/{id}`` hangs one up), one document with calls, queues (with today's
-service level and abandonment from the call records), agents and the transcription backlog
+service level and abandonment from the call records), agents, the loop's load and admission control's
+state, and the transcription backlog
 (``GET /status``), a reload (``POST /reload``), and the flows in use as pictures (``GET /flows``,
 ``GET /flows/{name}.svg``)."""
 
@@ -44,7 +45,8 @@ class Console:
 
     def __init__(self, config: Callable[[], Config], center: ContactCenter, flows: FlowSet, *,
                  calls: Callable[[], Iterable[LiveCall]], reload: Callable[[str], Awaitable[bool]],
-                 records: CallRecords | None, transcription: Transcription | None, node: str) -> None:  # fmt: skip
+                 records: CallRecords | None, transcription: Transcription | None,
+                 load: Callable[[], dict[str, object]], node: str) -> None:  # fmt: skip
         self._config = config
         self._center = center
         self._flows = flows
@@ -52,6 +54,7 @@ class Console:
         self._reload = reload
         self._records = records
         self._transcription = transcription
+        self._load = load
         self._node = node
         self._pictures: dict[tuple[str, str], bytes] = {}  # (flows version, flow) -> SVG
         self._day: tuple[float, asyncio.Future[dict[tuple[str, str], Any]]] | None = None  # (read at, figures)
@@ -97,7 +100,7 @@ class Console:
         deployment = self._flows.current
         return web.json_response({"time": now, "node": self._node, "flows": deployment.version if deployment else None,
                                   "calls": self._summaries(now), "queues": queues, "agents": agents,
-                                  "records": self._records is not None,
+                                  "records": self._records is not None, "load": self._load(),
                                   "transcription": self._transcripts()})  # fmt: skip
 
     async def reload(self, _: web.Request) -> web.Response:

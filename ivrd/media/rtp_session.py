@@ -221,7 +221,7 @@ class RtpSession:
         """The consumers of the caller's audio, one 20 ms frame (decoded once) per tick; ``heard`` is
         what went out to the caller in the same tick, the recording's other channel."""
         samples = decode(frame, self.player.codec) if frame else SILENT_FRAME  # lost or not there: silence
-        if self.recorder is not None and self.stats.received:  # real time, from the caller's first packet
+        if self.recorder is not None:  # from the first frame sent: the caller hears it, whenever they speak
             self.recorder.add_pair(samples, decode(heard, self.player.codec) if heard else SILENT_FRAME)
         if self.capture is not None:
             self.capture.add(samples)
@@ -236,7 +236,7 @@ class RtpSession:
 
     def drain(self) -> None:
         """The session ends: the caller's audio still in the jitter buffer goes to the recorder."""
-        if self.recorder is not None and self.stats.received:
+        if self.recorder is not None:
             for frame in self.jitter.drain():
                 self.recorder.add_pair(decode(frame, self.player.codec) if frame else SILENT_FRAME, SILENT_FRAME)
 

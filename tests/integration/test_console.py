@@ -83,6 +83,7 @@ def test_status_shows_the_calls_queues_and_agents_that_metrics_count_and_the_com
             assert queue["agents"] == {"available": 0, "offered": 0, "busy": 1, "wrap_up": 0, "away": 1}
             for state in ("available", "offered", "busy", "wrap_up", "away"):
                 assert sum(a["state"] == state for a in status["agents"]) == value(samples, "ivrd_agents", state=state)
+            assert status["load"]["limiting"] is False and 0 <= status["load"]["busy"] <= 1
             agents = {a["id"]: a for a in status["agents"]}
             assert agents["2001"]["state"] == "busy" and agents["2002"]["state"] == "away"
 
@@ -94,6 +95,7 @@ def test_status_shows_the_calls_queues_and_agents_that_metrics_count_and_the_com
             (billing,) = [line for line in lines if line.startswith("billing ")]
             assert billing.split()[1:2] == ["2"] and billing.split()[3:7] == ["0", "1", "0", "1"], billing
             assert any(line.startswith("2001") and "Ada" in line and "busy" in line for line in lines)
+            assert any(line.startswith("loop busy ") and line.endswith("taking every call") for line in lines)
 
             # without the token: refused, and said so
             refused = subprocess.run([sys.executable, "-m", "ivrd.cli", "status", "--url",

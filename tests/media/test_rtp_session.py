@@ -4,11 +4,16 @@ tests."""
 
 from __future__ import annotations
 
+import asyncio
+import wave
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ivrd.media.dtmf import Digit, Rfc4733Sender, parse_event
 from ivrd.media.g711 import decode
 from ivrd.media.player import FRAME_SAMPLES, Clip
+from ivrd.media.recorder import Recorder
 from ivrd.media.rtcp import ReportBlock, SenderReport, build_report, parse_rtcp
 from ivrd.media.rtp import build_rtp, parse_rtp
 from ivrd.media.rtp_session import MediaSettings, RtpSession
@@ -127,3 +132,29 @@ def test_a_renegotiation_without_telephone_event_drops_the_key_presses_queued_fo
     core.update(AudioSession(CALLER[0], CALLER[1], 0, "PCMU", None, 20, "sendrecv", False))
     packet = parse_rtp(core.tick(0, 0.0) or b"")
     assert packet.payload_type == 0  # audio, not an event of a type no longer agreed
+
+
+def test_the_recording_holds_what_the_caller_heard_from_the_first_frame_even_before_they_sent_any(tmp_path):
+    core, _, _ = session()
+    greeting = (LOUD, LOUD, QUIET, LOUD)
+    core.player.play(Clip("greeting", {"PCMU": greeting, "PCMA": greeting}))
+
+    async def record() -> Recorder:
+        recorder = Recorder(tmp_path / "call.wav", disk, channels=2)
+        core.record(recorder)
+        core.tick(0, 0.0)  # the greeting starts before the caller's phone sends anything
+        core.tick(1, 0.02)
+        core.receive(rtp(1), CALLER, 0.03)
+        for index in range(2, 6):
+            core.tick(index, index * 0.02)
+        await recorder.close()
+        return recorder
+
+    with ThreadPoolExecutor(1) as disk:
+        recorder = asyncio.run(record())
+    with wave.open(str(recorder.path)) as wav:
+        both = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    caller, heard = both[:, 0].reshape(-1, FRAME_SAMPLES), both[:, 1].reshape(-1, FRAME_SAMPLES)
+    loud = decode(LOUD, "PCMU")
+    assert [np.array_equal(frame, loud) for frame in heard[:4]] == [True, True, False, True]
+    assert not caller[:2].any() and any(np.array_equal(frame, loud) for frame in caller[2:])
