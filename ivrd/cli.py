@@ -15,9 +15,9 @@ from .records import OUTCOMES
 
 # command -> (module under ivrd.commands, its function taking the parsed arguments)
 COMMANDS = {"run": ("daemon", "run"), "check": ("flows", "check"), "simulate": ("flows", "simulate"),
-            "test": ("flows", "test"), "graph": ("flows", "graph"), "status": ("console", "remote_command"),
-            "agent": ("console", "remote_command"), "hangup": ("console", "remote_command"),
-            "reload": ("console", "remote_command"), "fetch-model": ("fetch", "fetch"), "calls": ("calls", "calls")}
+            "test": ("flows", "test"), "graph": ("flows", "graph"), "status": ("console", "through_api"),
+            "agent": ("console", "through_api"), "hangup": ("console", "through_api"),
+            "reload": ("console", "through_api"), "fetch-model": ("fetch", "fetch"), "calls": ("calls", "calls")}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from ..config import Config, ConfigError, load_config
 from . import report
 
 
-def remote_command(args: argparse.Namespace) -> int:
+def through_api(args: argparse.Namespace) -> int:
     """status, agent, hangup, reload: through the running daemon's API."""
     try:
         http = load_config(args.config).http if args.config else Config().http

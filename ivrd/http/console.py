@@ -19,7 +19,8 @@ from flows.loader import Deployment
 
 from ..center.center import ContactCenter
 from ..config import Config
-from ..flowset import FlowSet
+from ..flowset import FlowSet, fingerprint
+from ..flowtests.cases import TESTS_DIR
 from ..pictures import PictureError, flow_dot, render_async
 from ..records import CallRecords
 from ..transcription import Transcription
@@ -56,7 +57,7 @@ class Console:
         self._transcription = transcription
         self._load = load
         self._node = node
-        self._pictures: dict[tuple[str, str], bytes] = {}  # (flows version, flow) -> SVG
+        self._pictures: dict[tuple[str, object, str], bytes] = {}  # (flows version, tests, flow) -> SVG
         self._day: tuple[float, asyncio.Future[dict[tuple[str, str], Any]]] | None = None  # (read at, figures)
         self._drawing = asyncio.Lock()
 
@@ -132,10 +133,13 @@ class Console:
         return web.Response(body=svg, content_type="image/svg+xml", headers={"Cache-Control": "no-cache"})
 
     async def _draw(self, deployment: Deployment, name: str) -> bytes:
-        key = (deployment.version, name)
+        loop = asyncio.get_running_loop()
+        # the flow tests (for the steps they miss) may change without the flows: drawn again when they do
+        tests = await loop.run_in_executor(None, fingerprint, deployment.directory / TESTS_DIR)
+        key = (deployment.version, tests, name)
         async with self._drawing:  # one Graphviz at a time; a burst of requests waits for the first
             if key not in self._pictures:
-                text = await asyncio.get_running_loop().run_in_executor(None, flow_dot, deployment, name)
+                text = await loop.run_in_executor(None, flow_dot, deployment, name)
                 if len(self._pictures) >= PICTURES_KEPT:
                     self._pictures.clear()
                 self._pictures[key] = await render_async(text, "svg")

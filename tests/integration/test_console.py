@@ -9,17 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from flows.graph import UNCOVERED_COLOUR
 from tests.integration.baresip import CONFIG_DIR, agent_phone
 from tests.integration.daemon import daemon_running, one_flow
 from tests.integration.logfmt import events
 from tests.integration.peers import held_calls, require
 from tests.integration.polling import until
 from tests.integration.scrape import scrape, value
+from tests.test_flowgraph import drawn
 
 pytestmark = [pytest.mark.peers, pytest.mark.skipif(not CONFIG_DIR.exists(), reason=f"no {CONFIG_DIR}")]
 
@@ -135,9 +136,17 @@ def test_status_shows_the_calls_queues_and_agents_that_metrics_count_and_the_com
             request = subprocess.run(["curl", "-sf", "-H", f"Authorization: Bearer {TOKEN}",
                                       f"http://127.0.0.1:{daemon.http_port}/flows/main.svg"], capture_output=True,
                                      timeout=30, check=True)  # fmt: skip
-            svg = ET.fromstring(request.stdout)
-            titles = {t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")}
-            assert {"welcome", "billing", "nobody"} <= titles
+            nodes, _, _ = drawn(request.stdout)
+            assert {"welcome", "billing", "nobody"} <= set(nodes) and UNCOVERED_COLOUR not in nodes.values()
+            # a flow test written beside the flows: the picture marks the step it does not reach
+            (tmp_path / "flows" / "tests").mkdir()
+            (tmp_path / "flows" / "tests" / "main.yaml").write_text(
+                "tests:\n  queued:\n    expect: { end: { queue: billing } }\n")
+            request = subprocess.run(["curl", "-sf", "-H", f"Authorization: Bearer {TOKEN}",
+                                      f"http://127.0.0.1:{daemon.http_port}/flows/main.svg"], capture_output=True,
+                                     timeout=30, check=True)  # fmt: skip
+            nodes, _, _ = drawn(request.stdout)
+            assert [step for step, fill in nodes.items() if fill == UNCOVERED_COLOUR] == ["nobody"]
         finally:
             if callers is not None:
                 _hang_up_all(config)
