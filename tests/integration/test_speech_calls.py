@@ -156,8 +156,12 @@ VOICES = [("en-us", "sales"), ("en-gb", "main menu"), ("en-us+f3", "agent"), ("e
           ("en-gb-scotland", "operator")]
 
 
-def test_clean_speech_with_digital_silence_is_understood_in_any_voice(tmp_path):
-    """What synthetic prompts, phones that suppress silence and muted tracks send: exact zeros around the words."""
+OTHER_SPEECH = [("en-us", "what time is it"), ("en-gb", "thank you"), ("en-us+f3", "pizza delivery")]
+
+
+def test_clean_speech_in_any_voice_is_understood_and_other_speech_is_the_menus_no_match(tmp_path):
+    """Clean speech is what synthetic prompts, phones that suppress silence and muted tracks send: exact zeros
+    around the words. Other speech is what the grammar would otherwise take for its nearest phrase."""
     require("espeak-ng", "sox")
     with daemon_running(one_flow(tmp_path / "flows", MENU_STEPS) + "log:\n  level: debug\n") as daemon:
         for n, (voice, said) in enumerate(VOICES, 1):
@@ -165,6 +169,10 @@ def test_clean_speech_with_digital_silence_is_understood_in_any_voice(tmp_path):
             assert heard["text"] == said, (voice, heard)
             choice = next(e for e in record["path"] if e["event"] == "choice")
             assert choice["said"] == said and record["path"][-1]["step"] == "heard"
+        for n, (voice, said) in enumerate(OTHER_SPEECH, len(VOICES) + 1):
+            heard, record = ask(daemon, speech(said, tmp_path, voice=voice), n)
+            assert heard["text"] == "", (voice, said, heard)
+            assert "choice" not in [e["event"] for e in record["path"]] and record["path"][-1]["step"] == "lost"
 
 
 def test_speech_that_is_none_of_the_phrases_is_the_menus_no_match(tmp_path):
