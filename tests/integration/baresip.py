@@ -27,7 +27,10 @@ class Baresip:
         ``account``: the accounts file's line (an address to register, with its password);
         ``hears``: what the phone receives is written to ``dump-*-dec.wav`` in :attr:`dir` (sndfile)."""
         self.dir = Path(tempfile.mkdtemp(prefix="baresip-"))
-        self.sip_port, self.ctrl_port = free_port(), free_port()
+        self.sip_port = free_port(span=2)  # baresip listens for SIP over TLS on the port above
+        self.ctrl_port = free_port()
+        while self.ctrl_port in (self.sip_port, self.sip_port + 1):
+            self.ctrl_port = free_port()
         config = (CONFIG_DIR / "config").read_text()
         if speaks is not None:
             config = config.replace("ausine,440", f"aufile,{speaks}")
