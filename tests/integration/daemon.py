@@ -38,24 +38,23 @@ def one_flow(directory: Path, steps: str) -> str:
 def free_port(span: int = 1) -> int:
     """A port free for UDP and TCP on both 127.0.0.1 and ::1, and so are the ``span - 1`` ports above it."""
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:  # bound only: no TIME_WAIT once closed
             tcp.bind(("127.0.0.1", 0))
             port = tcp.getsockname()[1]
-            if port + span > 65536:
-                continue
-            wanted = [(family, kind, host, port + offset) for offset in range(span)
-                      for family, kind, host in ((socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1"),
-                                                 (socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1"),
-                                                 (socket.AF_INET6, socket.SOCK_DGRAM, "::1"),
-                                                 (socket.AF_INET6, socket.SOCK_STREAM, "::1"))
-                      if (offset, kind, host) != (0, socket.SOCK_STREAM, "127.0.0.1")]  # fmt: skip
-            try:
-                for family, kind, host, number in wanted:
-                    with socket.socket(family, kind) as probe:
-                        probe.bind((host, number))
-            except OSError:
-                continue
+        if port + span <= 65536 and all(_bindable(port + offset) for offset in range(span)):
             return port
+
+
+def _bindable(port: int) -> bool:
+    """Whether UDP and TCP on 127.0.0.1 and ::1 can each bind ``port`` now."""
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            with socket.socket(family, kind) as probe:
+                try:
+                    probe.bind((host, port))
+                except OSError:
+                    return False
+    return True
 
 
 @dataclass
