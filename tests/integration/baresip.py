@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -98,12 +98,25 @@ class Baresip:
                 raise AssertionError(f"baresip closed its control socket; {self.output()}")
             self._buffer += chunk
 
+    def heard(self) -> tuple[np.ndarray, int]:
+        """What the phone has heard on its call so far (``hears``), first channel, and its sample rate.
+        Readable while the call is up: the dump's frames reach the file as they come, its header's
+        length only at the end, so the data chunk is read to the end of the file."""
+        dumps = list(self.dir.glob("dump-*-dec.wav"))
+        if not dumps:
+            return np.zeros(0, dtype="<i2"), 8000
+        (dump,) = dumps
+        raw = dump.read_bytes()
+        fmt = raw.find(b"fmt ")
+        channels, rate = struct.unpack_from("<HI", raw, fmt + 10)
+        data = raw.find(b"data", fmt) + 8
+        frames = (len(raw) - data) // (2 * channels)
+        return np.frombuffer(raw, dtype="<i2", count=frames * channels, offset=data)[::channels], rate
+
     def heard_tone(self, frequency: float) -> float:
         """How strongly ``frequency`` stands out in what the phone heard on its (closed) call (``hears``)."""
-        (dump,) = self.dir.glob("dump-*-dec.wav")
-        with wave.open(str(dump)) as wav:
-            rate, raw, channels = wav.getframerate(), wav.readframes(wav.getnframes()), wav.getnchannels()
-        return tone_level(np.frombuffer(raw, dtype="<i2")[::channels], rate, frequency)
+        samples, rate = self.heard()
+        return tone_level(samples, rate, frequency)
 
     def output(self) -> str:
         self.log.flush()

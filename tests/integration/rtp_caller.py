@@ -6,6 +6,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,9 +80,13 @@ class RtpCaller:
 
     def wait_for_packets(self, count: int, timeout: float = 20.0) -> None:
         """Block until ``count`` RTP packets have arrived in all."""
+        self.wait_for_audio(lambda received: len(received) >= count, f"{count} RTP packets", timeout)
+
+    def wait_for_audio(self, check: Callable[[list[Received]], bool], what: str, timeout: float = 20.0) -> None:
+        """Block until ``check`` holds for the RTP packets received so far (checked as each arrives)."""
         with self._arrived:
-            if not self._arrived.wait_for(lambda: len(self.received) >= count, timeout):
-                raise AssertionError(f"only {len(self.received)} of {count} RTP packets arrived")
+            if not self._arrived.wait_for(lambda: check(self.received), timeout):
+                raise AssertionError(f"timed out waiting for {what} ({len(self.received)} RTP packets arrived)")
 
     def request(self, method: str, body: str = "", content_type: str = "", branch: str = "", *,
                 extra: str = "") -> bytes:  # fmt: skip

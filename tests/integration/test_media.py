@@ -229,7 +229,7 @@ def test_a_caller_who_falls_silent_is_hung_up_and_one_who_talks_or_reports_is_no
     ends = {e["call_id"]: e for e in events(daemon.final_log, "call.end")}
     assert ends[gone_id]["reason"] == "media-timeout" and ends[talking_id]["reason"] == "bye"
     (timeout,) = events(daemon.final_log, "call.media_timeout")
-    assert timeout["call_id"] == gone_id and float(timeout["silent"]) > 2
+    assert timeout["call_id"] == gone_id and float(timeout["silent"]) >= 2  # rounded to 0.1 s: 2.04 is "2.0"
 
 
 def test_a_recorded_call_is_announced_and_a_pause_through_the_api_leaves_silence_in_its_place(tmp_path):

@@ -87,7 +87,12 @@ async def _call(codecs: tuple[str, ...] | None, settings: PeerSettings = LOOPBAC
         session.listen(said.append)
         session.player.play(prompt_from_samples("tone", (np.sin(2 * np.pi * 440 * np.arange(12000) / 8000)
                                                          * 8000).astype(np.int16)))  # fmt: skip
-        await asyncio.sleep(1.5)
+
+        async def both_heard_a_second_and_a_half() -> None:  # 75 frames of 20 ms each way
+            while len(said) < 75 or len(heard) < 75:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(both_heard_a_second_and_a_half(), 10)
         ports = [c.port for c in SessionDescription.parse(answer).media[0].ice_candidates]
         leg_heard = tone_level(np.concatenate(said[10:]), 8000, 1000)  # the jitter buffer's first frames: silence
         browser_heard = tone_level(np.concatenate(heard[10:]), 8000, 440)
