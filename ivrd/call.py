@@ -198,8 +198,10 @@ class Call:
         metrics = self.services.metrics
         leg = self.leg
         try:
-            sip.ring(leg)
-            if (config.sip.answer_after and await self._wait_end(config.sip.answer_after)) or self.ended.is_set():
+            if config.sip.answer_after:  # a call answered at once is not told it rings first
+                sip.ring(leg)
+                await self._wait_end(config.sip.answer_after)
+            if self.ended.is_set():
                 metrics.call_setups.labels("cancelled").inc()
                 self.outcome = "cancelled"
                 return

@@ -41,7 +41,8 @@ def test_a_call_that_fails_is_rejected_not_left_ringing(monkeypatch):
         await daemon.shutdown()
         return statuses
 
-    assert asyncio.run(scenario()) == [100, 480]
+    statuses = asyncio.run(scenario())
+    assert statuses[-1] == 480 and all(status < 200 for status in statuses[:-1])
 
 
 

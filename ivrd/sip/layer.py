@@ -164,6 +164,12 @@ class SipLayer:
         self._server[server_key(request)] = tx
         return tx
 
+    def accept_invite(self, tx: ServerInviteTransaction, flow: SipFlow, now: float) -> None:
+        """``tx``'s INVITE is the transaction user's now: its 100 (Trying) follows unless the TU responds
+        first (see :class:`ServerInviteTransaction`)."""
+        self._routes[id(tx)] = self.response_route(tx.request, flow)
+        self._run(tx, tx.start(now), now)
+
     def send_response(self, tx: ServerTransaction, response: Response, flow: SipFlow, now: float) -> None:
         if id(tx) not in self._routes:
             self._routes[id(tx)] = self.response_route(tx.request, flow)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .build import make_ack_for_failure
+from .build import make_ack_for_failure, make_response
 from .message import Request, Response
 
 
@@ -36,6 +36,9 @@ class Timers:
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
+
+
+TRYING_AFTER = 0.2  # seconds an INVITE's 100 (Trying) waits for the transaction user's own response (§17.2.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,10 +289,19 @@ _CLIENT_NON_INVITE: Table = {
 
 
 class ServerInviteTransaction(_ServerBase):
-    """§17.2.1 with RFC 6026: G retransmits a failure until ACK, H gives up, I and L absorb strays."""
+    """§17.2.1 with RFC 6026: G retransmits a failure until ACK, H gives up, I and L absorb strays.
+
+    The 100 (Trying) waits for :data:`TRYING_AFTER`: a response of the transaction user's before then
+    makes it needless (§17.2.1 lets the server leave it out when the TU answers within 200 ms, as an IVR
+    that answers at once does), and a retransmitted INVITE before then gets it at once."""
 
     def __init__(self, request: Request, *, reliable: bool, timers: Timers = Timers()) -> None:
         super().__init__(request, reliable=reliable, timers=timers, state=State.PROCEEDING)
+
+    def start(self, now: float) -> list[Output]:
+        """The INVITE is the transaction user's from ``now``: the 100 goes unless it responds in time."""
+        self._start("trying", now, TRYING_AFTER)
+        return []
 
     def on_request(self, request: Request, now: float) -> list[Output]:
         """A retransmitted INVITE or an ACK matched to this transaction."""
@@ -298,13 +310,22 @@ class ServerInviteTransaction(_ServerBase):
     def send_response(self, response: Response, now: float) -> list[Output]:
         return self._dispatch(f"send_{_status_class(response)}", now, response)
 
+    def _trying(self, now: float, _: Request | Response | None) -> list[Output]:
+        """The 100 when nothing was sent yet (its timer, or a retransmission first); else the last response."""
+        self._stop("trying")
+        if self.last_response is None:
+            self.last_response = make_response(self.request, 100)
+        return [Transmit(self.last_response)]
+
     def _send_provisional(self, now: float, response: Request | Response | None) -> list[Output]:
         assert isinstance(response, Response)
+        self._stop("trying")
         self.last_response = response
         return [Transmit(response)]
 
     def _send_success(self, now: float, response: Request | Response | None) -> list[Output]:
         assert isinstance(response, Response)
+        self._stop("trying")
         self.last_response = response
         self.state = State.ACCEPTED
         self._start("L", now, 64 * self.timers.t1)
@@ -316,6 +337,7 @@ class ServerInviteTransaction(_ServerBase):
 
     def _send_failure(self, now: float, response: Request | Response | None) -> list[Output]:
         assert isinstance(response, Response)
+        self._stop("trying")
         self.last_response = response
         self.state = State.COMPLETED
         if not self.reliable:
@@ -342,7 +364,8 @@ class ServerInviteTransaction(_ServerBase):
 
 
 _SERVER_INVITE: Table = {
-    (State.PROCEEDING, "request"): _ServerBase._resend_last,
+    (State.PROCEEDING, "request"): ServerInviteTransaction._trying,
+    (State.PROCEEDING, "timer_trying"): ServerInviteTransaction._trying,
     (State.PROCEEDING, "send_1xx"): ServerInviteTransaction._send_provisional,
     (State.PROCEEDING, "send_2xx"): ServerInviteTransaction._send_success,
     (State.PROCEEDING, "send_final"): ServerInviteTransaction._send_failure,

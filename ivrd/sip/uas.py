@@ -123,7 +123,7 @@ class Uas:
         assert isinstance(tx, ServerInviteTransaction)
         leg = CallLeg(request, flow, tx, layer.token(), offer, audio)
         self._incoming[id(tx)] = leg
-        layer.send_response(tx, make_response(request, 100), flow, now)
+        layer.accept_invite(tx, flow, now)
         self._legs.active_calls += 1
         layer.emit(IncomingCall(leg))
 

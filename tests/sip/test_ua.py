@@ -58,7 +58,7 @@ class Harness:
 
     def call(self, **kw):
         sends, events = self.feed(request(body=OFFER, **kw))
-        assert [m.status for m, _, _ in sends] == [100]
+        assert sends == []  # the 100 (Trying) waits: an answer in time makes it needless
         (incoming,) = events
         assert isinstance(incoming, IncomingCall)
         return incoming.leg
@@ -201,7 +201,21 @@ def test_invite_retransmission_is_absorbed():
     h = Harness()
     h.call()
     sends, events = h.feed(request(body=OFFER))
-    assert statuses(sends) == [100] and events == []
+    assert statuses(sends) == [100] and events == []  # the caller waits: told at once it is being handled
+    assert h.advance(1.0) == []  # and that 100 was the one
+
+
+def test_the_100_goes_only_when_the_call_is_not_answered_within_200_ms():
+    h = Harness()
+    h.call(call_id="slow", branch="z9hG4bKslow")
+    assert [(at, m.status) for at, m in h.advance(1.0)] == [(0.2, 100)]  # answered later, or not at all
+    h.ua.ring(h.call(call_id="rung", branch="z9hG4bKrung"), h.now)  # a 180 within the 200 ms...
+    assert statuses(h.drain()[0]) == [180]
+    assert h.advance(2.0) == []  # ...and no 100 after it
+    leg = h.call(call_id="quick", branch="z9hG4bKquick")
+    h.ua.answer(leg, media_address="10.0.0.1", media_port=20000, now=h.now + 0.1)
+    assert statuses(h.drain()[0]) == [200]
+    assert all(m.status == 200 for _, m in h.advance(3.0))  # the 2xx again until its ACK, never a 100
 
 
 def test_reinvite_hold_and_resume_and_glare_guard():
