@@ -202,19 +202,19 @@ class Call:
                 sip.ring(leg)
                 await self._wait_end(config.sip.answer_after)
             if self.ended.is_set():
-                metrics.call_setups.labels("cancelled").inc()
+                metrics.setups["cancelled"].inc()
                 self.outcome = "cancelled"
                 return
             bound = self.services.media.bind(leg.flow.local[0])
             if bound is None:
                 event(log, "call.no_media_port", logging.WARNING, call_id=leg.call_id)
                 sip.reject(leg, 503, reason="no-media-port")
-                metrics.call_setups.labels("rejected").inc()
+                metrics.setups["rejected"].inc()
                 self.outcome = "rejected"
                 return
             address, self._ports = bound
             sip.answer(leg, media_address=address, media_port=self._ports.port)
-            metrics.call_setups.labels("answered").inc()
+            metrics.setups["answered"].inc()
             if leg.audio is not None and leg.awaiting_answer is None:
                 self._start_media(leg.audio)
             if not await self._wait_end(config.calls.max_duration):

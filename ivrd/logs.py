@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
 
-_NEEDS_QUOTES = frozenset(' ="\\\n\t')
+_NEEDS_QUOTES = re.compile(r'[ ="\\\n\t]')
 
 
 def _quote(value: Any) -> str:
-    text = str(value)
-    if text and not any(c in _NEEDS_QUOTES for c in text):
+    text = value if type(value) is str else str(value)
+    if text and _NEEDS_QUOTES.search(text) is None:
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 class LogfmtFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
-        parts = [f"ts={ts}", f"level={record.levelname.lower()}", f"event={_quote(record.getMessage())}"]
+        second = int(record.created)
+        if second != self._second:  # a busy second's lines share the formatted part
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        parts = [f"ts={self._stamp}.{int(record.msecs):03d}Z", f"level={record.levelname.lower()}",
+                 f"event={_quote(record.getMessage())}"]  # fmt: skip
         fields: dict[str, Any] = getattr(record, "fields", {})
         parts.extend(f"{key}={_quote(value)}" for key, value in fields.items() if value is not None)
         if record.exc_info:

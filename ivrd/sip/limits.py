@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+SEEN_SOURCES = 4096  # sources whose membership is remembered
 
 
 class RateLimiter:
@@ -40,12 +41,18 @@ class SourceList:
 
     def __init__(self, entries: Iterable[str]) -> None:
         self._networks: tuple[Network, ...] = tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+        self._seen: dict[str, bool] = {}  # the answer for each recent source: parsing one costs more than a call's SIP
 
     def __contains__(self, host: object) -> bool:
         if not isinstance(host, str) or not self._networks:
             return False
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self._networks)
+        known = self._seen.get(host)
+        if known is None:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                return False
+            if len(self._seen) >= SEEN_SOURCES:  # a spray of sources: start again rather than grow
+                self._seen.clear()
+            known = self._seen[host] = any(address in network for network in self._networks)
+        return known
