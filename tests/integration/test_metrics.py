@@ -44,7 +44,8 @@ def test_counters_follow_sipp_calls_with_audio_while_they_run_and_after(tmp_path
     assert value(after, "ivrd_call_setups_total", result="answered") == CALLS
     for method in ("INVITE", "ACK", "BYE"):
         assert value(after, "ivrd_sip_requests_total", direction="in", method=method) == CALLS, method
-    assert value(after, "ivrd_sip_responses_total", direction="out", method="INVITE", **{"class": "1xx"}) == 2 * CALLS
+    # answered at once: no 180, and a 100 only for a call the loop took over 200 ms to answer
+    assert value(after, "ivrd_sip_responses_total", direction="out", method="INVITE", **{"class": "1xx"}) <= CALLS
     assert value(after, "ivrd_sip_responses_total", direction="out", method="INVITE", **{"class": "2xx"}) == CALLS
     assert value(after, "ivrd_sip_responses_total", direction="out", method="BYE", **{"class": "2xx"}) == CALLS
     assert value(after, "ivrd_sip_transactions_timed_out_total", method="INVITE") == 0

@@ -179,11 +179,30 @@ def test_server_non_invite_absorbs_then_repeats_final_until_timer_j():
     assert run_clock(tcp, 100) == [(0.0, [])]
 
 
+def test_a_server_invites_100_waits_200_ms_for_the_transaction_users_own_response():
+    req = request()
+    late = ServerInviteTransaction(req, reliable=False)
+    assert late.start(0.0) == []
+    ((at, (trying,)),) = run_clock(late, 10.0)
+    assert at == 0.2 and isinstance(trying, Transmit) and trying.message.status == 100
+    assert late.on_request(req, 0.7) == [trying]  # a retransmission hears it again
+    hurried = ServerInviteTransaction(req, reliable=False)
+    hurried.start(0.0)
+    (first,) = hurried.on_request(req, 0.1)  # the caller retransmits before the 200 ms: told at once
+    assert first.message.status == 100 and run_clock(hurried, 10.0) == []
+    for status in (180, 200, 486):  # the TU in time: its response is the first, and no 100 follows it
+        tx = ServerInviteTransaction(req, reliable=False)
+        tx.start(0.0)
+        response = response_to(req, status)
+        assert tx.send_response(response, 0.05) == [Transmit(response)]
+        assert all(o.message.status == status for _, out in run_clock(tx, 0.4) for o in out if isinstance(o, Transmit))
+
+
 # ---- every state x every input: nothing outside the table has an effect --------------------------
 
 MACHINES = [ClientInviteTransaction, ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction]
 INPUTS = ["1xx", "2xx", "final", "request", "ack", "send_1xx", "send_2xx", "send_final",
-          *(f"timer_{t}" for t in "ABDEFGHIJKLM")]  # fmt: skip
+          *(f"timer_{t}" for t in "ABDEFGHIJKLM"), "timer_trying"]  # fmt: skip
 
 
 def table_of(machine):
