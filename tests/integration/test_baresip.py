@@ -21,7 +21,7 @@ def phone():
 
 
 def test_baresip_call_answered_then_hung_up_by_the_caller(phone):
-    with daemon_running() as daemon:
+    with daemon_running(sip_section="  answer_after: 0.3\n") as daemon:  # rung first (at once: no 180)
         phone.command("dial", f"sip:ivr@127.0.0.1:{daemon.port}")
         established = phone.wait_event("CALL_ESTABLISHED")
         phone.wait_event("CALL_RTPESTAB")  # the daemon's RTP reached the phone
@@ -40,6 +40,7 @@ def test_baresip_call_ended_by_the_daemon(phone):
         phone.wait_event("CALL_ESTABLISHED")
         closed = phone.wait_event("CALL_CLOSED")
     assert closed["param"] == "Connection reset by peer"
+    assert "CALL_RINGING" not in phone.seen  # answered at once: its 200 OK was the first response
 
 
 def test_an_agent_phone_registers_with_digest_and_a_wrong_password_registers_nothing():
