@@ -41,7 +41,7 @@ class SourceList:
 
     def __init__(self, entries: Iterable[str]) -> None:
         self._networks: tuple[Network, ...] = tuple(ipaddress.ip_network(e, strict=False) for e in entries)
-        self._seen: dict[str, bool] = {}  # the answer for each recent source: parsing one costs more than a call's SIP
+        self._seen: dict[str, bool] = {}  # each recent source's answer: else an address parsed per INVITE
 
     def __contains__(self, host: object) -> bool:
         if not isinstance(host, str) or not self._networks:

@@ -1,5 +1,5 @@
 from ivrd.sip.flow import SipFlow
-from ivrd.sip.limits import RateLimiter, SourceList
+from ivrd.sip.limits import SEEN_SOURCES, RateLimiter, SourceList
 from ivrd.sip.settings import UaSettings
 from tests.sip.helpers import OFFER, request
 from tests.sip.test_ua import Harness, statuses
@@ -25,6 +25,14 @@ def test_source_list_takes_addresses_and_networks():
     trusted = SourceList(["10.0.0.0/8", "::1", "192.0.2.7"])
     assert "10.9.8.7" in trusted and "::1" in trusted and "192.0.2.7" in trusted
     assert "192.0.2.8" not in trusted and "not-an-ip" not in trusted and "2001:db8::1" not in trusted
+
+
+def test_source_list_answers_stay_right_and_bounded_under_a_spray_of_sources():
+    trusted = SourceList(["10.0.0.0/8"])
+    sprayed = [f"203.0.{i // 256}.{i % 256}" for i in range(SEEN_SOURCES + 100)]
+    assert not any(source in trusted for source in sprayed)
+    assert all(source in trusted for source in ("10.1.2.3", "10.1.2.3", "10.255.0.1"))
+    assert len(trusted._seen) <= SEEN_SOURCES and "192.0.2.1" not in trusted and "not-an-ip" not in trusted
 
 
 def test_a_flooding_source_gets_503_while_others_and_trusted_ones_are_served():
