@@ -113,10 +113,13 @@ class Baresip:
         frames = (len(raw) - data) // (2 * channels)
         return np.frombuffer(raw, dtype="<i2", count=frames * channels, offset=data)[::channels], rate
 
-    def heard_tone(self, frequency: float) -> float:
-        """How strongly ``frequency`` stands out in what the phone heard on its (closed) call (``hears``)."""
+    def heard_tone(self, frequency: float, *, last: float | None = None) -> float:
+        """How strongly ``frequency`` stands out in what the phone has heard (``hears``), or in its ``last``
+        seconds (0.0 until it has heard that long)."""
         samples, rate = self.heard()
-        return tone_level(samples, rate, frequency)
+        if last is not None:
+            samples = samples[-int(last * rate) :] if len(samples) >= int(last * rate) else samples[:0]
+        return tone_level(samples, rate, frequency) if len(samples) else 0.0
 
     def output(self) -> str:
         self.log.flush()

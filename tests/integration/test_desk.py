@@ -252,13 +252,8 @@ def test_a_baresip_caller_reaches_an_agent_in_the_browser_and_each_hears_the_oth
             page.find_element("id", "accept").click()
             daemon.wait_for_event("queue.bridged")
             until(lambda: _tone_heard(page, 440), "the softphone's 440 Hz in the page", timeout=10)
-
-            def agent_heard() -> bool:  # the softphone's last 1.5 s are the browser's tone
-                heard, rate = phone.heard()
-                last = heard[-int(1.5 * rate) :]
-                return len(last) == int(1.5 * rate) and tone_level(last, rate, AGENT_HZ) > 0.5
-
-            until(agent_heard, "the browser's tone at the softphone", timeout=10)
+            until(lambda: phone.heard_tone(AGENT_HZ, last=1.5) > 0.5, "the browser's tone, the softphone's last 1.5 s",
+                  timeout=10)  # fmt: skip
             page.find_element("id", "hangup").click()
             phone.wait_event("CALL_CLOSED")
         finally:
